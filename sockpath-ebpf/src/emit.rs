@@ -1,0 +1,76 @@
+//! Filling event headers and writing events to the ring buffer, counting what does not fit.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns,
+    },
+    maps::ring_buf::RingBufEntry,
+};
+use sockpath_ebpf::{
+    config::counter,
+    event::{EventHeader, EventKind, CTX_NET_RX},
+};
+
+use crate::maps::{count, RxCtx, EVENTS, RX_CTX};
+
+/// The CPU's receive context: whether it serves NET_RX now, and which journey.
+#[inline(always)]
+pub fn rx_ctx() -> Option<*mut RxCtx> {
+    RX_CTX.get_ptr_mut(0)
+}
+
+/// `(CTX_NET_RX, journey)` while the CPU processes a watched packet in NET_RX; `(0, 0)` outside
+/// NET_RX; `(CTX_NET_RX, 0)` while it processes an unwatched one.
+#[inline(always)]
+pub fn current_journey() -> (u16, u64) {
+    match rx_ctx() {
+        // SAFETY: per-CPU slot, read on the CPU that owns it.
+        Some(c) => unsafe {
+            if (*c).in_net_rx != 0 {
+                (CTX_NET_RX, (*c).journey)
+            } else {
+                (0, 0)
+            }
+        },
+        None => (0, 0),
+    }
+}
+
+#[inline(always)]
+pub fn header(kind: EventKind, size: usize, ctx: u16, journey: u64) -> EventHeader {
+    EventHeader {
+        kind: kind as u16,
+        size: size as u16,
+        // SAFETY: helpers without preconditions.
+        cpu: unsafe { bpf_get_smp_processor_id() } as u16,
+        ctx,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        pid_tgid: bpf_get_current_pid_tgid(),
+        journey,
+    }
+}
+
+#[inline(always)]
+pub fn comm() -> [u8; 16] {
+    bpf_get_current_comm().unwrap_or([0; 16])
+}
+
+/// Room for one event in the ring buffer, filled in place (events are too big to build on the
+/// 512-byte BPF stack and copy). A full ring buffer is counted, never silent.
+#[inline(always)]
+pub fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count(counter::EVENTS_LOST);
+    }
+    entry
+}
+
+/// Writes an event that already sits in map memory.
+#[inline(always)]
+pub fn send<T: 'static>(event: &T) {
+    if EVENTS.output::<T>(event, 0).is_err() {
+        count(counter::EVENTS_LOST);
+    }
+}

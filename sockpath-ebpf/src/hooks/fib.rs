@@ -1,0 +1,59 @@
+//! The routing decision for a received IPv4 packet.
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use sockpath_ebpf::event::{EventKind, FibEvent};
+
+use crate::{emit, filter};
+
+/// Classic tracepoint fib/fib_table_lookup (see its `format`): the record carries the flow's
+/// ports, so the filter runs on the record without reading kernel memory. Only lookups made while
+/// the CPU is processing a watched packet are reported: those are input routes.
+#[tracepoint(category = "fib", name = "fib_table_lookup")]
+pub fn fib_table_lookup(ctx: TracePointContext) -> i32 {
+    let (flags, journey) = emit::current_journey();
+    if journey == 0 {
+        return 0;
+    }
+    let _ = try_fib_table_lookup(&ctx, flags, journey);
+    0
+}
+
+#[inline(always)]
+fn at<T: Copy>(ctx: &TracePointContext, off: usize) -> Result<T, i32> {
+    // SAFETY: offsets are those of the tracepoint's format file; the helper checks the address.
+    unsafe { ctx.read_at::<T>(off) }
+}
+
+fn try_fib_table_lookup(ctx: &TracePointContext, flags: u16, journey: u64) -> Result<(), i32> {
+    let sport: u16 = at(ctx, 56)?;
+    let dport: u16 = at(ctx, 58)?;
+    let f = filter::get();
+    if f.port != 0 && sport != f.port && dport != f.port {
+        return Ok(());
+    }
+    let ev = FibEvent {
+        header: emit::header(
+            EventKind::Fib,
+            core::mem::size_of::<FibEvent>(),
+            flags,
+            journey,
+        ),
+        table: at(ctx, 8)?,
+        err: at(ctx, 12)?,
+        oif: at(ctx, 16)?,
+        iif: at(ctx, 20)?,
+        proto: at(ctx, 24)?,
+        tos: at(ctx, 25)?,
+        scope: at(ctx, 26)?,
+        flags: at(ctx, 27)?,
+        src: at(ctx, 28)?,
+        dst: at(ctx, 32)?,
+        gw4: at(ctx, 36)?,
+        sport,
+        dport,
+        _pad: 0,
+        dev: at(ctx, 60)?,
+    };
+    emit::send(&ev);
+    Ok(())
+}

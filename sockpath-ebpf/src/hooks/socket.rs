@@ -1,0 +1,159 @@
+//! Socket-side hooks: the socket a packet reached, what the socket did with it, and its readers.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+use sockpath_ebpf::event::{EventKind, SockEvent, SockInfo, SockWhat};
+
+use crate::{
+    emit, filter,
+    kernel::{offsets, skb::tracked, sock},
+    maps::WATCHED_TGIDS,
+};
+
+/// Fills the common part of a socket event in place.
+#[inline(always)]
+fn fill(ev: &mut SockEvent, what: SockWhat, flags: u16, journey: u64) {
+    ev.header = emit::header(
+        EventKind::Sock,
+        core::mem::size_of::<SockEvent>(),
+        flags,
+        journey,
+    );
+    ev.what = what as u16;
+    ev._pad = 0;
+    ev.arg0 = 0;
+    ev.arg1 = 0;
+    ev.arg2 = 0;
+    ev.skb = 0;
+    ev.comm = emit::comm();
+    // SAFETY: `other` is plain bytes; zero is a valid SockInfo.
+    unsafe { core::ptr::write_bytes(&mut ev.other as *mut SockInfo, 0, 1) };
+}
+
+/// Sends a socket event for `sk` if it passes the filter; `more` completes it. The event is
+/// tagged with the packet the CPU is processing when in NET_RX.
+#[inline(always)]
+fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEvent)) {
+    let o = offsets();
+    let f = filter::get();
+    if !sock::ports_match(sk, f.port, &o) {
+        return;
+    }
+    let Some(mut entry) = emit::reserve::<SockEvent>() else {
+        return;
+    };
+    // SAFETY: reserved memory of the right size; every field is written below.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    sock::info_into(&mut ev.sock, sk, &o);
+    if !filter::sock_matches(&f, &ev.sock) {
+        entry.discard(0);
+        return;
+    }
+    let (flags, journey) = emit::current_journey();
+    fill(ev, what, flags, journey);
+    more(ev);
+    entry.submit(0);
+}
+
+/// `TP_PROTO(const struct sock *sk)`: sock_def_readable() and friends, after a packet was queued
+/// to the socket's receive queue (or a connection to a listener's accept queue).
+#[btf_tracepoint(function = "sk_data_ready")]
+pub fn sk_data_ready(ctx: BtfTracePointContext) -> i32 {
+    sock_event(ctx.arg(0), SockWhat::DataReady, |_| {});
+    0
+}
+
+/// `TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)`
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    sock_event(ctx.arg(0), SockWhat::StateChange, |ev| {
+        ev.arg0 = ctx.arg(1);
+        ev.arg1 = ctx.arg(2);
+    });
+    0
+}
+
+/// `TP_PROTO(struct sock *sk, const struct sk_buff *skb)`, at the top of tcp_rcv_established():
+/// names both the packet and the established socket the lookup found for it.
+#[btf_tracepoint(function = "tcp_probe")]
+pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
+    let o = offsets();
+    let skb: u64 = ctx.arg(1);
+    let Some(journey) = tracked(skb, &o) else {
+        return 0;
+    };
+    let sk: u64 = ctx.arg(0);
+    let Some(mut entry) = emit::reserve::<SockEvent>() else {
+        return 0;
+    };
+    // SAFETY: reserved memory; every field is written.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    let (flags, _) = emit::current_journey();
+    fill(ev, SockWhat::TcpRcv, flags, journey);
+    sock::info_into(&mut ev.sock, sk, &o);
+    ev.skb = skb;
+    entry.submit(0);
+    0
+}
+
+/// `TP_PROTO(struct sock *sk)`: tcp_reset() accepted a RST on this socket.
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
+    sock_event(ctx.arg(0), SockWhat::ReceiveReset, |_| {});
+    0
+}
+
+/// `TP_PROTO(const struct sock *sk)`: an error (sk->sk_err) is reported to the socket's user,
+/// e.g. ECONNREFUSED to a connect() after a RST.
+#[btf_tracepoint(function = "inet_sk_error_report")]
+pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    sock_event(sk, SockWhat::ErrorReport, |ev| {
+        ev.arg0 = sock::sk_err(sk, &offsets());
+    });
+    0
+}
+
+/// `TP_PROTO(struct sock *sk, int ret, int flags)`: at the end of sock_recvmsg(), in the reader's
+/// context, whatever the system call (read, recvfrom, recvmsg, io_uring).
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    sock_event(sk, SockWhat::Recv, |ev| {
+        ev.arg0 = ctx.arg(1);
+        ev.arg1 = ctx.arg(2);
+        if ev.sock.protocol == sock::IPPROTO_TCP {
+            ev.arg2 = sock::tcp_copied_seq(sk, &offsets());
+        }
+        watch_current();
+    });
+    0
+}
+
+/// `TP_PROTO(struct sock *sk, int ret, int flags)`: at the end of sock_sendmsg().
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
+    sock_event(ctx.arg(0), SockWhat::Send, |ev| {
+        ev.arg0 = ctx.arg(1);
+        ev.arg1 = ctx.arg(2);
+        watch_current();
+    });
+    0
+}
+
+/// `TP_PROTO(struct sock *sk)`: the TCP socket is being freed.
+#[btf_tracepoint(function = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock(ctx: BtfTracePointContext) -> i32 {
+    sock_event(ctx.arg(0), SockWhat::Destroy, |_| {});
+    0
+}
+
+/// A process that reads or writes a watched socket is one whose system calls are followed.
+#[inline(always)]
+pub fn watch_current() {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if WATCHED_TGIDS.get_ptr(tgid).is_none() {
+        let _ = WATCHED_TGIDS.insert(tgid, 1u8, 0);
+    }
+}

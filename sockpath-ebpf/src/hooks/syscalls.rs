@@ -1,0 +1,247 @@
+//! Socket system calls of watched processes, as strace shows them: arguments at entry, return
+//! value at exit.
+//!
+//! One program serves every syscalls/sys_enter_* tracepoint it is attached to (and one every
+//! sys_exit_*): their records share a layout (`__syscall_nr` at 8, then six u64 arguments at 16;
+//! the exit record has `ret` at 16), and the syscall number says which call it is.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use sockpath_ebpf::{
+    config::KernelOffsets,
+    event::{EventKind, SockAddrRaw, SockInfo, SyscallEvent, SyscallKind},
+};
+
+use crate::{
+    emit, filter,
+    hooks::socket::watch_current,
+    kernel::{offsets, sock, task::fd_to_sock},
+    maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
+};
+
+#[inline(always)]
+fn kind_of(ctx: &TracePointContext) -> Option<SyscallKind> {
+    // SAFETY: `__syscall_nr` is at offset 8 of every syscall tracepoint record.
+    let nr: i32 = unsafe { ctx.read_at::<i32>(8) }.ok()?;
+    if nr < 0 {
+        return None;
+    }
+    let kind = *SYSCALL_KINDS.get(nr as u32)?;
+    SyscallKind::from_u8(kind)
+}
+
+#[inline(always)]
+fn arg(ctx: &TracePointContext, n: usize) -> u64 {
+    // SAFETY: six u64 arguments follow `__syscall_nr` (and its padding) from offset 16.
+    unsafe { ctx.read_at::<u64>(16 + 8 * n) }.unwrap_or(0)
+}
+
+/// Reads a sockaddr_in / sockaddr_in6 from the caller's memory.
+#[inline(always)]
+fn read_sockaddr(ptr: u64, len: u64) -> SockAddrRaw {
+    let mut a = SockAddrRaw::default();
+    if ptr == 0 || len < 8 {
+        return a;
+    }
+    // SAFETY: user memory read through the helper; failure leaves the fields zero.
+    let Ok(head) = (unsafe { bpf_probe_read_user(ptr as *const [u8; 8]) }) else {
+        return a;
+    };
+    a.family = u16::from_ne_bytes([head[0], head[1]]);
+    a.port = u16::from_be_bytes([head[2], head[3]]);
+    if a.family == sock::AF_INET {
+        a.addr[..4].copy_from_slice(&head[4..8]);
+    } else if a.family == sock::AF_INET6 && len >= 24 {
+        // sockaddr_in6: family, port, flowinfo (4 bytes), then the address at offset 8.
+        if let Ok(addr) = unsafe { bpf_probe_read_user((ptr + 8) as *const [u8; 16]) } {
+            a.addr = addr;
+        }
+    }
+    a
+}
+
+#[inline(always)]
+fn is_inet(si: &SockInfo) -> bool {
+    si.family == sock::AF_INET || si.family == sock::AF_INET6
+}
+
+/// Entry to any followed socket call.
+#[tracepoint(category = "syscalls", name = "sys_enter")]
+pub fn sys_enter(ctx: TracePointContext) -> i32 {
+    if let Some(kind) = kind_of(&ctx) {
+        let _ = try_sys_enter(&ctx, kind);
+    }
+    0
+}
+
+fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if kind.is_hot() && WATCHED_TGIDS.get_ptr((pid_tgid >> 32) as u32).is_none() {
+        return Ok(());
+    }
+    let o = offsets();
+    let f = filter::get();
+    let ev = SYSCALL_SCRATCH.get_ptr_mut(0).ok_or(-1)?;
+    // SAFETY: per-CPU scratch slot.
+    let ev = unsafe { &mut *ev };
+    ev.kind = kind as u8;
+    // SAFETY: helper without preconditions.
+    ev.enter_ns = unsafe { bpf_ktime_get_ns() };
+    ev.fd = -1;
+    ev.ret = 0;
+    ev.args = [0; 4];
+    ev.addr = SockAddrRaw::default();
+    sock::info_into(&mut ev.sock, 0, &o);
+    sock::info_into(&mut ev.other, 0, &o);
+    ev.copied_seq = 0;
+    ev._pad = [0; 3];
+    ev._pad2 = 0;
+
+    if kind == SyscallKind::Socket {
+        let family = arg(ctx, 0);
+        if family != sock::AF_INET as u64 && family != sock::AF_INET6 as u64 {
+            return Ok(());
+        }
+        ev.args = [family, arg(ctx, 1), arg(ctx, 2), 0];
+    } else {
+        let fd = arg(ctx, 0) as i64;
+        let sk = fd_to_sock(fd, &o);
+        if sk == 0 {
+            return Ok(());
+        }
+        sock::info_into(&mut ev.sock, sk, &o);
+        let si = &ev.sock;
+        if !is_inet(si) {
+            return Ok(());
+        }
+        ev.fd = fd as i32;
+        let wanted = filter::sock_matches(&f, si);
+        match kind {
+            SyscallKind::Bind | SyscallKind::Connect => {
+                ev.addr = read_sockaddr(arg(ctx, 1), arg(ctx, 2));
+                ev.args = [arg(ctx, 2), 0, 0, 0];
+            }
+            SyscallKind::Setsockopt => {
+                let optlen = arg(ctx, 4);
+                let mut val = 0u64;
+                if optlen >= 4 {
+                    // SAFETY: user memory read through the helper.
+                    val = unsafe { bpf_probe_read_user(arg(ctx, 3) as *const u32) }.unwrap_or(0)
+                        as u64;
+                }
+                ev.args = [arg(ctx, 1), arg(ctx, 2), val, optlen];
+                if !wanted && !filter::sock_undecided(&ev.sock) {
+                    return Ok(());
+                }
+            }
+            SyscallKind::Accept | SyscallKind::Accept4 => {
+                if !wanted {
+                    return Ok(());
+                }
+                ev.args = [arg(ctx, 1), 0, arg(ctx, 3), 0];
+            }
+            SyscallKind::Listen | SyscallKind::Shutdown => {
+                ev.args = [arg(ctx, 1), 0, 0, 0];
+            }
+            _ => {
+                // read/write/recvfrom/sendto: count is the third argument; recvmsg/sendmsg: flags.
+                ev.args = [arg(ctx, 2), 0, 0, 0];
+                if !wanted && !filter::sock_undecided(&ev.sock) {
+                    return Ok(());
+                }
+            }
+        }
+        if kind == SyscallKind::Accept || kind == SyscallKind::Accept4 {
+            // The listener goes to `other`; `sock` will hold the accepted socket.
+            ev.other = ev.sock;
+        }
+    }
+    PENDING_SYSCALLS.insert(pid_tgid as u32, &*ev, 0)
+}
+
+/// Return from any followed socket call.
+#[tracepoint(category = "syscalls", name = "sys_exit")]
+pub fn sys_exit(ctx: TracePointContext) -> i32 {
+    if let Some(kind) = kind_of(&ctx) {
+        let _ = try_sys_exit(&ctx, kind);
+    }
+    0
+}
+
+fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let ev = PENDING_SYSCALLS.get_ptr_mut(tid).ok_or(0)?;
+    // SAFETY: entries are keyed by thread id; only this thread touches its own.
+    let ev = unsafe { &mut *ev };
+    if ev.kind != kind as u8 {
+        let _ = PENDING_SYSCALLS.remove(tid);
+        return Ok(());
+    }
+    // SAFETY: `ret` is at offset 16 of every sys_exit record.
+    ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    let o = offsets();
+    let f = filter::get();
+    let send = decide(kind, ev, &o, &f);
+    if send {
+        ev.header = emit::header(
+            EventKind::Syscall,
+            core::mem::size_of::<SyscallEvent>(),
+            0,
+            0,
+        );
+        ev.comm = emit::comm();
+        emit::send(&*ev);
+    }
+    let _ = PENDING_SYSCALLS.remove(tid);
+    Ok(())
+}
+
+/// Completes the event with what the call produced and decides whether it is wanted.
+#[inline(always)]
+fn decide(
+    kind: SyscallKind,
+    ev: &mut SyscallEvent,
+    o: &KernelOffsets,
+    f: &sockpath_ebpf::config::Filter,
+) -> bool {
+    match kind {
+        SyscallKind::Socket => {
+            if ev.ret >= 0 {
+                sock::info_into(&mut ev.sock, fd_to_sock(ev.ret, o), o);
+            }
+            // Undecided until bind/connect/listen: user space holds it until then.
+            true
+        }
+        SyscallKind::Accept | SyscallKind::Accept4 => {
+            if ev.ret >= 0 {
+                sock::info_into(&mut ev.sock, fd_to_sock(ev.ret, o), o);
+            }
+            watch_current();
+            true
+        }
+        SyscallKind::Bind | SyscallKind::Connect | SyscallKind::Listen => {
+            let sk = ev.sock.sk;
+            sock::info_into(&mut ev.sock, sk, o);
+            let wanted = filter::sock_matches(f, &ev.sock) || (f.port != 0 && ev.addr.port == f.port);
+            if wanted {
+                watch_current();
+            }
+            // Every bind is sent: a client binds its own port first and only its connect()
+            // tells whether it is watched; user space holds it until then.
+            wanted || kind == SyscallKind::Bind
+        }
+        SyscallKind::Close => true,
+        SyscallKind::Setsockopt => true,
+        _ => {
+            let sk = ev.sock.sk;
+            sock::info_into(&mut ev.sock, sk, o);
+            if ev.sock.protocol == sock::IPPROTO_TCP {
+                ev.copied_seq = sock::tcp_copied_seq(sk, o);
+            }
+            filter::sock_matches(f, &ev.sock) || filter::sock_undecided(&ev.sock)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! struct sk_buff: where the packet's headers are and which device it came from.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel_buf;
+use sockpath_ebpf::config::KernelOffsets;
+
+use super::{read, read_ptr};
+use crate::maps::{Tracked, TRACKED};
+
+/// ~0 in skb->mac_header/network_header means "not set" (skb_mac_header_was_set()).
+const HEADER_UNSET: u16 = 0xffff;
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// The fields of a received packet the filter and the journey need.
+pub struct Flow {
+    pub version: u8,
+    pub l4_proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    /// Offset of the transport header from the network header.
+    pub l4_off: u16,
+    /// Raw port bytes as on the wire (the fingerprint later hooks compare).
+    pub ports: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+/// Parses IPv4/IPv6 + TCP/UDP ports at `nh` (the network header). IPv6 extension headers are not
+/// walked: such packets (and ICMP) have no ports, so they only match a filter without a port.
+#[inline(always)]
+pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
+    let mut flow = Flow {
+        version: 0,
+        l4_proto: 0,
+        sport: 0,
+        dport: 0,
+        l4_off: 0,
+        ports: 0,
+        saddr: [0; 16],
+        daddr: [0; 16],
+    };
+    if ethertype == ETH_P_IP {
+        let mut ip = [0u8; 20];
+        // SAFETY: probe read into a stack buffer of the requested size.
+        unsafe { bpf_probe_read_kernel_buf(nh as *const u8, &mut ip)? };
+        if ip[0] >> 4 != 4 {
+            return Err(-1);
+        }
+        flow.version = 4;
+        flow.l4_proto = ip[9];
+        flow.l4_off = ((ip[0] & 0x0f) as u16) * 4;
+        flow.saddr[..4].copy_from_slice(&ip[12..16]);
+        flow.daddr[..4].copy_from_slice(&ip[16..20]);
+        // A fragment other than the first has no transport header.
+        let frag_off = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
+        if frag_off != 0 {
+            return Ok(flow);
+        }
+    } else if ethertype == ETH_P_IPV6 {
+        let mut ip = [0u8; 40];
+        // SAFETY: as above.
+        unsafe { bpf_probe_read_kernel_buf(nh as *const u8, &mut ip)? };
+        flow.version = 6;
+        flow.l4_proto = ip[6];
+        flow.l4_off = 40;
+        flow.saddr.copy_from_slice(&ip[8..24]);
+        flow.daddr.copy_from_slice(&ip[24..40]);
+    } else {
+        return Err(-1);
+    }
+    if flow.l4_proto == IPPROTO_TCP || flow.l4_proto == IPPROTO_UDP {
+        let ports: [u8; 4] = read(nh, flow.l4_off as u32)?;
+        flow.sport = u16::from_be_bytes([ports[0], ports[1]]);
+        flow.dport = u16::from_be_bytes([ports[2], ports[3]]);
+        flow.ports = u32::from_ne_bytes(ports);
+    }
+    Ok(flow)
+}
+
+/// Network-header and transport fingerprint of an sk_buff as it is now.
+#[inline(always)]
+fn same_packet(skb: u64, t: &Tracked, o: &KernelOffsets) -> bool {
+    let Ok(head) = read::<u64>(skb, o.skb_head) else {
+        return false;
+    };
+    let Ok(nh) = read::<u16>(skb, o.skb_network_header) else {
+        return false;
+    };
+    if head != t.head || nh != t.nh_off || nh == HEADER_UNSET {
+        return false;
+    }
+    if t.ports == 0 {
+        return true;
+    }
+    match read::<u32>(head + nh as u64, t.l4_off as u32) {
+        Ok(p) => p == t.ports,
+        Err(_) => false,
+    }
+}
+
+/// The journey id of `skb`, if it is a packet a journey was started for and it still is.
+#[inline(always)]
+pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
+    if skb == 0 {
+        return None;
+    }
+    // SAFETY: the value is copied out at once; a concurrent update only risks a stale match,
+    // which same_packet() then rejects.
+    let t = unsafe { *TRACKED.get(skb)? };
+    if same_packet(skb, &t, o) {
+        Some(t.journey)
+    } else {
+        None
+    }
+}
+
+/// Device fields: ifindex, name, and the device's network namespace inode.
+#[inline(always)]
+pub fn device(skb: u64, o: &KernelOffsets) -> (u32, [u8; 16], u32) {
+    let Ok(dev) = read_ptr(skb, o.skb_dev) else {
+        return (0, [0; 16], 0);
+    };
+    let ifindex = read::<u32>(dev, o.dev_ifindex).unwrap_or(0);
+    let name = read::<[u8; 16]>(dev, o.dev_name).unwrap_or([0; 16]);
+    let netns = match read_ptr(dev, o.dev_nd_net) {
+        Ok(net) => read::<u32>(net, o.net_inum).unwrap_or(0),
+        Err(_) => 0,
+    };
+    (ifindex, name, netns)
+}
+
+pub fn header_unset(v: u16) -> bool {
+    v == HEADER_UNSET
+}

@@ -1,0 +1,99 @@
+//! struct sock / sock_common: a socket's addresses, ports, state and file.
+
+use sockpath_ebpf::{config::KernelOffsets, event::SockInfo};
+
+use super::{read, read_ptr};
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_NEW_SYN_RECV: u8 = 12;
+pub const IPPROTO_TCP: u16 = 6;
+
+/// Reads what a socket looks like now, into `si` (written in place: the BPF stack is 512 bytes).
+/// Request and time-wait sockets share only sock_common with a full socket, so the fields past
+/// it (protocol, file) are read only for full ones.
+#[inline(always)]
+pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
+    si.sk = sk;
+    si.ino = 0;
+    si.netns = 0;
+    si.family = 0;
+    si.protocol = 0;
+    si.lport = 0;
+    si.rport = 0;
+    si.state = 0;
+    si._pad = [0; 3];
+    si.laddr = [0; 16];
+    si.raddr = [0; 16];
+    if sk == 0 {
+        return;
+    }
+    si.family = read::<u16>(sk, o.skc_family).unwrap_or(0);
+    si.state = read::<u8>(sk, o.skc_state).unwrap_or(0);
+    si.lport = read::<u16>(sk, o.skc_num).unwrap_or(0);
+    si.rport = u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0));
+    if si.family == AF_INET6 {
+        si.laddr = read::<[u8; 16]>(sk, o.skc_v6_rcv_saddr).unwrap_or([0; 16]);
+        si.raddr = read::<[u8; 16]>(sk, o.skc_v6_daddr).unwrap_or([0; 16]);
+    } else {
+        let l = read::<[u8; 4]>(sk, o.skc_rcv_saddr).unwrap_or([0; 4]);
+        let r = read::<[u8; 4]>(sk, o.skc_daddr).unwrap_or([0; 4]);
+        si.laddr[..4].copy_from_slice(&l);
+        si.raddr[..4].copy_from_slice(&r);
+    }
+    if let Ok(net) = read_ptr(sk, o.skc_net) {
+        si.netns = read::<u32>(net, o.net_inum).unwrap_or(0);
+    }
+    if si.state != TCP_NEW_SYN_RECV && si.state != TCP_TIME_WAIT {
+        if si.lport == 0 {
+            si.lport = u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0));
+        }
+        si.protocol = read::<u16>(sk, o.sk_protocol).unwrap_or(0);
+        if let Ok(sock) = read_ptr(sk, o.sk_socket) {
+            si.ino = read::<u64>(sock, o.socket_ino).unwrap_or(0);
+        }
+    }
+}
+
+/// The cheap part of the filter: two reads of the socket's ports. Hooks such as sk_data_ready
+/// fire for every socket on the machine, so this runs before anything is reserved or copied.
+#[inline(always)]
+pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
+    if port == 0 {
+        return sk != 0;
+    }
+    if sk == 0 {
+        return false;
+    }
+    let lport = read::<u16>(sk, o.skc_num).unwrap_or(0);
+    if lport == port || u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0)) == port {
+        return true;
+    }
+    // On the way to TCP_CLOSE, inet_put_port() has already cleared skc_num; the port is still in
+    // inet_sport (full sockets only: request and time-wait sockets keep skc_num).
+    if lport == 0 {
+        let state = read::<u8>(sk, o.skc_state).unwrap_or(0);
+        if state != TCP_NEW_SYN_RECV && state != TCP_TIME_WAIT {
+            return u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0)) == port;
+        }
+    }
+    false
+}
+
+/// TCP's copied_seq: the sequence number up to which the reader has consumed the stream.
+#[inline(always)]
+pub fn tcp_copied_seq(sk: u64, o: &KernelOffsets) -> u32 {
+    read::<u32>(sk, o.tcp_copied_seq).unwrap_or(0)
+}
+
+/// The listener a request socket (TCP_NEW_SYN_RECV) belongs to.
+#[inline(always)]
+pub fn request_listener(req: u64, o: &KernelOffsets) -> u64 {
+    read_ptr(req, o.skc_listener).unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn sk_err(sk: u64, o: &KernelOffsets) -> i32 {
+    read::<i32>(sk, o.sk_err).unwrap_or(0)
+}

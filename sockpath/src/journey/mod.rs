@@ -1,0 +1,809 @@
+//! Journey assembly: raw events in, finished journeys and syscall records out.
+//!
+//! A journey starts with a packet at device receive. Events that name the packet (tcp_probe,
+//! kfree_skb, ...) join it by id; events that name only a socket (sk_data_ready, state changes)
+//! join the packet the CPU was processing in its NET_RX softirq, checked against the packet's
+//! addresses and ports (and found by them when the kernel batched several packets). Reads join
+//! by TCP sequence numbers (how far the reader consumed the stream) or, for UDP, by the datagram
+//! copied to the reader. A journey is finished when it reached an end (read, accepted, dropped)
+//! and nothing more came for a while, or when it waited too long.
+
+mod build;
+pub mod clock;
+pub mod model;
+pub mod names;
+pub mod sockets;
+mod syscalls;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use sockpath_ebpf::event::{SkbWhat, SockWhat, SyscallKind};
+
+use self::{
+    clock::Clock,
+    model::{Item, Note, Owner, StateChange, Summary},
+    names::{tcp_state, KernelNames},
+    sockets::{fits, SocketTable},
+};
+use crate::{
+    decode::{Event, FibEv, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
+    filter::WatchFilter,
+    packet::{Headers, IPPROTO_TCP, IPPROTO_UDP},
+};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub filter: WatchFilter,
+    /// A journey is finished this long after its last event, once it needs nothing more.
+    pub settle_ns: u64,
+    /// A journey waiting for a read or an accept is finished this long after it started.
+    pub hold_ns: u64,
+    /// Journeys open at once; past this the oldest is finished as incomplete (memory bound).
+    pub max_open: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            filter: WatchFilter::default(),
+            settle_ns: 100_000_000,
+            hold_ns: 2_000_000_000,
+            max_open: 100_000,
+        }
+    }
+}
+
+/// One thing observed about a packet after device receive.
+#[derive(Clone, Debug)]
+pub(crate) enum Obs {
+    Fib(FibEv),
+    /// tcp_probe: established-state receive on this socket.
+    TcpRcv { ts: u64, sock: Socket },
+    /// SYN-ACK sent by `listener` for request socket `req`.
+    SynAck { ts: u64, listener: Socket, req: Socket },
+    State { ts: u64, sock: Socket, from: u8, to: u8 },
+    DataReady { ts: u64, sock: Socket },
+    ReceiveReset { ts: u64, sock: Socket },
+    ErrorReport { ts: u64, sock: Socket, err: i32 },
+    ResetSent { ts: u64, sk: u64, reason: i32 },
+    Icmp { ts: u64, type_: i32, code: i32 },
+    Drop { ts: u64, reason: i32, location: u64, sk: u64 },
+    QueueFail { ts: u64, sk: u64, rc: i32 },
+    /// Payload bytes of this packet taken by a reader.
+    Read(ReadObs),
+    /// The reader saw end-of-file (read() = 0) after this FIN.
+    Eof(ReadObs),
+    Accepted(ReadObs),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ReadObs {
+    pub ts: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub bytes: u64,
+    /// Filled in when the reader's system call returns.
+    pub syscall: Option<String>,
+    pub fd: Option<i32>,
+}
+
+pub(crate) struct Open {
+    pub seq: u64,
+    pub kernel_id: u64,
+    pub t0: u64,
+    pub last: u64,
+    pub cpu: u16,
+    pub pkt: Option<PacketRx>,
+    pub headers: Option<Headers>,
+    pub obs: Vec<Obs>,
+    /// Payload waiting to be read, or a connection waiting to be accepted.
+    pub awaiting: bool,
+    pub lost: bool,
+    pub evicted: bool,
+}
+
+impl Open {
+    fn terminal(&self) -> bool {
+        self.obs
+            .iter()
+            .any(|o| matches!(o, Obs::Drop { .. } | Obs::Accepted(_)))
+    }
+
+    fn proto(&self) -> u8 {
+        self.headers.as_ref().map(|h| h.proto).unwrap_or(0)
+    }
+}
+
+/// TCP payload of one packet on a socket's receive queue, not yet fully read.
+struct Segment {
+    journey: u64,
+    start: u32,
+    end: u32,
+    /// Sequence number up to which it has been read.
+    read_upto: u32,
+}
+
+/// `a` is before `b` in TCP sequence space (RFC 1982 comparison).
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+pub struct Assembler {
+    cfg: Config,
+    names: KernelNames,
+    clock: Clock,
+    open: HashMap<u64, Open>,
+    /// Recently finished journey ids (late events for them are not orphans).
+    finished: HashSet<u64>,
+    finished_order: VecDeque<u64>,
+    pub(crate) sockets: SocketTable,
+    segments: HashMap<u64, Vec<Segment>>,
+    /// Socket -> journey of the FIN it received, for the reader's end-of-file.
+    fins: HashMap<u64, u64>,
+    /// Accepted-to-be child socket -> journey of the ACK that created it.
+    accepts: HashMap<u64, u64>,
+    /// Thread -> reads attributed to journeys, waiting for the system call's return to name it.
+    reads_by_tid: HashMap<u32, Vec<(u64, usize)>>,
+    /// Thread -> the packet it last processed from a socket's backlog (tcp_probe outside
+    /// softirq: the socket was locked by its owner when the packet came, and release_sock()
+    /// in that thread processes it).
+    backlog: HashMap<u32, (u64, u64)>,
+    syscalls: syscalls::Syscalls,
+    ready: Vec<Item>,
+    next_seq: u64,
+    /// Journeys that start at or before this time may have lost events.
+    lost_until: u64,
+    summary: Summary,
+}
+
+impl Assembler {
+    pub fn new(cfg: Config, names: KernelNames, clock: Clock) -> Self {
+        Self {
+            syscalls: syscalls::Syscalls::new(cfg.filter.clone()),
+            cfg,
+            names,
+            clock,
+            open: HashMap::new(),
+            finished: HashSet::new(),
+            finished_order: VecDeque::new(),
+            sockets: SocketTable::default(),
+            segments: HashMap::new(),
+            fins: HashMap::new(),
+            accepts: HashMap::new(),
+            reads_by_tid: HashMap::new(),
+            backlog: HashMap::new(),
+            ready: Vec::new(),
+            next_seq: 0,
+            lost_until: 0,
+            summary: Summary::default(),
+        }
+    }
+
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    pub fn summary_mut(&mut self) -> &mut Summary {
+        &mut self.summary
+    }
+
+    pub fn set_proc_owners(&mut self, owners: HashMap<u64, Owner>) {
+        self.sockets.set_proc_owners(owners);
+    }
+
+    /// Sockets whose owner is unknown though they have a file: worth a /proc rescan.
+    pub fn needs_owner_scan(&self) -> bool {
+        self.open.values().any(|o| {
+            o.obs.iter().any(|ob| match ob {
+                Obs::TcpRcv { sock, .. } | Obs::DataReady { sock, .. } => {
+                    self.sockets.owner_unknown(sock.sk)
+                }
+                Obs::SynAck { listener, .. } => self.sockets.owner_unknown(listener.sk),
+                _ => false,
+            })
+        })
+    }
+
+    /// Earliest start of a journey still open (nothing older can still appear in the output).
+    pub fn oldest_open(&self) -> Option<u64> {
+        self.open.values().map(|o| o.t0).min()
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn take_ready(&mut self) -> Vec<Item> {
+        std::mem::take(&mut self.ready)
+    }
+
+    pub fn push(&mut self, ev: Event) {
+        match ev {
+            Event::Packet(p) => self.packet(p),
+            Event::Sock(s) => self.sock(s),
+            Event::Skb(k) => self.skb(k),
+            Event::Fib(f) => self.fib(f),
+            Event::Syscall(s) => self.syscall(s),
+        }
+    }
+
+    /// The kernel could not deliver `n` events (seen at monotonic time `now`): every journey in
+    /// flight, and any that started before now, may miss a stage.
+    pub fn lost(&mut self, n: u64, now: u64) {
+        if n == 0 {
+            return;
+        }
+        self.summary.events_lost += n;
+        for o in self.open.values_mut() {
+            o.lost = true;
+        }
+        self.lost_until = now;
+        let ts = self.clock.wall_ns(now);
+        self.ready.push(Item::Note(Note {
+            ts_ns: ts,
+            ts: clock::rfc3339(ts),
+            kind: "lost".into(),
+            text: format!(
+                "{n} events lost: the ring buffer was full (total {}); journeys in flight are marked incomplete",
+                self.summary.events_lost
+            ),
+        }));
+    }
+
+    fn packet(&mut self, p: PacketRx) {
+        let id = p.meta.journey;
+        let headers = Headers::parse(p.ethertype, p.mac_len as usize, &p.data).ok();
+        if let Some(o) = self.open.get_mut(&id) {
+            if o.pkt.is_none() {
+                // Events about the packet were read before its device-receive event (a record
+                // committed late): the journey was opened for them, and is now whole.
+                o.t0 = p.meta.ts_ns;
+                o.cpu = p.meta.cpu;
+                o.lost = p.meta.ts_ns <= self.lost_until;
+                o.headers = headers;
+                o.pkt = Some(p);
+                return;
+            }
+            // The kernel never reuses an id; a duplicate means a corrupt stream.
+            if let Some(old) = self.open.remove(&id) {
+                self.finalize(old);
+            }
+        }
+        if self.open.len() >= self.cfg.max_open {
+            if let Some(oldest) = self.open.values().min_by_key(|o| o.t0).map(|o| o.kernel_id) {
+                if let Some(mut o) = self.open.remove(&oldest) {
+                    o.evicted = true;
+                    self.summary.evicted += 1;
+                    self.finalize(o);
+                }
+            }
+        }
+        self.next_seq += 1;
+        let t0 = p.meta.ts_ns;
+        let o = Open {
+            seq: self.next_seq,
+            kernel_id: id,
+            t0,
+            last: t0,
+            cpu: p.meta.cpu,
+            pkt: Some(p),
+            headers,
+            obs: Vec::new(),
+            awaiting: false,
+            lost: t0 <= self.lost_until,
+            evicted: false,
+        };
+        self.open.insert(id, o);
+    }
+
+    /// The open journey an exact-id event belongs to, creating an orphan (a journey whose
+    /// device-receive event never arrived) if the id is unknown.
+    fn exact(&mut self, id: u64, ts: u64, cpu: u16) -> Option<&mut Open> {
+        if id == 0 || self.finished.contains(&id) {
+            return None;
+        }
+        if !self.open.contains_key(&id) {
+            self.next_seq += 1;
+            self.open.insert(
+                id,
+                Open {
+                    seq: self.next_seq,
+                    kernel_id: id,
+                    t0: ts,
+                    last: ts,
+                    cpu,
+                    pkt: None,
+                    headers: None,
+                    obs: Vec::new(),
+                    awaiting: false,
+                    lost: true,
+                    evicted: false,
+                },
+            );
+        }
+        self.open.get_mut(&id)
+    }
+
+    /// The journey a socket-only event in NET_RX belongs to: the packet the CPU was processing,
+    /// if its addresses fit the socket; else the latest open packet on that CPU that fits (the
+    /// kernel may have received a batch before processing each).
+    fn attribute(&self, hint: u64, cpu: u16, ts: u64, s: &Socket) -> Option<u64> {
+        let fit = |o: &Open| o.headers.as_ref().is_some_and(|h| fits(h, s));
+        if let Some(o) = self.open.get(&hint) {
+            if fit(o) {
+                return Some(hint);
+            }
+        }
+        self.open
+            .values()
+            .filter(|o| o.cpu == cpu && o.t0 <= ts && fit(o))
+            .max_by_key(|o| o.t0)
+            .map(|o| o.kernel_id)
+    }
+
+    /// The journey a socket event outside softirq belongs to, if a packet caused it: the socket
+    /// was locked by its owner when the packet arrived, so the packet waited in the socket's
+    /// backlog and release_sock() processed it in the owner's system call. State changes only
+    /// a system call makes (connect, listen, close) are never a packet's.
+    fn attribute_process(&self, s: &SockEv) -> Option<u64> {
+        if s.what == SockWhat::StateChange && syscall_driven(s.arg0 as u8, s.arg1 as u8) {
+            return None;
+        }
+        let ts = s.meta.ts_ns;
+        let fit = |o: &Open| o.t0 <= ts && o.headers.as_ref().is_some_and(|h| fits(h, &s.sock));
+        if let Some(&(id, sk)) = self.backlog.get(&s.meta.tid) {
+            if sk == s.sock.sk && self.open.get(&id).is_some_and(fit) {
+                return Some(id);
+            }
+        }
+        self.open
+            .values()
+            .filter(|o| fit(o))
+            .max_by_key(|o| o.t0)
+            .map(|o| o.kernel_id)
+    }
+
+    fn add(&mut self, id: u64, ts: u64, obs: Obs) {
+        if let Some(o) = self.open.get_mut(&id) {
+            o.last = o.last.max(ts);
+            o.obs.push(obs);
+        }
+    }
+
+    fn sock(&mut self, s: SockEv) {
+        let ts = s.meta.ts_ns;
+        self.sockets.observe(&s.sock, ts);
+        if s.what == SockWhat::SynAck {
+            self.sockets.observe(&s.other, ts);
+        }
+        match s.what {
+            SockWhat::TcpRcv => {
+                let id = s.meta.journey;
+                let Some(o) = self.exact(id, ts, s.meta.cpu) else {
+                    return;
+                };
+                o.last = o.last.max(ts);
+                o.obs.push(Obs::TcpRcv {
+                    ts,
+                    sock: s.sock.clone(),
+                });
+                if !s.meta.net_rx {
+                    self.backlog.insert(s.meta.tid, (id, s.sock.sk));
+                }
+                self.delivered(id, &s.sock);
+            }
+            SockWhat::SynAck => {
+                if let Some(id) = self.attribute(s.meta.journey, s.meta.cpu, ts, &s.other) {
+                    self.add(
+                        id,
+                        ts,
+                        Obs::SynAck {
+                            ts,
+                            listener: s.sock,
+                            req: s.other,
+                        },
+                    );
+                }
+            }
+            SockWhat::DataReady | SockWhat::StateChange | SockWhat::ReceiveReset | SockWhat::ErrorReport => {
+                let id = if s.meta.net_rx {
+                    self.attribute(s.meta.journey, s.meta.cpu, ts, &s.sock)
+                } else {
+                    self.attribute_process(&s)
+                };
+                let Some(id) = id else {
+                    if s.what == SockWhat::StateChange {
+                        // A system call (connect, close) or a timer changed it.
+                        self.syscalls.state_change(&s, &self.sockets, &self.clock);
+                    }
+                    return;
+                };
+                let obs = match s.what {
+                    SockWhat::DataReady => Obs::DataReady {
+                        ts,
+                        sock: s.sock.clone(),
+                    },
+                    SockWhat::StateChange => Obs::State {
+                        ts,
+                        sock: s.sock.clone(),
+                        from: s.arg0 as u8,
+                        to: s.arg1 as u8,
+                    },
+                    SockWhat::ReceiveReset => Obs::ReceiveReset {
+                        ts,
+                        sock: s.sock.clone(),
+                    },
+                    _ => Obs::ErrorReport {
+                        ts,
+                        sock: s.sock.clone(),
+                        err: s.arg0,
+                    },
+                };
+                self.add(id, ts, obs);
+                if s.what == SockWhat::StateChange
+                    && s.arg0 as u8 == 3
+                    && s.arg1 as u8 == 1
+                    && s.sock.lport != 0
+                {
+                    // SYN_RECV -> ESTABLISHED on a child socket: the connection now waits in the
+                    // listener's accept queue.
+                    self.accepts.insert(s.sock.sk, id);
+                    if let Some(o) = self.open.get_mut(&id) {
+                        o.awaiting = true;
+                    }
+                }
+                if s.what == SockWhat::DataReady && s.sock.state != 10 {
+                    self.delivered(id, &s.sock);
+                }
+            }
+            SockWhat::Recv => self.recv(&s),
+            SockWhat::Send | SockWhat::Destroy => {}
+        }
+    }
+
+    /// A packet reached socket `sk`: remember its payload until a reader takes it.
+    fn delivered(&mut self, id: u64, sock: &Socket) {
+        let Some(o) = self.open.get_mut(&id) else {
+            return;
+        };
+        let Some(h) = o.headers.clone() else { return };
+        if h.proto == IPPROTO_TCP {
+            if h.has_flag("FIN") {
+                self.fins.insert(sock.sk, id);
+            }
+            if h.payload_len == 0 || o.awaiting {
+                return;
+            }
+            let Some(t) = &h.tcp else { return };
+            o.awaiting = true;
+            let start = t.seq.wrapping_add(u32::from(h.has_flag("SYN")));
+            self.segments.entry(sock.sk).or_default().push(Segment {
+                journey: id,
+                start,
+                end: start.wrapping_add(h.payload_len),
+                read_upto: start,
+            });
+        } else if h.proto == IPPROTO_UDP {
+            o.awaiting = true;
+        }
+    }
+
+    /// sock_recv_length in a reader's context: for TCP, copied_seq says how far the stream has
+    /// been consumed, which names the segments this read took bytes from.
+    fn recv(&mut self, s: &SockEv) {
+        if s.sock.protocol != IPPROTO_TCP as u16 {
+            return;
+        }
+        let (ts, ret, copied) = (s.meta.ts_ns, s.arg0, s.arg2);
+        // MSG_PEEK leaves the data queued.
+        if s.arg1 & libc::MSG_PEEK != 0 {
+            return;
+        }
+        let read = |bytes: u64| ReadObs {
+            ts,
+            pid: s.meta.pid,
+            tid: s.meta.tid,
+            comm: s.comm.clone(),
+            bytes,
+            syscall: None,
+            fd: None,
+        };
+        if ret == 0 {
+            if let Some(id) = self.fins.remove(&s.sock.sk) {
+                self.push_read(id, Obs::Eof(read(0)), s.meta.tid);
+            }
+            return;
+        }
+        if ret < 0 {
+            return;
+        }
+        let Some(segs) = self.segments.get_mut(&s.sock.sk) else {
+            return;
+        };
+        let mut hits = Vec::new();
+        segs.retain_mut(|seg| {
+            if !seq_lt(seg.read_upto, copied) {
+                return true;
+            }
+            let upto = if seq_lt(copied, seg.end) { copied } else { seg.end };
+            let n = upto.wrapping_sub(seg.read_upto) as u64;
+            seg.read_upto = upto;
+            hits.push((seg.journey, n, upto == seg.end));
+            upto != seg.end
+        });
+        if segs.is_empty() {
+            self.segments.remove(&s.sock.sk);
+        }
+        for (id, n, done) in hits {
+            self.push_read(id, Obs::Read(read(n)), s.meta.tid);
+            if done {
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.awaiting = false;
+                }
+            }
+        }
+    }
+
+    fn push_read(&mut self, id: u64, obs: Obs, tid: u32) {
+        let Some(o) = self.open.get_mut(&id) else {
+            let ts = match &obs {
+                Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => r.ts,
+                _ => 0,
+            };
+            self.late(id, &obs, ts);
+            return;
+        };
+        let ts = match &obs {
+            Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => r.ts,
+            _ => o.last,
+        };
+        o.last = o.last.max(ts);
+        o.obs.push(obs);
+        let idx = o.obs.len() - 1;
+        self.reads_by_tid.entry(tid).or_default().push((id, idx));
+    }
+
+    /// Something happened to a journey already printed: a line of its own.
+    fn late(&mut self, id: u64, obs: &Obs, ts: u64) {
+        let (Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r)) = obs else {
+            return;
+        };
+        let what = match obs {
+            Obs::Read(_) => format!("{} bytes of it read", r.bytes),
+            Obs::Eof(_) => "end of file read".to_string(),
+            _ => "accepted".to_string(),
+        };
+        let wall = self.clock.wall_ns(ts);
+        self.ready.push(Item::Note(Note {
+            ts_ns: wall,
+            ts: clock::rfc3339(wall),
+            kind: "late".into(),
+            text: format!(
+                "packet {:#x} (already shown): {what} by {}[{}]",
+                id, r.comm, r.pid
+            ),
+        }));
+    }
+
+    fn skb(&mut self, k: SkbEv) {
+        let ts = k.meta.ts_ns;
+        let id = k.meta.journey;
+        if k.what == SkbWhat::Copy {
+            // TCP reads are counted by sequence number (segments may be coalesced); the copy
+            // names the datagram a UDP reader took.
+            let udp = self.open.get(&id).is_some_and(|o| o.proto() == IPPROTO_UDP);
+            if udp {
+                let r = ReadObs {
+                    ts,
+                    pid: k.meta.pid,
+                    tid: k.meta.tid,
+                    comm: k.comm.clone(),
+                    bytes: k.arg0.max(0) as u64,
+                    syscall: None,
+                    fd: None,
+                };
+                self.push_read(id, Obs::Read(r), k.meta.tid);
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.awaiting = false;
+                }
+            }
+            return;
+        }
+        let Some(o) = self.exact(id, ts, k.meta.cpu) else {
+            return;
+        };
+        o.last = o.last.max(ts);
+        o.obs.push(match k.what {
+            SkbWhat::Drop => Obs::Drop {
+                ts,
+                reason: k.arg0,
+                location: k.location,
+                sk: k.sk,
+            },
+            SkbWhat::ResetSent => Obs::ResetSent {
+                ts,
+                sk: k.sk,
+                reason: k.arg0,
+            },
+            SkbWhat::IcmpSent => Obs::Icmp {
+                ts,
+                type_: k.arg0,
+                code: k.arg1,
+            },
+            SkbWhat::QueueFail => Obs::QueueFail {
+                ts,
+                sk: k.sk,
+                rc: k.arg0,
+            },
+            SkbWhat::Copy => return,
+        });
+        if k.what == SkbWhat::Drop {
+            o.awaiting = false;
+        }
+    }
+
+    fn fib(&mut self, f: FibEv) {
+        let id = f.meta.journey;
+        let fits = self.open.get(&id).is_some_and(|o| {
+            o.headers.as_ref().is_some_and(|h| {
+                h.dst == std::net::IpAddr::V4(f.dst) && h.dport.is_none_or(|p| p == f.dport)
+            })
+        });
+        if fits {
+            let ts = f.meta.ts_ns;
+            self.add(id, ts, Obs::Fib(f));
+        }
+    }
+
+    fn syscall(&mut self, s: SyscallEv) {
+        let ts = s.meta.ts_ns;
+        // Reads this thread made inside the call get the call's name and fd.
+        if matches!(
+            s.kind,
+            SyscallKind::Read | SyscallKind::Recvfrom | SyscallKind::Recvmsg
+        ) {
+            if let Some(list) = self.reads_by_tid.remove(&s.meta.tid) {
+                for (id, idx) in list {
+                    if let Some(Obs::Read(r) | Obs::Eof(r)) =
+                        self.open.get_mut(&id).and_then(|o| o.obs.get_mut(idx))
+                    {
+                        if r.ts >= s.enter_ns && r.ts <= ts {
+                            r.syscall = Some(s.kind.name().to_string());
+                            r.fd = Some(s.fd);
+                        }
+                    }
+                }
+            }
+        }
+        if matches!(s.kind, SyscallKind::Accept | SyscallKind::Accept4) && s.ret >= 0 {
+            if let Some(id) = self.accepts.remove(&s.sock.sk) {
+                let r = ReadObs {
+                    ts,
+                    pid: s.meta.pid,
+                    tid: s.meta.tid,
+                    comm: s.comm.clone(),
+                    bytes: 0,
+                    syscall: Some(s.kind.name().to_string()),
+                    fd: Some(s.ret as i32),
+                };
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.awaiting = false;
+                    o.last = o.last.max(ts);
+                    o.obs.push(Obs::Accepted(r));
+                } else {
+                    self.late(id, &Obs::Accepted(r), ts);
+                }
+            }
+        }
+        let items = self.syscalls.push(s, &mut self.sockets, &self.clock);
+        self.summary.syscalls += items.len() as u64;
+        self.ready.extend(items.into_iter().map(|r| Item::Syscall(Box::new(r))));
+    }
+
+    /// Finishes the journeys that are due at monotonic time `now`.
+    pub fn tick(&mut self, now: u64) {
+        let due: Vec<u64> = self
+            .open
+            .values()
+            .filter(|o| {
+                let quiet = now.saturating_sub(o.last) >= self.cfg.settle_ns;
+                let waited = now.saturating_sub(o.t0) >= self.cfg.hold_ns;
+                (quiet && (!o.awaiting || o.terminal())) || (quiet && waited)
+            })
+            .map(|o| o.kernel_id)
+            .collect();
+        for id in due {
+            if let Some(o) = self.open.remove(&id) {
+                self.finalize(o);
+            }
+        }
+        for item in self.syscalls.tick(now, self.cfg.settle_ns, &self.clock) {
+            self.ready.push(item);
+        }
+        self.sockets.expire(now, 60_000_000_000);
+        self.reads_by_tid.retain(|_, v| !v.is_empty() && v.len() < 1024);
+        let open = &self.open;
+        self.backlog.retain(|_, (id, _)| open.contains_key(id));
+    }
+
+    /// Finishes everything (at exit).
+    pub fn finish(&mut self) {
+        let mut ids: Vec<(u64, u64)> = self.open.values().map(|o| (o.t0, o.kernel_id)).collect();
+        ids.sort();
+        for (_, id) in ids {
+            if let Some(o) = self.open.remove(&id) {
+                self.finalize(o);
+            }
+        }
+        for item in self.syscalls.tick(u64::MAX, 0, &self.clock) {
+            self.ready.push(item);
+        }
+    }
+
+    fn finalize(&mut self, o: Open) {
+        let id = o.kernel_id;
+        self.finished.insert(id);
+        self.finished_order.push_back(id);
+        while self.finished_order.len() > 65536 {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
+            }
+        }
+        self.accepts.retain(|_, j| *j != id);
+        self.fins.retain(|_, j| *j != id);
+        for segs in self.segments.values_mut() {
+            segs.retain(|s| s.journey != id);
+        }
+        self.segments.retain(|_, v| !v.is_empty());
+        let j = build::journey(&o, &self.sockets, &self.names, &self.clock);
+        self.summary.journeys += 1;
+        if j.complete {
+            self.summary.complete += 1;
+        } else {
+            self.summary.incomplete += 1;
+        }
+        if j.outcome.kind == model::OutcomeKind::Dropped {
+            self.summary.dropped += 1;
+        }
+        if j.outcome.reset_sent {
+            self.summary.resets_sent += 1;
+        }
+        self.ready.push(Item::Journey(Box::new(j)));
+    }
+}
+
+/// TCP transitions only a system call makes: connect(), listen(), close()/shutdown().
+fn syscall_driven(from: u8, to: u8) -> bool {
+    matches!(
+        (from, to),
+        (7, 2) | (7, 10) | (1, 4) | (8, 9) | (10, 7)
+    )
+}
+
+pub(crate) fn state_change(s: &Socket, from: u8, to: u8) -> StateChange {
+    StateChange {
+        from: tcp_state(from).to_string(),
+        to: tcp_state(to).to_string(),
+        socket: if s.rport == 0 {
+            sockets::endpoint(s.laddr, s.lport)
+        } else {
+            format!(
+                "{} <-> {}",
+                sockets::endpoint(s.laddr, s.lport),
+                sockets::endpoint(s.raddr, s.rport)
+            )
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

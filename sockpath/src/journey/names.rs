@@ -1,0 +1,226 @@
+//! Names for the numbers the kernel reports: TCP states, errnos, socket constants, and the
+//! kernel enums whose values differ between kernels (read from BTF).
+
+use std::collections::HashMap;
+
+pub fn tcp_state(n: u8) -> &'static str {
+    match n {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        _ => "UNKNOWN",
+    }
+}
+
+/// errno names strace prints for the socket calls followed.
+pub fn errno(e: i64) -> String {
+    let name = match e {
+        1 => "EPERM",
+        2 => "ENOENT",
+        4 => "EINTR",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        32 => "EPIPE",
+        88 => "ENOTSOCK",
+        92 => "ENOPROTOOPT",
+        93 => "EPROTONOSUPPORT",
+        95 => "EOPNOTSUPP",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        105 => "ENOBUFS",
+        106 => "EISCONN",
+        107 => "ENOTCONN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        114 => "EALREADY",
+        115 => "EINPROGRESS",
+        _ => return format!("E{e}"),
+    };
+    name.to_string()
+}
+
+pub fn family(f: u64) -> String {
+    match f as i32 {
+        libc::AF_INET => "AF_INET".into(),
+        libc::AF_INET6 => "AF_INET6".into(),
+        n => format!("{n}"),
+    }
+}
+
+/// socket()'s type argument, with its flags, as strace prints it.
+pub fn sock_type(t: u64) -> String {
+    let t = t as i32;
+    let base = match t & 0xf {
+        libc::SOCK_STREAM => "SOCK_STREAM".to_string(),
+        libc::SOCK_DGRAM => "SOCK_DGRAM".to_string(),
+        libc::SOCK_RAW => "SOCK_RAW".to_string(),
+        n => n.to_string(),
+    };
+    let mut parts = vec![base];
+    if t & libc::SOCK_NONBLOCK != 0 {
+        parts.push("SOCK_NONBLOCK".into());
+    }
+    if t & libc::SOCK_CLOEXEC != 0 {
+        parts.push("SOCK_CLOEXEC".into());
+    }
+    parts.join("|")
+}
+
+pub fn ip_proto(p: u64) -> String {
+    match p {
+        0 => "0".into(),
+        6 => "IPPROTO_TCP".into(),
+        17 => "IPPROTO_UDP".into(),
+        n => n.to_string(),
+    }
+}
+
+pub fn sockopt(level: u64, name: u64) -> (String, String) {
+    let level_s = match level as i32 {
+        libc::SOL_SOCKET => "SOL_SOCKET".to_string(),
+        libc::IPPROTO_TCP => "SOL_TCP".to_string(),
+        libc::IPPROTO_IP => "SOL_IP".to_string(),
+        libc::IPPROTO_IPV6 => "SOL_IPV6".to_string(),
+        n => n.to_string(),
+    };
+    let name_s = match (level as i32, name as i32) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => "SO_REUSEADDR".to_string(),
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => "SO_REUSEPORT".to_string(),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SO_KEEPALIVE".to_string(),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => "SO_RCVBUF".to_string(),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SO_SNDBUF".to_string(),
+        (libc::SOL_SOCKET, libc::SO_LINGER) => "SO_LINGER".to_string(),
+        (libc::SOL_SOCKET, libc::SO_BROADCAST) => "SO_BROADCAST".to_string(),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "TCP_NODELAY".to_string(),
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPV6_V6ONLY".to_string(),
+        (_, n) => n.to_string(),
+    };
+    (level_s, name_s)
+}
+
+pub fn shutdown_how(h: u64) -> String {
+    match h {
+        0 => "SHUT_RD".into(),
+        1 => "SHUT_WR".into(),
+        2 => "SHUT_RDWR".into(),
+        n => n.to_string(),
+    }
+}
+
+pub fn icmp(type_: i32, code: i32) -> String {
+    match (type_, code) {
+        (3, 0) => "ICMP net unreachable".into(),
+        (3, 1) => "ICMP host unreachable".into(),
+        (3, 2) => "ICMP protocol unreachable".into(),
+        (3, 3) => "ICMP port unreachable".into(),
+        (3, 4) => "ICMP fragmentation needed".into(),
+        (11, _) => "ICMP time exceeded".into(),
+        (t, c) => format!("ICMP type {t} code {c}"),
+    }
+}
+
+/// Names of kernel enums, read from the running kernel's BTF (their values move between
+/// kernel versions as reasons are added).
+#[derive(Clone, Debug, Default)]
+pub struct KernelNames {
+    pub drop_reasons: HashMap<u64, String>,
+    pub reset_reasons: HashMap<u64, String>,
+    /// Kernel text symbols, sorted by address (from /proc/kallsyms), to name drop locations.
+    pub symbols: Vec<(u64, String)>,
+}
+
+impl KernelNames {
+    /// Reads /proc/kallsyms (addresses are real only for root, which sockpath runs as).
+    pub fn load_symbols(&mut self) {
+        let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
+            return;
+        };
+        let mut syms: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                let addr = u64::from_str_radix(it.next()?, 16).ok()?;
+                let kind = it.next()?;
+                let name = it.next()?;
+                (addr != 0 && matches!(kind, "t" | "T")).then(|| (addr, name.to_string()))
+            })
+            .collect();
+        syms.sort_unstable();
+        self.symbols = syms;
+    }
+
+    /// `function+0xoffset` for a kernel text address, or the address in hex.
+    pub fn symbol(&self, addr: u64) -> String {
+        match self.symbols.partition_point(|(a, _)| *a <= addr) {
+            0 => format!("{addr:#x}"),
+            i => {
+                let (base, name) = &self.symbols[i - 1];
+                format!("{name}+{:#x}", addr - base)
+            }
+        }
+    }
+
+    pub fn drop_reason(&self, v: i32) -> String {
+        self.drop_reasons
+            .get(&(v as u64))
+            .cloned()
+            .unwrap_or_else(|| format!("reason {v}"))
+    }
+
+    pub fn reset_reason(&self, v: i32) -> String {
+        self.reset_reasons
+            .get(&(v as u64))
+            .cloned()
+            .unwrap_or_else(|| format!("reason {v}"))
+    }
+
+    /// A small fixed table for unit tests (the values of kernel 6.18).
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        let mut n = Self::default();
+        n.drop_reasons.insert(3, "NO_SOCKET".into());
+        n.drop_reasons.insert(2, "NOT_SPECIFIED".into());
+        n.reset_reasons.insert(1, "NO_SOCKET".into());
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(tcp_state(10), "LISTEN");
+        assert_eq!(errno(111), "ECONNREFUSED");
+        assert_eq!(errno(4242), "E4242");
+        assert_eq!(sock_type(1 | 0o4000), "SOCK_STREAM|SOCK_NONBLOCK");
+        assert_eq!(sockopt(1, 2), ("SOL_SOCKET".into(), "SO_REUSEADDR".into()));
+        assert_eq!(icmp(3, 3), "ICMP port unreachable");
+        assert_eq!(KernelNames::for_tests().drop_reason(3), "NO_SOCKET");
+        assert_eq!(KernelNames::default().drop_reason(7), "reason 7");
+        let mut n = KernelNames::default();
+        n.symbols = vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "udp_rcv".into())];
+        assert_eq!(n.symbol(0x1010), "tcp_v4_rcv+0x10");
+        assert_eq!(n.symbol(0x10), "0x10");
+    }
+}

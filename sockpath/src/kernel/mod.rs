@@ -1,0 +1,206 @@
+//! Everything that touches the kernel: privileges, BTF, loading and attaching the eBPF programs,
+//! and the maps user space reads and writes.
+
+pub mod btf;
+pub mod probes;
+mod syscall_table;
+
+use std::{os::fd::AsRawFd, path::Path};
+
+use anyhow::{anyhow, Context as _};
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    Btf, Ebpf, EbpfLoader,
+};
+use sockpath_ebpf::config::{
+    counter, Filter, GLOBAL_FILTER, GLOBAL_OFFSETS, MAP_COUNTERS, MAP_EVENTS, MAP_SYSCALL_KINDS,
+    MAP_WATCHED_TGIDS,
+};
+
+use self::{btf::KernelBtf, probes::StageStatus};
+use crate::journey::names::KernelNames;
+
+/// The compiled eBPF object, built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockpath-ebpf"));
+
+pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
+
+/// Checks the privileges needed to load eBPF programs, before anything else fails less clearly.
+pub fn check_privileges() -> anyhow::Result<()> {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    // CAP_SYS_ADMIN (21), or CAP_BPF (39) with CAP_PERFMON (38); tracefs also wants DAC override.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    if has(21) || (has(39) && has(38)) {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "sockpath needs root to load its eBPF programs (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, \
+         plus access to tracefs and /proc of other processes). Run it with sudo, e.g.: sudo sockpath watch --port 4000"
+    ))
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so the ring buffer fits.
+pub fn raise_memlock() {
+    let r = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: valid pointer to an rlimit.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) };
+}
+
+/// Classic tracepoints attach through tracefs, which is not always mounted.
+pub fn ensure_tracefs() -> anyhow::Result<()> {
+    for p in ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"] {
+        if Path::new(p).is_dir() {
+            return Ok(());
+        }
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: valid C strings; mounting tracefs has no other effect.
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(anyhow!(
+            "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({}); \
+             mount it with: mount -t tracefs nodev /sys/kernel/tracing",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Names of this kernel's enums and symbols.
+pub fn kernel_names(kbtf: &KernelBtf) -> KernelNames {
+    let mut n = KernelNames {
+        drop_reasons: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
+        reset_reasons: kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
+        ..KernelNames::default()
+    };
+    n.load_symbols();
+    n
+}
+
+/// The loaded and attached programs with their maps. Dropping it detaches everything; the
+/// links are file descriptors, so the kernel detaches them too if the process is killed.
+pub struct Kernel {
+    pub ebpf: Ebpf,
+    pub stages: Vec<StageStatus>,
+    pub attach: std::time::Duration,
+    counters: PerCpuArray<MapData, u64>,
+    watched: BpfHashMap<MapData, u32, u8>,
+}
+
+impl Kernel {
+    pub fn load(kbtf: &KernelBtf, filter: &Filter, ring_bytes: u32) -> anyhow::Result<Self> {
+        let offsets = kbtf
+            .offsets()
+            .context("reading kernel struct offsets from BTF")?;
+        let btf = Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global(GLOBAL_OFFSETS, &offsets, true)
+            .override_global(GLOBAL_FILTER, filter, true)
+            .map_max_entries(MAP_EVENTS, ring_bytes)
+            .load(EBPF_OBJECT)
+            .context("loading the eBPF object")?;
+        if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf).map(spawn_logger) {
+            tracing::debug!("eBPF logs not forwarded: {e}");
+        }
+        {
+            let mut kinds: Array<_, u8> = Array::try_from(
+                ebpf.map_mut(MAP_SYSCALL_KINDS)
+                    .ok_or_else(|| anyhow!("map {MAP_SYSCALL_KINDS} missing"))?,
+            )?;
+            for (nr, kind) in syscall_table::numbers() {
+                kinds.set(nr, kind as u8, 0)?;
+            }
+        }
+        let (stages, attach) = probes::attach_all(&mut ebpf, &btf, kbtf)?;
+        let counters = PerCpuArray::try_from(
+            ebpf.take_map(MAP_COUNTERS)
+                .ok_or_else(|| anyhow!("map {MAP_COUNTERS} missing"))?,
+        )?;
+        let watched = BpfHashMap::try_from(
+            ebpf.take_map(MAP_WATCHED_TGIDS)
+                .ok_or_else(|| anyhow!("map {MAP_WATCHED_TGIDS} missing"))?,
+        )?;
+        Ok(Self {
+            ebpf,
+            stages,
+            attach,
+            counters,
+            watched,
+        })
+    }
+
+    pub fn ring(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .ok_or_else(|| anyhow!("map {MAP_EVENTS} missing"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Sum over CPUs of one counter.
+    pub fn counter(&self, index: u32) -> u64 {
+        self.counters
+            .get(&index, 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.counter(counter::EVENTS_LOST)
+    }
+
+    /// Follow this process's read/write/close calls (it owns a watched socket).
+    pub fn watch_tgid(&mut self, tgid: u32) {
+        let _ = self.watched.insert(tgid, 1, 0);
+    }
+}
+
+fn spawn_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    let Ok(mut fd) =
+        tokio::io::unix::AsyncFd::with_interest(logger, tokio::io::Interest::READABLE)
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+/// The ring buffer's fd is what tokio waits on.
+pub fn ring_fd(ring: &RingBuf<MapData>) -> i32 {
+    use std::os::fd::AsFd;
+    ring.as_fd().as_raw_fd()
+}

@@ -1,0 +1,85 @@
+//! sockpath: per-packet kernel journeys, from the network device to the socket and the process
+//! that reads it.
+//!
+//! Layout: `kernel/` loads the eBPF programs (sockpath-ebpf) and knows the running kernel (BTF,
+//! probe registry); `decode` turns ring-buffer records into events; `journey/` assembles events
+//! into journeys and syscall records; `output/` prints them; `watch` and `demo` run sessions.
+
+mod cli;
+mod decode;
+mod demo;
+mod filter;
+mod journey;
+mod kernel;
+mod output;
+mod packet;
+mod probes_cmd;
+mod procfs;
+mod watch;
+
+use std::{process::ExitCode, time::Instant};
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, UsageError};
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+
+    let result = match cli.command {
+        Command::DemoPeer(a) => demo::peer_main(a),
+        Command::Watch(a) => match a.filter() {
+            Err(e) => Err(e.into()),
+            Ok(filter) => runtime().and_then(|rt| {
+                rt.block_on(async {
+                    let session = watch::Session {
+                        filter,
+                        output: a.output.clone(),
+                    };
+                    let stop = async {
+                        match a.duration {
+                            Some(d) => tokio::time::sleep(std::time::Duration::from_secs_f64(d)).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    watch::run(session, started, None, stop).await.map(|_| ())
+                })
+            }),
+        },
+        Command::Demo(a) => {
+            runtime().and_then(|rt| rt.block_on(demo::run(a, started)).map(|_| ()))
+        }
+        Command::Probes(a) => probes_cmd::run(a, started),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sockpath: error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,26 @@
+//! Where journeys and syscalls go: human text or JSON Lines on stdout, in time order.
+
+pub mod json;
+pub mod text;
+pub mod timeline;
+
+use serde::Serialize;
+
+use crate::journey::model::{Item, Summary};
+
+/// What sockpath says when every hook is attached.
+#[derive(Clone, Debug, Serialize)]
+pub struct StartInfo {
+    pub filter: String,
+    pub kernel: String,
+    /// Milliseconds from start to every probe attached.
+    pub attach_ms: f64,
+    /// One line per journey stage: the hook serving it on this kernel.
+    pub hooks: Vec<String>,
+}
+
+pub trait Sink {
+    fn start(&mut self, info: &StartInfo) -> std::io::Result<()>;
+    fn item(&mut self, item: &Item) -> std::io::Result<()>;
+    fn summary(&mut self, s: &Summary) -> std::io::Result<()>;
+}

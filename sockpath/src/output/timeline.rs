@@ -1,0 +1,91 @@
+//! Puts journeys and syscalls in time order before they are printed.
+//!
+//! A journey is known only when it is finished, after later syscalls already arrived; items
+//! wait here until nothing older can still come (no open journey started before them and a
+//! settling delay passed), then leave oldest first.
+
+use std::{cmp::Reverse, collections::BinaryHeap};
+
+use crate::journey::model::Item;
+
+struct Entry {
+    ts: u64,
+    seq: u64,
+    item: Item,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.seq) == (o.ts, o.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.ts, self.seq).cmp(&(o.ts, o.seq))
+    }
+}
+
+#[derive(Default)]
+pub struct Timeline {
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+}
+
+impl Timeline {
+    pub fn push(&mut self, item: Item) {
+        self.seq += 1;
+        self.heap.push(Reverse(Entry {
+            ts: item.ts_ns(),
+            seq: self.seq,
+            item,
+        }));
+    }
+
+    /// Items at or before `watermark` (wall-clock ns), oldest first.
+    pub fn release(&mut self, watermark: u64) -> Vec<Item> {
+        let mut out = Vec::new();
+        while self.heap.peek().is_some_and(|Reverse(e)| e.ts <= watermark) {
+            if let Some(Reverse(e)) = self.heap.pop() {
+                out.push(e.item);
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journey::model::Note;
+
+    fn note(ts: u64) -> Item {
+        Item::Note(Note {
+            ts_ns: ts,
+            ts: String::new(),
+            kind: "t".into(),
+            text: ts.to_string(),
+        })
+    }
+
+    #[test]
+    fn releases_in_time_order_up_to_the_watermark() {
+        let mut t = Timeline::default();
+        for ts in [30, 10, 20, 40] {
+            t.push(note(ts));
+        }
+        let out: Vec<u64> = t.release(30).iter().map(Item::ts_ns).collect();
+        assert_eq!(out, vec![10, 20, 30]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.release(u64::MAX).len(), 1);
+    }
+}

@@ -1,0 +1,40 @@
+//! `sockpath probes`: for the running kernel, each journey stage and the hook serving it, and
+//! why better hooks were refused.
+
+use std::time::Instant;
+
+use crate::{cli::ProbesArgs, filter::WatchFilter, watch};
+
+pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _guard = rt.enter();
+    let attached = watch::attach(&WatchFilter::default(), 1, started)?;
+    let stages = &attached.kernel.stages;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "kernel": attached.info.kernel,
+                "attach_ms": attached.info.attach_ms,
+                "stages": stages,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "kernel {}: all hooks attached in {:.0} ms",
+        attached.info.kernel, attached.info.attach_ms
+    );
+    println!("{:<46} {:<12} hook", "stage", "kind");
+    for s in stages {
+        let kind = s.kind.map(|k| k.as_str()).unwrap_or("inferred");
+        let chosen = s.chosen.clone().unwrap_or_else(|| format!("none ({})", s.without));
+        println!("{:<46} {:<12} {}", s.stage, kind, chosen);
+        for (hook, why) in &s.refused {
+            println!("{:<46} {:<12}   refused {hook}: {why}", "", "");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Sockets that existed before sockpath started: which process holds each (from
+//! /proc/PID/fd/N -> socket:[INODE]) and which of them the filter watches (from
+//! /proc/PID/net/{tcp,tcp6,udp,udp6}, read once per network namespace).
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use crate::{decode::Socket, filter::WatchFilter, journey::model::Owner};
+
+/// Socket inode -> the first process (lowest pid) and fd holding it, for every process.
+pub struct Scan {
+    pub owners: HashMap<u64, Owner>,
+    /// Processes holding a socket the filter matches.
+    pub watched_pids: HashSet<u32>,
+}
+
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+fn pids() -> Vec<u32> {
+    let mut v: Vec<u32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The socket inodes a process holds, with their fds.
+fn socket_fds(pid: u32) -> Vec<(i32, u64)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = fs::read_link(e.path()).ok()?;
+            let t = target.to_str()?;
+            let ino = t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+            Some((fd, ino))
+        })
+        .collect()
+}
+
+/// Parses "0100007F:0FA0" (IPv4) or the 32-hex-digit IPv6 form of /proc/net/tcp.
+fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
+    let (a, p) = s.split_once(':')?;
+    let port = u16::from_str_radix(p, 16).ok()?;
+    let addr = match a.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(u32::from_str_radix(a, 16).ok()?.to_le_bytes())),
+        32 => {
+            // Four 32-bit words, each in host (little-endian) order.
+            let mut b = [0u8; 16];
+            for i in 0..4 {
+                let w = u32::from_str_radix(&a[i * 8..i * 8 + 8], 16).ok()?;
+                b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        _ => return None,
+    };
+    Some((addr, port))
+}
+
+/// Sockets of one /proc/PID/net/{tcp,udp}[6] table, by inode.
+fn parse_table(text: &str, protocol: u16) -> Vec<(u64, Socket)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (laddr, lport) = parse_endpoint(f.get(1)?)?;
+            let (raddr, rport) = parse_endpoint(f.get(2)?)?;
+            let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
+            let ino: u64 = f.get(9)?.parse().ok()?;
+            Some((
+                ino,
+                Socket {
+                    sk: 1,
+                    ino,
+                    netns: 0,
+                    family: if laddr.is_ipv4() { 2 } else { 10 },
+                    protocol,
+                    lport,
+                    rport,
+                    state,
+                    laddr,
+                    raddr,
+                },
+            ))
+        })
+        .collect()
+}
+
+pub fn scan(filter: &WatchFilter) -> Scan {
+    let mut owners = HashMap::new();
+    let mut by_pid: HashMap<u32, Vec<u64>> = HashMap::new();
+    let mut netns_pid: HashMap<String, u32> = HashMap::new();
+    for pid in pids() {
+        let fds = socket_fds(pid);
+        if fds.is_empty() {
+            continue;
+        }
+        if let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/net")) {
+            netns_pid
+                .entry(ns.to_string_lossy().into_owned())
+                .or_insert(pid);
+        }
+        let c = comm(pid);
+        for (fd, ino) in &fds {
+            owners.entry(*ino).or_insert(Owner {
+                pid,
+                comm: c.clone(),
+                fd: *fd,
+            });
+        }
+        by_pid.insert(pid, fds.into_iter().map(|(_, i)| i).collect());
+    }
+    let mut watched_inos = HashSet::new();
+    for pid in netns_pid.values() {
+        for (file, proto) in [("tcp", 6), ("tcp6", 6), ("udp", 17), ("udp6", 17)] {
+            let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
+                continue;
+            };
+            for (ino, s) in parse_table(&text, proto) {
+                if ino != 0 && filter.socket_matches(&s) {
+                    watched_inos.insert(ino);
+                }
+            }
+        }
+    }
+    let watched_pids = by_pid
+        .iter()
+        .filter(|(_, inos)| inos.iter().any(|i| watched_inos.contains(i)))
+        .map(|(p, _)| *p)
+        .collect();
+    Scan {
+        owners,
+        watched_pids,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_net_tcp_lines() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:0FA0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n";
+        let v = parse_table(text, 6);
+        assert_eq!(v.len(), 1);
+        let (ino, s) = &v[0];
+        assert_eq!(*ino, 12345);
+        assert_eq!(s.laddr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(s.lport, 4000);
+        assert_eq!(s.state, 10);
+    }
+
+    #[test]
+    fn parses_ipv6_endpoints() {
+        let (a, p) = parse_endpoint("00000000000000000000000001000000:0FA0").unwrap();
+        assert_eq!(a, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(p, 4000);
+        assert!(parse_endpoint("zz:1").is_none());
+    }
+
+    #[test]
+    fn finds_our_own_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let f = WatchFilter {
+            port: Some(port),
+            ..Default::default()
+        };
+        let s = scan(&f);
+        assert!(s.watched_pids.contains(&std::process::id()));
+    }
+}

@@ -1,0 +1,214 @@
+//! A watch session: attach, read events, assemble journeys, print them in time order, and on
+//! stop (Ctrl-C, SIGTERM, --duration, or the demo finishing) detach and print the summary.
+
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
+
+use sockpath_ebpf::config::counter;
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    sync::oneshot,
+};
+
+use crate::{
+    cli::OutputArgs,
+    decode,
+    filter::WatchFilter,
+    journey::{
+        self,
+        clock::{monotonic_ns, Clock},
+        model::Summary,
+        Assembler,
+    },
+    kernel::{self, btf::KernelBtf, probes, Kernel},
+    output::{json::JsonSink, text::TextSink, timeline::Timeline, Sink, StartInfo},
+    procfs,
+};
+
+const TICK: Duration = Duration::from_millis(50);
+
+pub struct Session {
+    pub filter: WatchFilter,
+    pub output: OutputArgs,
+}
+
+/// Everything needed before the first event: checks, BTF, programs attached.
+pub struct Attached {
+    pub kernel: Kernel,
+    pub kbtf: KernelBtf,
+    pub info: StartInfo,
+}
+
+pub fn attach(filter: &WatchFilter, ring_mib: u32, started: Instant) -> anyhow::Result<Attached> {
+    kernel::check_privileges()?;
+    kernel::raise_memlock();
+    let kbtf = KernelBtf::load()?;
+    kernel::ensure_tracefs()?;
+    let kernel = Kernel::load(&kbtf, &filter.to_kernel(), ring_mib << 20)?;
+    let info = StartInfo {
+        filter: filter.describe(),
+        kernel: kernel::kernel_release(),
+        attach_ms: started.elapsed().as_secs_f64() * 1e3,
+        hooks: probes::describe(&kernel.stages),
+    };
+    Ok(Attached { kernel, kbtf, info })
+}
+
+fn sinks(output: &OutputArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let mut v: Vec<Box<dyn Sink>> = Vec::new();
+    if output.json {
+        v.push(Box::new(JsonSink::new(std::io::stdout())));
+    } else {
+        v.push(Box::new(TextSink::new(std::io::stdout())));
+    }
+    Ok(v)
+}
+
+/// Runs until `stop` resolves (or Ctrl-C/SIGTERM). `ready` fires once every probe is attached.
+pub async fn run(
+    session: Session,
+    started: Instant,
+    ready: Option<oneshot::Sender<()>>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<Summary> {
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sinks = sinks(&session.output)?;
+
+    let Attached {
+        mut kernel,
+        kbtf,
+        info,
+    } = attach(&session.filter, session.output.ring_mib, started)?;
+    let names = kernel::kernel_names(&kbtf);
+    drop(kbtf);
+
+    let cfg = journey::Config {
+        filter: session.filter.clone(),
+        hold_ns: session.output.hold_ms * 1_000_000,
+        ..journey::Config::default()
+    };
+    let settle_ns = cfg.settle_ns;
+    let mut asm = Assembler::new(cfg, names, Clock::sample());
+    let scan = procfs::scan(&session.filter);
+    for pid in &scan.watched_pids {
+        kernel.watch_tgid(*pid);
+    }
+    asm.set_proc_owners(scan.owners);
+
+    for s in sinks.iter_mut() {
+        s.start(&info)?;
+    }
+    if let Some(r) = ready {
+        let _ = r.send(());
+    }
+
+    let mut ring = AsyncFd::with_interest(kernel.ring()?, Interest::READABLE)?;
+    let mut timeline = Timeline::default();
+    let mut tick = tokio::time::interval(TICK);
+    let mut last_lost = 0u64;
+    let mut last_clock = Instant::now();
+    let mut last_scan = Instant::now();
+    let mut decode_warned = false;
+    tokio::pin!(stop);
+
+    let mut handle = |asm: &mut Assembler, bytes: &[u8]| match decode::decode(bytes) {
+        Ok(ev) => asm.push(ev),
+        Err(e) => {
+            asm.summary_mut().decode_errors += 1;
+            if !decode_warned {
+                tracing::warn!("malformed event from the kernel: {e}");
+                decode_warned = true;
+            }
+        }
+    };
+
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let rb = guard.get_inner_mut();
+                while let Some(rec) = rb.next() {
+                    handle(&mut asm, &rec);
+                }
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                let now = monotonic_ns();
+                let lost = kernel.lost();
+                if lost > last_lost {
+                    asm.lost(lost - last_lost, now);
+                    last_lost = lost;
+                }
+                if last_clock.elapsed() >= Duration::from_secs(1) {
+                    asm.set_clock(Clock::sample());
+                    last_clock = Instant::now();
+                }
+                asm.tick(now);
+                if asm.needs_owner_scan() && last_scan.elapsed() >= Duration::from_millis(250) {
+                    let scan = procfs::scan(&session.filter);
+                    for pid in &scan.watched_pids {
+                        kernel.watch_tgid(*pid);
+                    }
+                    asm.set_proc_owners(scan.owners);
+                    last_scan = Instant::now();
+                }
+                for item in asm.take_ready() {
+                    timeline.push(item);
+                }
+                let clock = asm.clock();
+                let horizon = clock.wall_ns(now.saturating_sub(settle_ns));
+                let watermark = asm
+                    .oldest_open()
+                    .map(|t| clock.wall_ns(t).saturating_sub(1).min(horizon))
+                    .unwrap_or(horizon);
+                for item in timeline.release(watermark) {
+                    emit(&mut sinks, &item)?;
+                }
+            }
+        }
+    }
+
+    // Whatever the kernel wrote before we stopped still belongs to the session.
+    {
+        let rb = ring.get_mut();
+        while let Some(rec) = rb.next() {
+            handle(&mut asm, &rec);
+        }
+    }
+    let lost = kernel.lost();
+    if lost > last_lost {
+        asm.lost(lost - last_lost, monotonic_ns());
+    }
+    asm.finish();
+    for item in asm.take_ready() {
+        timeline.push(item);
+    }
+    for item in timeline.release(u64::MAX) {
+        emit(&mut sinks, &item)?;
+    }
+    let mut summary = asm.summary().clone();
+    summary.packets_seen = kernel.counter(counter::PACKETS_SEEN);
+    summary.packets_matched = kernel.counter(counter::PACKETS_MATCHED);
+    summary.read_errors = kernel.counter(counter::READ_ERRORS);
+    summary.events_lost = lost;
+    // Detach before printing the summary: nothing of sockpath stays in the kernel.
+    drop(ring);
+    drop(kernel);
+    for s in sinks.iter_mut() {
+        s.summary(&summary)?;
+    }
+    Ok(summary)
+}
+
+fn emit(sinks: &mut [Box<dyn Sink>], item: &journey::model::Item) -> anyhow::Result<()> {
+    for s in sinks.iter_mut() {
+        s.item(item)?;
+    }
+    Ok(())
+}
