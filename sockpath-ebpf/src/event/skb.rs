@@ -6,8 +6,6 @@ use super::EventHeader;
 pub enum SkbWhat {
     /// kfree_skb: dropped; `arg0` = enum skb_drop_reason value, `sk` = rx_sk, `location` = caller.
     Drop = 1,
-    /// skb_copy_datagram_iovec: `arg0` bytes of it copied to a reader (the current task).
-    Copy = 2,
     /// tcp_send_reset: a RST was sent in answer to it; `arg0` = enum sk_rst_reason, `arg1` = state,
     /// `sk` = the socket (0 when no socket wanted it).
     ResetSent = 3,
@@ -21,7 +19,6 @@ impl SkbWhat {
     pub fn from_u16(v: u16) -> Option<Self> {
         Some(match v {
             1 => Self::Drop,
-            2 => Self::Copy,
             3 => Self::ResetSent,
             4 => Self::IcmpSent,
             5 => Self::QueueFail,

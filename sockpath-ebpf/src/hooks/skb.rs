@@ -1,4 +1,4 @@
-//! Packet-side hooks: what became of a tracked packet (drop, reset, ICMP error, copy to a reader).
+//! Packet-side hooks: what became of a tracked packet (drop, reset, ICMP error, full queue).
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use sockpath_ebpf::event::{EventKind, SkbEvent, SkbWhat};
@@ -55,14 +55,6 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if sent {
         let _ = TRACKED.remove(skb);
     }
-    0
-}
-
-/// `TP_PROTO(const struct sk_buff *skb, int len)`: data of this packet copied to a reader, in the
-/// reader's context.
-#[btf_tracepoint(function = "skb_copy_datagram_iovec")]
-pub fn skb_copy_datagram_iovec(ctx: BtfTracePointContext) -> i32 {
-    skb_event(SkbWhat::Copy, ctx.arg(0), |ev| ev.arg0 = ctx.arg(1));
     0
 }
 

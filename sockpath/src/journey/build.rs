@@ -222,10 +222,20 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
                         endpoint(s.raddr, s.rport)
                     )
                 } else if s.rport != 0 {
+                    // The state the packet found: before any change it caused.
+                    let found = o
+                        .obs
+                        .iter()
+                        .find_map(|x| match x {
+                            Obs::State { sock, from, .. } if sock.sk == s.sk => Some(*from),
+                            _ => None,
+                        })
+                        .unwrap_or(s.state);
                     format!(
-                        "established match {} <- {}",
+                        "4-tuple match {} <- {} ({})",
                         endpoint(s.laddr, s.lport),
-                        endpoint(s.raddr, s.rport)
+                        endpoint(s.raddr, s.rport),
+                        names::tcp_state(found)
                     )
                 } else {
                     format!("bound socket {}", endpoint(s.laddr, s.lport))
@@ -345,11 +355,7 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
             Obs::Read(r) => stage(
                 "read",
                 HookKind::TpBtf,
-                if h.is_some_and(|h| h.proto == 17) {
-                    "skb_copy_datagram_iovec"
-                } else {
-                    "sock_recv_length"
-                },
+                "sock_recv_length",
                 off(r.ts),
                 format!("{} bytes read by {}", r.bytes, who(r)),
             ),
@@ -475,6 +481,22 @@ fn outcome(
         out
     };
 
+    // A packet queued on a socket its owner had closed is purged when the kernel destroys the
+    // socket: the state change is the story, the purge a footnote.
+    if let (Some((reason, _, _)), Some((from, to))) = (&drop, last_state) {
+        if reason == "QUEUE_PURGE" {
+            let to_name = if time_wait(h, from, to) { "TIME_WAIT" } else { names::tcp_state(to) };
+            let mut out = Outcome::new(
+                OutcomeKind::StateChanged,
+                format!(
+                    "TCP {} -> {to_name}; the socket had been closed, its queue purged (QUEUE_PURGE)",
+                    names::tcp_state(from)
+                ),
+            );
+            out.reason = Some(reason.clone());
+            return out;
+        }
+    }
     if let Some((reason, _, _)) = drop {
         let dst = h
             .map(|h| endpoint(h.dst, h.dport.unwrap_or(0)))

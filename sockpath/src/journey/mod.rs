@@ -139,6 +139,8 @@ pub struct Assembler {
     finished_order: VecDeque<u64>,
     pub(crate) sockets: SocketTable,
     segments: HashMap<u64, Vec<Segment>>,
+    /// UDP socket -> datagrams queued on it, oldest first: each read takes the oldest.
+    datagrams: HashMap<u64, VecDeque<u64>>,
     /// Socket -> journey of the FIN it received, for the reader's end-of-file.
     fins: HashMap<u64, u64>,
     /// Accepted-to-be child socket -> journey of the ACK that created it.
@@ -169,6 +171,7 @@ impl Assembler {
             finished_order: VecDeque::new(),
             sockets: SocketTable::default(),
             segments: HashMap::new(),
+            datagrams: HashMap::new(),
             fins: HashMap::new(),
             accepts: HashMap::new(),
             reads_by_tid: HashMap::new(),
@@ -492,17 +495,17 @@ impl Assembler {
                 end: start.wrapping_add(h.payload_len),
                 read_upto: start,
             });
-        } else if h.proto == IPPROTO_UDP {
+        } else if h.proto == IPPROTO_UDP && !o.awaiting {
             o.awaiting = true;
+            self.datagrams.entry(sock.sk).or_default().push_back(id);
         }
     }
 
-    /// sock_recv_length in a reader's context: for TCP, copied_seq says how far the stream has
-    /// been consumed, which names the segments this read took bytes from.
+    /// sock_recv_length in a reader's context. For TCP, copied_seq says how far the stream has
+    /// been consumed, which names the segments this read took bytes from. A UDP read takes the
+    /// oldest datagram queued on the socket (the kernel copies small datagrams with
+    /// copy_linear_skb(), which has no tracepoint naming the packet).
     fn recv(&mut self, s: &SockEv) {
-        if s.sock.protocol != IPPROTO_TCP as u16 {
-            return;
-        }
         let (ts, ret, copied) = (s.meta.ts_ns, s.arg0, s.arg2);
         // MSG_PEEK leaves the data queued.
         if s.arg1 & libc::MSG_PEEK != 0 {
@@ -517,6 +520,26 @@ impl Assembler {
             syscall: None,
             fd: None,
         };
+        if s.sock.protocol == IPPROTO_UDP as u16 {
+            if ret < 0 {
+                return;
+            }
+            let Some(q) = self.datagrams.get_mut(&s.sock.sk) else {
+                return;
+            };
+            let Some(id) = q.pop_front() else { return };
+            if q.is_empty() {
+                self.datagrams.remove(&s.sock.sk);
+            }
+            self.push_read(id, Obs::Read(read(ret as u64)), s.meta.tid);
+            if let Some(o) = self.open.get_mut(&id) {
+                o.awaiting = false;
+            }
+            return;
+        }
+        if s.sock.protocol != IPPROTO_TCP as u16 {
+            return;
+        }
         if ret == 0 {
             if let Some(id) = self.fins.remove(&s.sock.sk) {
                 self.push_read(id, Obs::Eof(read(0)), s.meta.tid);
@@ -597,27 +620,6 @@ impl Assembler {
     fn skb(&mut self, k: SkbEv) {
         let ts = k.meta.ts_ns;
         let id = k.meta.journey;
-        if k.what == SkbWhat::Copy {
-            // TCP reads are counted by sequence number (segments may be coalesced); the copy
-            // names the datagram a UDP reader took.
-            let udp = self.open.get(&id).is_some_and(|o| o.proto() == IPPROTO_UDP);
-            if udp {
-                let r = ReadObs {
-                    ts,
-                    pid: k.meta.pid,
-                    tid: k.meta.tid,
-                    comm: k.comm.clone(),
-                    bytes: k.arg0.max(0) as u64,
-                    syscall: None,
-                    fd: None,
-                };
-                self.push_read(id, Obs::Read(r), k.meta.tid);
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.awaiting = false;
-                }
-            }
-            return;
-        }
         let Some(o) = self.exact(id, ts, k.meta.cpu) else {
             return;
         };
@@ -644,7 +646,6 @@ impl Assembler {
                 sk: k.sk,
                 rc: k.arg0,
             },
-            SkbWhat::Copy => return,
         });
         if k.what == SkbWhat::Drop {
             o.awaiting = false;
@@ -760,6 +761,10 @@ impl Assembler {
         }
         self.accepts.retain(|_, j| *j != id);
         self.fins.retain(|_, j| *j != id);
+        for q in self.datagrams.values_mut() {
+            q.retain(|j| *j != id);
+        }
+        self.datagrams.retain(|_, q| !q.is_empty());
         for segs in self.segments.values_mut() {
             segs.retain(|s| s.journey != id);
         }

@@ -15,14 +15,25 @@ use crate::{decode::Socket, packet::Headers};
 /// At most this many sockets are remembered; the least recently seen go first.
 const MAX_SOCKETS: usize = 65536;
 
+/// A process holding a socket, from `from` until `until` (closed), and the socket's ports then
+/// (a struct sock address is reused by unrelated sockets).
+#[derive(Clone, Debug)]
+struct Span {
+    owner: Owner,
+    from: u64,
+    until: Option<u64>,
+    ports: (u16, u16),
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     sock: Socket,
-    owner: Option<Owner>,
-    /// When the owner closed its fd (the socket may live on, orphaned, in FIN_WAIT or TIME_WAIT).
-    closed_at: Option<u64>,
+    owners: Vec<Span>,
     last_seen: u64,
 }
+
+/// At most this many owner changes are remembered per socket address.
+const MAX_SPANS: usize = 8;
 
 #[derive(Default)]
 pub struct SocketTable {
@@ -32,9 +43,7 @@ pub struct SocketTable {
 }
 
 impl SocketTable {
-    /// Records what an event showed of a socket. A struct sock address can be reused by a new
-    /// socket: a different inode, or a socket going back to an earlier life (a fresh socket()),
-    /// forgets the old owner.
+    /// Records what an event showed of a socket.
     pub fn observe(&mut self, s: &Socket, ts: u64) {
         if s.sk == 0 {
             return;
@@ -44,14 +53,9 @@ impl SocketTable {
         }
         let e = self.by_sk.entry(s.sk).or_insert_with(|| Entry {
             sock: s.clone(),
-            owner: None,
-            closed_at: None,
+            owners: Vec::new(),
             last_seen: ts,
         });
-        if e.sock.ino != 0 && s.ino != 0 && e.sock.ino != s.ino {
-            e.owner = None;
-            e.closed_at = None;
-        }
         // Request and time-wait sockets have no protocol field; keep what we knew.
         let protocol = if s.protocol == 0 { e.sock.protocol } else { s.protocol };
         let ino = if s.ino == 0 { e.sock.ino } else { s.ino };
@@ -69,24 +73,38 @@ impl SocketTable {
         }
     }
 
-    /// A new socket() result: whatever lived at this address before is gone.
-    pub fn reset(&mut self, s: &Socket, owner: Owner, ts: u64) {
-        self.by_sk.remove(&s.sk);
+    /// `owner` holds socket `s` from `ts` on (socket(), accept(), or any call on its fd).
+    pub fn set_owner(&mut self, s: &Socket, owner: Owner, ts: u64) {
         self.observe(s, ts);
-        self.set_owner(s.sk, owner);
-    }
-
-    pub fn set_owner(&mut self, sk: u64, owner: Owner) {
-        if let Some(e) = self.by_sk.get_mut(&sk) {
-            e.owner = Some(owner);
-            e.closed_at = None;
+        let Some(e) = self.by_sk.get_mut(&s.sk) else {
+            return;
+        };
+        if let Some(last) = e.owners.last_mut() {
+            if last.until.is_none() && last.owner == owner {
+                last.ports = (s.lport, s.rport);
+                return;
+            }
+            if last.until.is_none() {
+                last.until = Some(ts);
+            }
+        }
+        e.owners.push(Span {
+            owner,
+            from: ts,
+            until: None,
+            ports: (s.lport, s.rport),
+        });
+        if e.owners.len() > MAX_SPANS {
+            e.owners.remove(0);
         }
     }
 
     /// The owner closed its fd at `ts`.
     pub fn closed(&mut self, sk: u64, ts: u64) {
-        if let Some(e) = self.by_sk.get_mut(&sk) {
-            e.closed_at = Some(ts);
+        if let Some(span) = self.by_sk.get_mut(&sk).and_then(|e| e.owners.last_mut()) {
+            if span.until.is_none() {
+                span.until = Some(ts);
+            }
         }
     }
 
@@ -94,27 +112,52 @@ impl SocketTable {
         self.proc_owners = owners;
     }
 
-    /// The owner of a socket now: from its system calls, else from /proc by inode.
+    /// The owner of a socket now.
     pub fn owner(&self, sk: u64) -> Option<Owner> {
-        self.owner_at(sk, u64::MAX)
+        let e = self.by_sk.get(&sk)?;
+        match e.owners.last() {
+            Some(span) if span.until.is_none() => Some(span.owner.clone()),
+            Some(_) => None,
+            None => self.proc_owner(e),
+        }
     }
 
-    /// The owner of a socket at time `ts` (it may have closed its fd since).
-    pub fn owner_at(&self, sk: u64, ts: u64) -> Option<Owner> {
-        let e = self.by_sk.get(&sk)?;
-        if e.closed_at.is_some_and(|c| c < ts) {
-            return None;
+    fn proc_owner(&self, e: &Entry) -> Option<Owner> {
+        (e.sock.ino != 0)
+            .then(|| self.proc_owners.get(&e.sock.ino).cloned())
+            .flatten()
+    }
+
+    /// The owner of socket `s` at time `ts`: who held it then; or, for a connection still in
+    /// the accept queue then, the process that accepted it later (same ports).
+    pub fn owner_at(&self, s: &Socket, ts: u64) -> Option<Owner> {
+        let e = self.by_sk.get(&s.sk)?;
+        if let Some(span) = e
+            .owners
+            .iter()
+            .rev()
+            .find(|sp| sp.from <= ts && sp.until.is_none_or(|u| u >= ts))
+        {
+            return Some(span.owner.clone());
         }
-        e.owner
-            .clone()
-            .or_else(|| (e.sock.ino != 0).then(|| self.proc_owners.get(&e.sock.ino).cloned())?)
+        if let Some(span) = e
+            .owners
+            .iter()
+            .find(|sp| sp.from > ts && sp.ports == (s.lport, s.rport))
+        {
+            return Some(span.owner.clone());
+        }
+        if e.owners.is_empty() {
+            return self.proc_owner(e);
+        }
+        None
     }
 
     /// Whether a socket has an inode but no known owner (worth a /proc rescan).
     pub fn owner_unknown(&self, sk: u64) -> bool {
         self.by_sk
             .get(&sk)
-            .is_some_and(|e| e.sock.ino != 0 && e.closed_at.is_none() && self.owner(sk).is_none())
+            .is_some_and(|e| e.sock.ino != 0 && e.owners.is_empty() && self.proc_owner(e).is_none())
     }
 
     pub fn get(&self, sk: u64) -> Option<&Socket> {
@@ -146,7 +189,7 @@ impl SocketTable {
             sk: format!("{:#x}", s.sk),
             ino: self.get(s.sk).map(|k| k.ino).unwrap_or(s.ino),
             netns: s.netns,
-            owner: self.owner_at(s.sk, ts),
+            owner: self.owner_at(s, ts),
         }
     }
 
@@ -155,7 +198,7 @@ impl SocketTable {
         self.by_sk
             .retain(|_, e| {
                 now.saturating_sub(e.last_seen) < age_ns
-                    || (e.owner.is_some() && e.closed_at.is_none())
+                    || e.owners.last().is_some_and(|sp| sp.until.is_none())
             });
     }
 
@@ -240,34 +283,48 @@ mod tests {
         assert!(delivers(&h, &mapped));
     }
 
+    fn owner(pid: u32, fd: i32) -> Owner {
+        Owner {
+            pid,
+            comm: "p".into(),
+            fd,
+        }
+    }
+
     #[test]
-    fn owner_from_proc_and_reset_on_reuse() {
+    fn owner_from_proc_until_a_syscall_says_otherwise() {
         let mut t = SocketTable::default();
         let s = sock(7, 4000, 0, 10);
         t.observe(&s, 1);
         assert!(t.owner_unknown(7));
-        t.set_proc_owners(HashMap::from([(
-            s.ino,
-            Owner {
-                pid: 9,
-                comm: "nc".into(),
-                fd: 3,
-            },
-        )]));
+        t.set_proc_owners(HashMap::from([(s.ino, owner(9, 3))]));
         assert_eq!(t.owner(7).unwrap().pid, 9);
-        // Same struct sock address, new socket (new inode): the old owner no longer applies.
-        let mut s2 = s.clone();
-        s2.ino += 1;
-        t.set_owner(
-            7,
-            Owner {
-                pid: 1,
-                comm: "x".into(),
-                fd: 4,
-            },
-        );
-        t.observe(&s2, 2);
-        assert!(t.owner(7).is_none());
+        assert_eq!(t.owner_at(&s, 1).unwrap().pid, 9);
+    }
+
+    #[test]
+    fn reused_address_keeps_each_owner_in_its_time() {
+        let mut t = SocketTable::default();
+        let listener = sock(7, 4000, 0, 10);
+        t.set_owner(&listener, owner(1, 3), 10);
+        t.closed(7, 20);
+        // The same struct sock address, a new socket of another process.
+        let fresh = sock(7, 0, 0, 7);
+        t.set_owner(&fresh, owner(2, 5), 30);
+        assert_eq!(t.owner_at(&listener, 15).unwrap().pid, 1);
+        assert_eq!(t.owner_at(&fresh, 35).unwrap().pid, 2);
+        assert_eq!(t.owner(7).unwrap().pid, 2);
+        // Between the two lives nobody held it.
+        assert!(t.owner_at(&listener, 25).is_none());
+    }
+
+    #[test]
+    fn accepted_child_is_owned_by_the_acceptor_even_before_accept() {
+        let mut t = SocketTable::default();
+        let child = sock(8, 4000, 4444, 1);
+        t.observe(&child, 5);
+        t.set_owner(&child, owner(1, 4), 50);
+        assert_eq!(t.owner_at(&child, 10).unwrap().fd, 4);
     }
 
     #[test]

@@ -68,13 +68,12 @@ impl Syscalls {
             fd,
         };
         match s.kind {
-            SyscallKind::Socket if s.ret >= 0 => sockets.reset(&s.sock, owner(s.ret as i32), ts),
-            SyscallKind::Accept | SyscallKind::Accept4 if s.ret >= 0 => {
-                sockets.set_owner(s.sock.sk, owner(s.ret as i32))
+            SyscallKind::Socket | SyscallKind::Accept | SyscallKind::Accept4 if s.ret >= 0 => {
+                sockets.set_owner(&s.sock, owner(s.ret as i32), s.enter_ns)
             }
             SyscallKind::Socket | SyscallKind::Accept | SyscallKind::Accept4 | SyscallKind::Close => {}
             _ if s.fd >= 0 && sockets.owner(s.sock.sk).is_none() => {
-                sockets.set_owner(s.sock.sk, owner(s.fd))
+                sockets.set_owner(&s.sock, owner(s.fd), s.enter_ns)
             }
             _ => {}
         }

@@ -156,12 +156,7 @@ pub fn registry() -> Vec<StageSpec> {
         },
         StageSpec {
             stage: "read by a process",
-            hooks: vec![Hook {
-                programs: vec![
-                    ("sock_recv_length", tp("sock_recv_length", 3)),
-                    ("skb_copy_datagram_iovec", tp("skb_copy_datagram_iovec", 2)),
-                ],
-            }],
+            hooks: vec![Hook::one("sock_recv_length", tp("sock_recv_length", 3))],
             required: false,
             without: "reads not seen",
         },

@@ -1,0 +1,454 @@
+//! Journey assembly on hand-made event sequences: what the kernel reports for the netcat
+//! experiment, and the awkward cases (events out of order, lost events, batched packets,
+//! reused addresses, waiting too long).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use sockpath_ebpf::event::{SkbWhat, SockWhat, SyscallKind};
+
+use super::{
+    clock::Clock,
+    model::{Item, Journey, OutcomeKind, SyscallRecord},
+    names::KernelNames,
+    Assembler, Config,
+};
+use crate::{
+    decode::{Event, Meta, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
+    filter::WatchFilter,
+    packet::fixture::{tcp4, udp4},
+};
+
+const MS: u64 = 1_000_000;
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+const SERVER: u32 = 100;
+const CLIENT: u32 = 200;
+
+fn asm() -> Assembler {
+    let cfg = Config {
+        filter: WatchFilter {
+            port: Some(4000),
+            ..WatchFilter::default()
+        },
+        ..Config::default()
+    };
+    Assembler::new(cfg, KernelNames::for_tests(), Clock::fixed(0))
+}
+
+fn meta(ts: u64, journey: u64, net_rx: bool, pid: u32) -> Meta {
+    Meta {
+        ts_ns: ts,
+        cpu: 0,
+        net_rx,
+        pid,
+        tid: pid,
+        journey,
+    }
+}
+
+fn sock(sk: u64, proto: u16, lport: u16, rport: u16, state: u8) -> Socket {
+    Socket {
+        sk,
+        ino: sk + 10_000,
+        netns: 1,
+        family: 2,
+        protocol: proto,
+        lport,
+        rport,
+        state,
+        laddr: LO,
+        raddr: if rport == 0 { ANY } else { LO },
+    }
+}
+
+fn packet(ts: u64, id: u64, frame: Vec<u8>) -> Event {
+    Event::Packet(PacketRx {
+        meta: meta(ts, id, true, 0),
+        skb: 0xff00 + id,
+        len: frame.len() as u32 - 14,
+        wire_len: frame.len() as u32,
+        ifindex: 1,
+        netns: 1,
+        ifname: "lo".into(),
+        mac_len: 14,
+        ethertype: 0x0800,
+        data: frame,
+    })
+}
+
+fn sock_ev(ts: u64, hint: u64, net_rx: bool, what: SockWhat, s: Socket) -> SockEv {
+    SockEv {
+        meta: meta(ts, hint, net_rx, SERVER),
+        what,
+        arg0: 0,
+        arg1: 0,
+        arg2: 0,
+        skb: 0,
+        sock: s,
+        other: sock(0, 0, 0, 0, 0),
+        comm: "server".into(),
+    }
+}
+
+fn state(ts: u64, hint: u64, net_rx: bool, s: Socket, from: u8, to: u8) -> Event {
+    let mut e = sock_ev(ts, hint, net_rx, SockWhat::StateChange, s);
+    e.arg0 = from as i32;
+    e.arg1 = to as i32;
+    Event::Sock(e)
+}
+
+fn skb_ev(ts: u64, id: u64, what: SkbWhat, arg0: i32) -> Event {
+    Event::Skb(SkbEv {
+        meta: meta(ts, id, true, 0),
+        what,
+        arg0,
+        arg1: 0,
+        skb: 0xff00 + id,
+        location: 0,
+        sk: 0,
+        comm: String::new(),
+    })
+}
+
+fn syscall(ts: u64, pid: u32, kind: SyscallKind, fd: i32, ret: i64, s: Socket) -> Event {
+    Event::Syscall(SyscallEv {
+        meta: meta(ts, 0, false, pid),
+        enter_ns: ts - 1_000,
+        kind,
+        fd,
+        ret,
+        args: [0; 4],
+        addr: None,
+        sock: s,
+        other: sock(0, 0, 0, 0, 0),
+        copied_seq: 0,
+        comm: if pid == SERVER { "server" } else { "client" }.into(),
+    })
+}
+
+/// Runs events through the assembler, finishes everything, returns journeys and syscalls.
+fn run(a: &mut Assembler, events: Vec<Event>) -> (Vec<Journey>, Vec<SyscallRecord>) {
+    for e in events {
+        a.push(e);
+    }
+    a.finish();
+    let mut journeys = Vec::new();
+    let mut calls = Vec::new();
+    for item in a.take_ready() {
+        match item {
+            Item::Journey(j) => journeys.push(*j),
+            Item::Syscall(s) => calls.push(*s),
+            Item::Note(_) => {}
+        }
+    }
+    journeys.sort_by_key(|j| j.id);
+    (journeys, calls)
+}
+
+#[test]
+fn syn_reaches_the_listener_named_by_its_syn_ack() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, 10);
+    let mut req = sock(2, 0, 4000, 4444, 12);
+    req.protocol = 0;
+    let mut synack = sock_ev(MS + 10_000, 7, true, SockWhat::SynAck, listener.clone());
+    synack.other = req;
+    let (j, _) = run(
+        &mut a,
+        vec![
+            syscall(MS / 2, SERVER, SyscallKind::Socket, -1, 3, sock(1, 6, 0, 0, 7)),
+            packet(MS, 7, tcp4(4444, 4000, 100, None, "S", &[])),
+            Event::Sock(synack),
+        ],
+    );
+    assert_eq!(j.len(), 1);
+    let j = &j[0];
+    assert_eq!(j.outcome.kind, OutcomeKind::SynAckSent);
+    assert!(j.complete);
+    let s = j.socket.as_ref().unwrap();
+    assert_eq!(s.local, "127.0.0.1:4000");
+    assert_eq!(s.owner.as_ref().unwrap().pid, SERVER);
+    assert_eq!(s.owner.as_ref().unwrap().fd, 3);
+    let names: Vec<&str> = j.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["netif_receive_skb", "ip_rcv", "tcp_v4_rcv", "socket lookup", "SYN-ACK sent"]
+    );
+    assert!(!j.stages[1].observed(), "ip_rcv is inferred on this kernel");
+    assert_eq!(j.stages[4].offset_ns, Some(10_000));
+}
+
+#[test]
+fn data_is_read_by_the_process_through_its_syscall() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, 1);
+    let mut tcp_rcv = sock_ev(MS + 2_000, 9, true, SockWhat::TcpRcv, child.clone());
+    tcp_rcv.skb = 0xff09;
+    // The reader consumed up to seq 1000 + 6: copied_seq after the read.
+    let mut recv = sock_ev(MS + 50_000, 0, false, SockWhat::Recv, child.clone());
+    recv.arg0 = 6;
+    recv.arg2 = 1006;
+    let mut read = syscall(MS + 51_000, SERVER, SyscallKind::Read, 4, 6, child.clone());
+    if let Event::Syscall(s) = &mut read {
+        s.enter_ns = MS + 40_000;
+    }
+    let (j, calls) = run(
+        &mut a,
+        vec![
+            syscall(MS / 2, SERVER, SyscallKind::Accept4, 3, 4, child.clone()),
+            packet(MS, 9, tcp4(4444, 4000, 1000, Some(1), "AP", b"salam\n")),
+            Event::Sock(tcp_rcv),
+            Event::Sock(sock_ev(MS + 3_000, 9, true, SockWhat::DataReady, child.clone())),
+            Event::Sock(recv),
+            read,
+        ],
+    );
+    let j = &j[0];
+    assert_eq!(j.outcome.kind, OutcomeKind::Read);
+    assert_eq!(j.outcome.bytes, Some(6));
+    assert_eq!(j.outcome.pid, Some(SERVER));
+    assert_eq!(j.outcome.syscall.as_deref(), Some("read"));
+    assert_eq!(j.outcome.fd, Some(4));
+    assert!(j.complete);
+    assert!(calls.iter().any(|c| c.text == "read(4, ..., 0) = 6"));
+}
+
+#[test]
+fn a_read_spanning_two_segments_reads_both() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, 1);
+    let mut events = vec![];
+    for (i, seq) in [(1u64, 1000u32), (2, 1003)] {
+        events.push(packet(MS * i, i, tcp4(4444, 4000, seq, Some(1), "A", b"abc")));
+        let mut t = sock_ev(MS * i + 1, i, true, SockWhat::TcpRcv, child.clone());
+        t.skb = 0xff00 + i;
+        events.push(Event::Sock(t));
+    }
+    // Coalesced on the queue: one read of 6 bytes takes both.
+    let mut recv = sock_ev(3 * MS, 0, false, SockWhat::Recv, child);
+    recv.arg0 = 6;
+    recv.arg2 = 1006;
+    events.push(Event::Sock(recv));
+    let (j, _) = run(&mut a, events);
+    assert_eq!(j.len(), 2);
+    for j in &j {
+        assert_eq!(j.outcome.kind, OutcomeKind::Read, "{}", j.outcome.text);
+        assert_eq!(j.outcome.bytes, Some(3));
+    }
+}
+
+#[test]
+fn third_ack_creates_the_child_and_accept_returns_it() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, 10);
+    let child = sock(5, 6, 4000, 4444, 3);
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 11, tcp4(4444, 4000, 101, Some(501), "A", &[])),
+            state(MS + 1_000, 11, true, child.clone(), 10, 3),
+            state(MS + 2_000, 11, true, child.clone(), 3, 1),
+            Event::Sock(sock_ev(MS + 3_000, 11, true, SockWhat::DataReady, listener)),
+            syscall(MS + 9_000, SERVER, SyscallKind::Accept4, 3, 4, child),
+        ],
+    );
+    let j = &j[0];
+    assert_eq!(j.outcome.kind, OutcomeKind::Accepted, "{}", j.outcome.text);
+    assert_eq!(j.outcome.fd, Some(4));
+    assert_eq!(j.state_changes.len(), 2);
+    assert_eq!(j.state_changes[1].to, "ESTABLISHED");
+}
+
+#[test]
+fn closed_port_gets_a_reset_and_a_drop_with_reason() {
+    let mut a = asm();
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 13, tcp4(5555, 4000, 1, None, "S", &[])),
+            skb_ev(MS + 5_000, 13, SkbWhat::ResetSent, 1),
+            skb_ev(MS + 9_000, 13, SkbWhat::Drop, 3),
+        ],
+    );
+    let j = &j[0];
+    assert_eq!(j.outcome.kind, OutcomeKind::Dropped);
+    assert_eq!(j.outcome.reason.as_deref(), Some("NO_SOCKET"));
+    assert!(j.outcome.reset_sent);
+    assert!(j.outcome.text.contains("no socket for 127.0.0.1:4000"));
+    let lookup = j.stages.iter().find(|s| s.name == "socket lookup").unwrap();
+    assert_eq!(lookup.detail, "no socket for 127.0.0.1:4000");
+}
+
+#[test]
+fn udp_datagrams_are_read_oldest_first() {
+    let mut a = asm();
+    let bound = sock(7, 17, 4000, 0, 7);
+    let mut events = vec![];
+    for i in 1..=2u64 {
+        events.push(packet(MS * i, i, udp4(5000, 4000, &vec![b'x'; i as usize])));
+        events.push(Event::Sock(sock_ev(MS * i + 1, i, true, SockWhat::DataReady, bound.clone())));
+    }
+    for (i, len) in [(3u64, 1), (4, 2)] {
+        let mut r = sock_ev(MS * i, 0, false, SockWhat::Recv, bound.clone());
+        r.arg0 = len;
+        events.push(Event::Sock(r));
+    }
+    let (j, _) = run(&mut a, events);
+    assert_eq!(j[0].outcome.bytes, Some(1));
+    assert_eq!(j[1].outcome.bytes, Some(2));
+}
+
+#[test]
+fn events_read_before_their_packet_still_join_it() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, 1);
+    let mut t = sock_ev(MS + 2, 21, true, SockWhat::TcpRcv, child);
+    t.skb = 0xff15;
+    let (j, _) = run(
+        &mut a,
+        vec![Event::Sock(t), packet(MS, 21, tcp4(4444, 4000, 5, Some(6), "A", &[]))],
+    );
+    assert_eq!(j.len(), 1);
+    assert!(j[0].complete, "{:?}", j[0].incomplete_reason);
+    assert_eq!(j[0].outcome.kind, OutcomeKind::Consumed);
+}
+
+#[test]
+fn lost_events_mark_journeys_in_flight_incomplete() {
+    let mut a = asm();
+    a.push(packet(MS, 31, tcp4(4444, 4000, 5, Some(6), "A", &[])));
+    a.lost(3, 2 * MS);
+    let (j, _) = run(&mut a, vec![]);
+    assert!(!j[0].complete);
+    assert!(j[0].incomplete_reason.as_ref().unwrap().contains("lost"));
+    assert_eq!(a.summary().events_lost, 3);
+}
+
+#[test]
+fn an_event_whose_packet_was_lost_is_an_incomplete_journey() {
+    let mut a = asm();
+    let (j, _) = run(&mut a, vec![skb_ev(MS, 41, SkbWhat::Drop, 3)]);
+    assert_eq!(j.len(), 1);
+    assert!(!j[0].complete);
+    assert_eq!(
+        j[0].incomplete_reason.as_deref(),
+        Some("the device-receive event was lost")
+    );
+}
+
+#[test]
+fn nothing_after_device_receive_is_incomplete() {
+    let mut a = asm();
+    let (j, _) = run(&mut a, vec![packet(MS, 51, tcp4(4444, 4000, 5, Some(6), "A", &[]))]);
+    assert!(!j[0].complete);
+    assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
+}
+
+#[test]
+fn wrong_softirq_hint_is_corrected_by_addresses() {
+    // Two packets received in one batch before either was processed: the CPU's hint names the
+    // second, but the first packet's socket is the one that woke.
+    let mut a = asm();
+    let s1 = sock(3, 6, 4000, 4444, 1);
+    let s2 = sock(4, 6, 4000, 4445, 1);
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 61, tcp4(4444, 4000, 5, Some(6), "AF", &[])),
+            packet(MS + 1, 62, tcp4(4445, 4000, 5, Some(6), "AF", &[])),
+            state(MS + 10, 62, true, s1.clone(), 1, 8),
+            state(MS + 11, 62, true, s2.clone(), 1, 8),
+        ],
+    );
+    assert_eq!(j[0].state_changes[0].socket, "127.0.0.1:4000 <-> 127.0.0.1:4444");
+    assert_eq!(j[1].state_changes[0].socket, "127.0.0.1:4000 <-> 127.0.0.1:4445");
+}
+
+#[test]
+fn reused_skb_address_is_two_journeys() {
+    // The same sk_buff address for two packets: journeys are keyed by the kernel's journey id,
+    // so the drop of the second does not touch the first.
+    let mut a = asm();
+    let mut p1 = packet(MS, 71, tcp4(4444, 4000, 5, None, "S", &[]));
+    let mut p2 = packet(2 * MS, 72, tcp4(4446, 4000, 5, None, "S", &[]));
+    for p in [&mut p1, &mut p2] {
+        if let Event::Packet(p) = p {
+            p.skb = 0xabc;
+        }
+    }
+    let (j, _) = run(&mut a, vec![p1, p2, skb_ev(2 * MS + 5, 72, SkbWhat::Drop, 3)]);
+    assert_eq!(j.len(), 2);
+    assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
+    assert_eq!(j[1].outcome.kind, OutcomeKind::Dropped);
+}
+
+#[test]
+fn unread_data_is_queued_after_the_hold_time() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, 1);
+    let mut t = sock_ev(MS + 2, 81, true, SockWhat::TcpRcv, child);
+    t.skb = 0xff51;
+    a.push(packet(MS, 81, tcp4(4444, 4000, 5, Some(6), "AP", b"data")));
+    a.push(Event::Sock(t));
+    a.tick(MS + 500 * MS);
+    assert!(a.take_ready().is_empty(), "waits for the read");
+    a.tick(MS + 2_100 * MS);
+    let items = a.take_ready();
+    let Some(Item::Journey(j)) = items.first() else {
+        panic!("journey not finished after the hold time")
+    };
+    assert_eq!(j.outcome.kind, OutcomeKind::Queued);
+    assert!(j.complete);
+}
+
+#[test]
+fn syscalls_before_a_decision_are_shown_once_the_socket_is_watched() {
+    let mut a = asm();
+    let fresh = sock(9, 6, 0, 0, 7);
+    let bound = sock(9, 6, 4444, 0, 7);
+    let connected = sock(9, 6, 4444, 4000, 2);
+    let mut bind = syscall(3 * MS, CLIENT, SyscallKind::Bind, 3, 0, bound);
+    if let Event::Syscall(s) = &mut bind {
+        s.addr = Some((LO, 4444));
+    }
+    let (_, calls) = run(
+        &mut a,
+        vec![
+            syscall(MS, CLIENT, SyscallKind::Socket, -1, 3, fresh.clone()),
+            syscall(2 * MS, CLIENT, SyscallKind::Setsockopt, 3, 0, fresh),
+            bind,
+            syscall(4 * MS, CLIENT, SyscallKind::Connect, 3, 0, connected),
+        ],
+    );
+    let names: Vec<&str> = calls.iter().map(|c| c.syscall.as_str()).collect();
+    assert_eq!(names, ["socket", "setsockopt", "bind", "connect"]);
+}
+
+#[test]
+fn an_unwatched_socket_prints_nothing() {
+    let mut a = asm();
+    let fresh = sock(9, 6, 0, 0, 7);
+    let (_, calls) = run(
+        &mut a,
+        vec![
+            syscall(MS, CLIENT, SyscallKind::Socket, -1, 3, fresh.clone()),
+            syscall(2 * MS, CLIENT, SyscallKind::Close, 3, 0, fresh),
+        ],
+    );
+    assert!(calls.is_empty());
+}
+
+#[test]
+fn state_change_in_a_syscall_belongs_to_the_syscall() {
+    let mut a = asm();
+    let s = sock(3, 6, 4444, 4000, 1);
+    let (_, calls) = run(
+        &mut a,
+        vec![
+            state(MS, 0, false, s.clone(), 1, 4),
+            syscall(MS + 500, SERVER, SyscallKind::Close, 3, 0, s),
+        ],
+    );
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].state_changes[0].to, "FIN_WAIT1");
+}
