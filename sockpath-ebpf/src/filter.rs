@@ -97,9 +97,7 @@ pub fn sock_matches(f: &Filter, si: &SockInfo) -> bool {
         if v != f.addr_version {
             return false;
         }
-        if !addr_eq(&si.laddr, &f.addr, v)
-            && !addr_eq(&si.raddr, &f.addr, v)
-            && !is_zero(&si.laddr)
+        if !addr_eq(&si.laddr, &f.addr, v) && !addr_eq(&si.raddr, &f.addr, v) && !is_zero(&si.laddr)
         {
             return false;
         }

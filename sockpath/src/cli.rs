@@ -40,9 +40,9 @@ pub struct OutputArgs {
     /// How long a journey waits for its data to be read or its connection accepted, in ms.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub hold_ms: u64,
-    /// Ring buffer size in MiB (kernel to sockpath).
-    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub ring_mib: u32,
+    /// Size of the ring buffer from the kernel, in KiB (a power of two, at least 4).
+    #[arg(long, value_name = "KIB", default_value_t = 16384, value_parser = ring_size)]
+    pub ring_kib: u32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +86,18 @@ pub struct ProbesArgs {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+fn ring_size(s: &str) -> Result<u32, String> {
+    let v: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of KiB"))?;
+    if v < 4 || !v.is_power_of_two() || v > 1 << 20 {
+        return Err(format!(
+            "{v} KiB: the ring buffer size must be a power of two from 4 to 1048576"
+        ));
+    }
+    Ok(v)
 }
 
 /// A mistake in the command line: message and exit code 2.
@@ -143,7 +155,9 @@ impl WatchArgs {
         }
         if let Some(d) = self.duration {
             if !(d > 0.0 && d.is_finite()) {
-                return Err(UsageError(format!("--duration must be a positive number of seconds, not {d}")));
+                return Err(UsageError(format!(
+                    "--duration must be a positive number of seconds, not {d}"
+                )));
             }
         }
         Ok(WatchFilter {
@@ -177,9 +191,19 @@ mod tests {
 
     #[test]
     fn malformed_address_and_unknown_option_are_usage_errors() {
-        assert_eq!(parse(&["watch", "--addr", "300.1.1.1"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            parse(&["watch", "--addr", "300.1.1.1"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
         assert_eq!(parse(&["watch", "--bogus"]).unwrap_err().exit_code(), 2);
-        assert_eq!(parse(&["watch", "--proto", "sctp"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            parse(&["watch", "--proto", "sctp"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -263,7 +263,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         EventKind::Sock => {
             let e: SockEvent = exact(kind, bytes)?;
-            let what = SockWhat::from_u16(e.what).ok_or(DecodeError::Code("sock", e.what.into()))?;
+            let what =
+                SockWhat::from_u16(e.what).ok_or(DecodeError::Code("sock", e.what.into()))?;
             Event::Sock(SockEv {
                 meta: meta(&h),
                 what,
@@ -308,7 +309,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         EventKind::Syscall => {
             let e: SyscallEvent = exact(kind, bytes)?;
-            let k = SyscallKind::from_u8(e.kind).ok_or(DecodeError::Code("syscall", e.kind.into()))?;
+            let k =
+                SyscallKind::from_u8(e.kind).ok_or(DecodeError::Code("syscall", e.kind.into()))?;
             Event::Syscall(SyscallEv {
                 meta: meta(&h),
                 enter_ns: e.enter_ns,
@@ -353,7 +355,12 @@ pub mod fixture {
 
     pub fn packet(ts_ns: u64, journey: u64, frame: &[u8]) -> Vec<u8> {
         let mut ev: PacketEvent = unsafe { std::mem::zeroed() };
-        ev.header = header(EventKind::Packet, PACKET_EVENT_FIXED + frame.len(), ts_ns, journey);
+        ev.header = header(
+            EventKind::Packet,
+            PACKET_EVENT_FIXED + frame.len(),
+            ts_ns,
+            journey,
+        );
         ev.skb = 0xffff_0000_0000_1000;
         ev.len = (frame.len() - 14) as u32;
         ev.wire_len = frame.len() as u32;
@@ -379,7 +386,10 @@ mod tests {
         assert_eq!(decode(&[0u8; 8]), Err(DecodeError::Short(8)));
         let mut h = bytes_of(&header(EventKind::Sock, 4096, 1, 0));
         h.resize(64, 0);
-        assert!(matches!(decode(&h), Err(DecodeError::Size { claimed: 4096, .. })));
+        assert!(matches!(
+            decode(&h),
+            Err(DecodeError::Size { claimed: 4096, .. })
+        ));
     }
 
     #[test]
@@ -455,7 +465,12 @@ mod tests {
     #[test]
     fn syscall_decodes_address_and_kind() {
         let mut e = SyscallEvent {
-            header: header(EventKind::Syscall, std::mem::size_of::<SyscallEvent>(), 9, 0),
+            header: header(
+                EventKind::Syscall,
+                std::mem::size_of::<SyscallEvent>(),
+                9,
+                0,
+            ),
             kind: SyscallKind::Connect as u8,
             fd: 3,
             ret: -111,
@@ -475,10 +490,18 @@ mod tests {
     #[test]
     fn bad_syscall_kind_is_an_error() {
         let e = SyscallEvent {
-            header: header(EventKind::Syscall, std::mem::size_of::<SyscallEvent>(), 9, 0),
+            header: header(
+                EventKind::Syscall,
+                std::mem::size_of::<SyscallEvent>(),
+                9,
+                0,
+            ),
             kind: 200,
             ..Default::default()
         };
-        assert_eq!(decode(&bytes_of(&e)), Err(DecodeError::Code("syscall", 200)));
+        assert_eq!(
+            decode(&bytes_of(&e)),
+            Err(DecodeError::Code("syscall", 200))
+        );
     }
 }

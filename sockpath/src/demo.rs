@@ -81,7 +81,9 @@ pub async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Summary> {
         let _ = stop_rx.await;
     })
     .await?;
-    waiter.await.map_err(|e| anyhow!("demo task failed: {e}"))??;
+    waiter
+        .await
+        .map_err(|e| anyhow!("demo task failed: {e}"))??;
     Ok(summary)
 }
 
@@ -163,11 +165,20 @@ fn client(port: u16, client_port: u16) -> anyhow::Result<()> {
         )?;
         let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         let local = sockaddr(client_port);
-        check(libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len), "bind")?;
+        check(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+            "bind",
+        )?;
         let remote = sockaddr(port);
-        check(libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len), "connect")?;
+        check(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            "connect",
+        )?;
         let msg = b"salam\n";
-        check(libc::write(fd, msg.as_ptr().cast(), msg.len()) as libc::c_int, "write")?;
+        check(
+            libc::write(fd, msg.as_ptr().cast(), msg.len()) as libc::c_int,
+            "write",
+        )?;
         check(libc::close(fd), "close")?;
     }
     Ok(())

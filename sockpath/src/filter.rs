@@ -95,7 +95,9 @@ impl WatchFilter {
         }
         if let Some(a) = self.addr {
             let a = a.to_canonical();
-            if s.laddr.to_canonical() != a && s.raddr.to_canonical() != a && !s.laddr.is_unspecified()
+            if s.laddr.to_canonical() != a
+                && s.raddr.to_canonical() != a
+                && !s.laddr.is_unspecified()
             {
                 return false;
             }

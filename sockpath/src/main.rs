@@ -52,7 +52,9 @@ fn main() -> ExitCode {
                     };
                     let stop = async {
                         match a.duration {
-                            Some(d) => tokio::time::sleep(std::time::Duration::from_secs_f64(d)).await,
+                            Some(d) => {
+                                tokio::time::sleep(std::time::Duration::from_secs_f64(d)).await
+                            }
                             None => std::future::pending().await,
                         }
                     };
@@ -60,9 +62,7 @@ fn main() -> ExitCode {
                 })
             }),
         },
-        Command::Demo(a) => {
-            runtime().and_then(|rt| rt.block_on(demo::run(a, started)).map(|_| ()))
-        }
+        Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a, started)).map(|_| ())),
         Command::Probes(a) => probes_cmd::run(a, started),
     };
     match result {

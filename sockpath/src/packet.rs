@@ -52,7 +52,8 @@ impl Headers {
         let nh = frame.get(mac_len..).ok_or(ParseError::Malformed("link"))?;
         let (ip_version, src, dst, proto, l4, ip_payload_len, ip_id) = match ethertype {
             0x0800 => {
-                let ip = Ipv4HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv4"))?;
+                let ip =
+                    Ipv4HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv4"))?;
                 let hl = ip.ihl() as usize * 4;
                 let total = ip.total_len() as usize;
                 (
@@ -66,7 +67,8 @@ impl Headers {
                 )
             }
             0x86dd => {
-                let ip = Ipv6HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv6"))?;
+                let ip =
+                    Ipv6HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv6"))?;
                 (
                     6,
                     IpAddr::V6(ip.source_addr()),
@@ -158,7 +160,14 @@ pub fn proto_name(proto: u8) -> String {
 pub mod fixture {
     use etherparse::PacketBuilder;
 
-    pub fn tcp4(sport: u16, dport: u16, seq: u32, ack: Option<u32>, flags: &str, payload: &[u8]) -> Vec<u8> {
+    pub fn tcp4(
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: Option<u32>,
+        flags: &str,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut b = PacketBuilder::ethernet2([0; 6], [0; 6])
             .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
             .tcp(sport, dport, seq, 65495);

@@ -10,7 +10,7 @@ pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let _guard = rt.enter();
-    let attached = watch::attach(&WatchFilter::default(), 1, started)?;
+    let attached = watch::attach(&WatchFilter::default(), 64, started)?;
     let stages = &attached.kernel.stages;
     if args.json {
         println!(
@@ -30,7 +30,10 @@ pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
     println!("{:<46} {:<12} hook", "stage", "kind");
     for s in stages {
         let kind = s.kind.map(|k| k.as_str()).unwrap_or("inferred");
-        let chosen = s.chosen.clone().unwrap_or_else(|| format!("none ({})", s.without));
+        let chosen = s
+            .chosen
+            .clone()
+            .unwrap_or_else(|| format!("none ({})", s.without));
         println!("{:<46} {:<12} {}", s.stage, kind, chosen);
         for (hook, why) in &s.refused {
             println!("{:<46} {:<12}   refused {hook}: {why}", "", "");

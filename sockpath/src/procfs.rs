@@ -44,7 +44,11 @@ fn socket_fds(pid: u32) -> Vec<(i32, u64)> {
             let fd: i32 = e.file_name().to_str()?.parse().ok()?;
             let target = fs::read_link(e.path()).ok()?;
             let t = target.to_str()?;
-            let ino = t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+            let ino = t
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
             Some((fd, ino))
         })
         .collect()
@@ -55,7 +59,9 @@ fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
     let (a, p) = s.split_once(':')?;
     let port = u16::from_str_radix(p, 16).ok()?;
     let addr = match a.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(u32::from_str_radix(a, 16).ok()?.to_le_bytes())),
+        8 => IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(a, 16).ok()?.to_le_bytes(),
+        )),
         32 => {
             // Four 32-bit words, each in host (little-endian) order.
             let mut b = [0u8; 16];

@@ -41,12 +41,12 @@ pub struct Attached {
     pub info: StartInfo,
 }
 
-pub fn attach(filter: &WatchFilter, ring_mib: u32, started: Instant) -> anyhow::Result<Attached> {
+pub fn attach(filter: &WatchFilter, ring_kib: u32, started: Instant) -> anyhow::Result<Attached> {
     kernel::check_privileges()?;
     kernel::raise_memlock();
     let kbtf = KernelBtf::load()?;
     kernel::ensure_tracefs()?;
-    let kernel = Kernel::load(&kbtf, &filter.to_kernel(), ring_mib << 20)?;
+    let kernel = Kernel::load(&kbtf, &filter.to_kernel(), ring_kib << 10)?;
     let info = StartInfo {
         filter: filter.describe(),
         kernel: kernel::kernel_release(),
@@ -81,7 +81,7 @@ pub async fn run(
         mut kernel,
         kbtf,
         info,
-    } = attach(&session.filter, session.output.ring_mib, started)?;
+    } = attach(&session.filter, session.output.ring_kib, started)?;
     let names = kernel::kernel_names(&kbtf);
     drop(kbtf);
 
@@ -105,7 +105,10 @@ pub async fn run(
         let _ = r.send(());
     }
 
-    let mut ring = AsyncFd::with_interest(kernel.ring()?, Interest::READABLE)?;
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same until it is dropped
+    // with the AsyncFd.
+    let mut ring = unsafe { AsyncFd::register_with_interest(kernel.ring()?, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
     let mut timeline = Timeline::default();
     let mut tick = tokio::time::interval(TICK);
     let mut last_lost = 0u64;

@@ -107,7 +107,12 @@ fn try_netif_receive_skb(skb: u64) -> Result<u64, i32> {
         unsafe { bpf_probe_read_kernel_buf(start as *const u8, &mut ev.data[..cap])? };
     }
     let size = PACKET_EVENT_FIXED + cap;
-    ev.header = emit::header(EventKind::Packet, size, sockpath_ebpf::event::CTX_NET_RX, journey);
+    ev.header = emit::header(
+        EventKind::Packet,
+        size,
+        sockpath_ebpf::event::CTX_NET_RX,
+        journey,
+    );
     ev.skb = skb;
     ev.len = len;
     ev.wire_len = len + mac_len as u32;

@@ -225,7 +225,8 @@ fn decide(
         SyscallKind::Bind | SyscallKind::Connect | SyscallKind::Listen => {
             let sk = ev.sock.sk;
             sock::info_into(&mut ev.sock, sk, o);
-            let wanted = filter::sock_matches(f, &ev.sock) || (f.port != 0 && ev.addr.port == f.port);
+            let wanted =
+                filter::sock_matches(f, &ev.sock) || (f.port != 0 && ev.addr.port == f.port);
             if wanted {
                 watch_current();
             }

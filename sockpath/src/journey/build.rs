@@ -116,23 +116,34 @@ fn delivery_socket(obs: &[Obs]) -> Option<&Socket> {
         _ => None,
     });
     child
-        .or_else(|| obs.iter().find_map(|o| match o {
-            Obs::TcpRcv { sock, .. } => Some(sock),
-            _ => None,
-        }))
-        .or_else(|| obs.iter().find_map(|o| match o {
-            Obs::DataReady { sock, .. } if sock.state != LISTEN => Some(sock),
-            Obs::State { sock, .. } | Obs::ReceiveReset { sock, .. } => Some(sock),
-            _ => None,
-        }))
-        .or_else(|| obs.iter().find_map(|o| match o {
-            Obs::SynAck { listener, .. } => Some(listener),
-            Obs::DataReady { sock, .. } => Some(sock),
-            _ => None,
-        }))
+        .or_else(|| {
+            obs.iter().find_map(|o| match o {
+                Obs::TcpRcv { sock, .. } => Some(sock),
+                _ => None,
+            })
+        })
+        .or_else(|| {
+            obs.iter().find_map(|o| match o {
+                Obs::DataReady { sock, .. } if sock.state != LISTEN => Some(sock),
+                Obs::State { sock, .. } | Obs::ReceiveReset { sock, .. } => Some(sock),
+                _ => None,
+            })
+        })
+        .or_else(|| {
+            obs.iter().find_map(|o| match o {
+                Obs::SynAck { listener, .. } => Some(listener),
+                Obs::DataReady { sock, .. } => Some(sock),
+                _ => None,
+            })
+        })
 }
 
-pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, clock: &Clock) -> Journey {
+pub(crate) fn journey(
+    o: &Open,
+    sockets: &SocketTable,
+    names: &KernelNames,
+    clock: &Clock,
+) -> Journey {
     let t0 = o.t0;
     let off = |ts: u64| Some(ts.saturating_sub(t0));
     let h = o.headers.as_ref();
@@ -140,7 +151,12 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
     obs.sort_by_key(|x| obs_ts(x));
 
     let drop = o.obs.iter().find_map(|x| match x {
-        Obs::Drop { reason, location, sk, .. } => Some((names.drop_reason(*reason), *location, *sk)),
+        Obs::Drop {
+            reason,
+            location,
+            sk,
+            ..
+        } => Some((names.drop_reason(*reason), *location, *sk)),
         _ => None,
     });
     let reset = o.obs.iter().find_map(|x| match x {
@@ -157,7 +173,9 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
     });
     let delivered = delivery_socket(&o.obs);
     let no_socket = drop.as_ref().is_some_and(|d| d.0 == "NO_SOCKET")
-        || reset.as_ref().is_some_and(|r| r.0 == "NO_SOCKET" && r.1 == 0);
+        || reset
+            .as_ref()
+            .is_some_and(|r| r.0 == "NO_SOCKET" && r.1 == 0);
 
     let socket_observed = o.obs.iter().any(|x| {
         !matches!(
@@ -168,7 +186,9 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
     let reached_transport = socket_observed
         || reset.is_some()
         || icmp.is_some()
-        || drop.as_ref().is_some_and(|d| !dropped_before_transport(&d.0));
+        || drop
+            .as_ref()
+            .is_some_and(|d| !dropped_before_transport(&d.0));
     let reached_ip = reached_transport || drop.is_some();
 
     let mut stages = Vec::new();
@@ -178,7 +198,10 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
             HookKind::TpBtf,
             "netif_receive_skb",
             Some(0),
-            format!("dev {} (ifindex {}), {} bytes", p.ifname, p.ifindex, p.wire_len),
+            format!(
+                "dev {} (ifindex {}), {} bytes",
+                p.ifname, p.ifindex, p.wire_len
+            ),
         ));
     }
     for x in &obs {
@@ -204,7 +227,11 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
     }
     if let Some(h) = h {
         if reached_ip {
-            let ipf = if h.ip_version == 4 { "ip_rcv" } else { "ipv6_rcv" };
+            let ipf = if h.ip_version == 4 {
+                "ip_rcv"
+            } else {
+                "ipv6_rcv"
+            };
             let detail = match &drop {
                 Some((r, _, _)) if !reached_transport => format!("dropped here ({r})"),
                 _ => "headers valid, local destination".to_string(),
@@ -212,8 +239,16 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
             stages.push(stage(ipf, HookKind::Inferred, "", None, detail));
         }
         if reached_transport {
-            stages.push(stage(transport_fn(h), HookKind::Inferred, "", None, String::new()));
-            let lookup = if let Some(s) = delivered.filter(|_| synack.is_none() || delivered.is_some_and(|d| d.rport != 0)) {
+            stages.push(stage(
+                transport_fn(h),
+                HookKind::Inferred,
+                "",
+                None,
+                String::new(),
+            ));
+            let lookup = if let Some(s) =
+                delivered.filter(|_| synack.is_none() || delivered.is_some_and(|d| d.rport != 0))
+            {
                 let created = o.obs.iter().any(|x| matches!(x, Obs::State { from, to, .. } if *from == SYN_RECV && *to == ESTABLISHED));
                 if created {
                     format!(
@@ -243,10 +278,7 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
             } else if let Some((l, _)) = synack {
                 format!("listener {}", endpoint(l.laddr, l.lport))
             } else if no_socket {
-                format!(
-                    "no socket for {}",
-                    endpoint(h.dst, h.dport.unwrap_or(0))
-                )
+                format!("no socket for {}", endpoint(h.dst, h.dport.unwrap_or(0)))
             } else {
                 "result not observed".to_string()
             };
@@ -286,7 +318,11 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
                     names::tcp_state(*to),
                     endpoint(sock.laddr, sock.lport),
                     endpoint(sock.raddr, sock.rport),
-                    if time_wait(h, *from, *to) { " (continues as a TIME_WAIT socket)" } else { "" }
+                    if time_wait(h, *from, *to) {
+                        " (continues as a TIME_WAIT socket)"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             Obs::DataReady { ts, sock } => stage(
@@ -318,7 +354,10 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
                 HookKind::TpBtf,
                 "inet_sk_error_report",
                 off(*ts),
-                format!("{} reported to the socket's user", names::errno(*err as i64)),
+                format!(
+                    "{} reported to the socket's user",
+                    names::errno(*err as i64)
+                ),
             ),
             Obs::ResetSent { ts, sk, reason } => stage(
                 "tcp_send_reset",
@@ -326,9 +365,15 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
                 "tcp_send_reset",
                 off(*ts),
                 if *sk == 0 {
-                    format!("RST sent, no socket (reason {})", names.reset_reason(*reason))
+                    format!(
+                        "RST sent, no socket (reason {})",
+                        names.reset_reason(*reason)
+                    )
                 } else {
-                    format!("RST sent by the socket (reason {})", names.reset_reason(*reason))
+                    format!(
+                        "RST sent by the socket (reason {})",
+                        names.reset_reason(*reason)
+                    )
                 },
             ),
             Obs::Icmp { ts, type_, code } => stage(
@@ -338,12 +383,21 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
                 off(*ts),
                 format!("{} sent", names::icmp(*type_, *code)),
             ),
-            Obs::Drop { ts, reason, location, .. } => stage(
+            Obs::Drop {
+                ts,
+                reason,
+                location,
+                ..
+            } => stage(
                 "kfree_skb",
                 HookKind::TpBtf,
                 "kfree_skb",
                 off(*ts),
-                format!("dropped: {} at {}", names.drop_reason(*reason), names.symbol(*location)),
+                format!(
+                    "dropped: {} at {}",
+                    names.drop_reason(*reason),
+                    names.symbol(*location)
+                ),
             ),
             Obs::QueueFail { ts, rc, .. } => stage(
                 "queue failed",
@@ -391,25 +445,46 @@ pub(crate) fn journey(o: &Open, sockets: &SocketTable, names: &KernelNames, cloc
             _ => None,
         })
         .collect::<Vec<_>>();
-    let outcome = outcome(o, h, names, sockets, drop, reset, icmp, synack, delivered, no_socket);
+    let outcome = outcome(
+        o, h, names, sockets, drop, reset, icmp, synack, delivered, no_socket,
+    );
 
     let (complete, reason) = if o.evicted {
-        (false, Some("given up on: too many journeys in flight".to_string()))
+        (
+            false,
+            Some("given up on: too many journeys in flight".to_string()),
+        )
     } else if o.pkt.is_none() {
         (false, Some("the device-receive event was lost".to_string()))
     } else if o.lost {
-        (false, Some("events were lost while this packet was in flight".to_string()))
+        (
+            false,
+            Some("events were lost while this packet was in flight".to_string()),
+        )
     } else if h.is_none() {
-        (false, Some("packet headers could not be parsed".to_string()))
+        (
+            false,
+            Some("packet headers could not be parsed".to_string()),
+        )
     } else if outcome.kind == OutcomeKind::Unknown {
-        (false, Some("nothing was observed after device receive".to_string()))
+        (
+            false,
+            Some("nothing was observed after device receive".to_string()),
+        )
     } else {
         (true, None)
     };
 
     let wall = clock.wall_ns(t0);
     let (iface, ifindex, netns, wire_len, frame, mac_len) = match &o.pkt {
-        Some(p) => (p.ifname.clone(), p.ifindex, p.netns, p.wire_len, p.data.clone(), p.mac_len),
+        Some(p) => (
+            p.ifname.clone(),
+            p.ifindex,
+            p.netns,
+            p.wire_len,
+            p.data.clone(),
+            p.mac_len,
+        ),
         None => (String::new(), 0, 0, 0, Vec::new(), 0),
     };
     Journey {
@@ -485,7 +560,11 @@ fn outcome(
     // socket: the state change is the story, the purge a footnote.
     if let (Some((reason, _, _)), Some((from, to))) = (&drop, last_state) {
         if reason == "QUEUE_PURGE" {
-            let to_name = if time_wait(h, from, to) { "TIME_WAIT" } else { names::tcp_state(to) };
+            let to_name = if time_wait(h, from, to) {
+                "TIME_WAIT"
+            } else {
+                names::tcp_state(to)
+            };
             let mut out = Outcome::new(
                 OutcomeKind::StateChanged,
                 format!(
@@ -545,7 +624,10 @@ fn outcome(
             let text = if got >= payload {
                 format!("{payload} bytes delivered and read by {}", who(last))
             } else {
-                format!("{got} of {payload} bytes read by {}, the rest still queued", who(last))
+                format!(
+                    "{got} of {payload} bytes read by {}, the rest still queued",
+                    who(last)
+                )
             };
             let mut out = with_reader(Outcome::new(OutcomeKind::Read, text), last);
             out.bytes = Some(got);
@@ -564,7 +646,9 @@ fn outcome(
     }
     if let Some((SYN_RECV, ESTABLISHED)) = last_state {
         let listener = o.obs.iter().find_map(|x| match x {
-            Obs::DataReady { sock, .. } if sock.state == LISTEN => Some(endpoint(sock.laddr, sock.lport)),
+            Obs::DataReady { sock, .. } if sock.state == LISTEN => {
+                Some(endpoint(sock.laddr, sock.lport))
+            }
             _ => None,
         });
         return Outcome::new(
@@ -599,7 +683,11 @@ fn outcome(
         return out;
     }
     if let Some((from, to)) = last_state {
-        let to_name = if time_wait(h, from, to) { "TIME_WAIT" } else { names::tcp_state(to) };
+        let to_name = if time_wait(h, from, to) {
+            "TIME_WAIT"
+        } else {
+            names::tcp_state(to)
+        };
         let mut text = format!("TCP {} -> {to_name}", names::tcp_state(from));
         if let Some(r) = eof {
             text.push_str(&format!("; end of file read by {}", who(r)));
@@ -612,7 +700,10 @@ fn outcome(
     }
     if let Some(r) = eof {
         return with_reader(
-            Outcome::new(OutcomeKind::StateChanged, format!("end of file read by {}", who(r))),
+            Outcome::new(
+                OutcomeKind::StateChanged,
+                format!("end of file read by {}", who(r)),
+            ),
             r,
         );
     }
@@ -638,5 +729,8 @@ fn outcome(
         out.reset_sent = true;
         return out;
     }
-    Outcome::new(OutcomeKind::Unknown, "nothing observed after device receive")
+    Outcome::new(
+        OutcomeKind::Unknown,
+        "nothing observed after device receive",
+    )
 }

@@ -51,7 +51,8 @@ impl Clock {
 
 /// RFC 3339 UTC with nanoseconds, for JSON.
 pub fn rfc3339(wall_ns: u64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(wall_ns as i64).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    DateTime::<Utc>::from_timestamp_nanos(wall_ns as i64)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Local time of day with microseconds, as tcpdump and Wireshark's default time column show it.
@@ -68,7 +69,10 @@ mod tests {
     fn conversions_are_inverse() {
         let c = Clock::fixed(1_700_000_000_000_000_000);
         assert_eq!(c.mono_ns(c.wall_ns(123)), 123);
-        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456789Z"
+        );
     }
 
     #[test]

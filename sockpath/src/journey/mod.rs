@@ -58,17 +58,56 @@ impl Default for Config {
 pub(crate) enum Obs {
     Fib(FibEv),
     /// tcp_probe: established-state receive on this socket.
-    TcpRcv { ts: u64, sock: Socket },
+    TcpRcv {
+        ts: u64,
+        sock: Socket,
+    },
     /// SYN-ACK sent by `listener` for request socket `req`.
-    SynAck { ts: u64, listener: Socket, req: Socket },
-    State { ts: u64, sock: Socket, from: u8, to: u8 },
-    DataReady { ts: u64, sock: Socket },
-    ReceiveReset { ts: u64, sock: Socket },
-    ErrorReport { ts: u64, sock: Socket, err: i32 },
-    ResetSent { ts: u64, sk: u64, reason: i32 },
-    Icmp { ts: u64, type_: i32, code: i32 },
-    Drop { ts: u64, reason: i32, location: u64, sk: u64 },
-    QueueFail { ts: u64, sk: u64, rc: i32 },
+    SynAck {
+        ts: u64,
+        listener: Socket,
+        req: Socket,
+    },
+    State {
+        ts: u64,
+        sock: Socket,
+        from: u8,
+        to: u8,
+    },
+    DataReady {
+        ts: u64,
+        sock: Socket,
+    },
+    ReceiveReset {
+        ts: u64,
+        sock: Socket,
+    },
+    ErrorReport {
+        ts: u64,
+        sock: Socket,
+        err: i32,
+    },
+    ResetSent {
+        ts: u64,
+        sk: u64,
+        reason: i32,
+    },
+    Icmp {
+        ts: u64,
+        type_: i32,
+        code: i32,
+    },
+    Drop {
+        ts: u64,
+        reason: i32,
+        location: u64,
+        sk: u64,
+    },
+    QueueFail {
+        ts: u64,
+        sk: u64,
+        rc: i32,
+    },
     /// Payload bytes of this packet taken by a reader.
     Read(ReadObs),
     /// The reader saw end-of-file (read() = 0) after this FIN.
@@ -417,7 +456,10 @@ impl Assembler {
                     );
                 }
             }
-            SockWhat::DataReady | SockWhat::StateChange | SockWhat::ReceiveReset | SockWhat::ErrorReport => {
+            SockWhat::DataReady
+            | SockWhat::StateChange
+            | SockWhat::ReceiveReset
+            | SockWhat::ErrorReport => {
                 let id = if s.meta.net_rx {
                     self.attribute(s.meta.journey, s.meta.cpu, ts, &s.sock)
                 } else {
@@ -557,7 +599,11 @@ impl Assembler {
             if !seq_lt(seg.read_upto, copied) {
                 return true;
             }
-            let upto = if seq_lt(copied, seg.end) { copied } else { seg.end };
+            let upto = if seq_lt(copied, seg.end) {
+                copied
+            } else {
+                seg.end
+            };
             let n = upto.wrapping_sub(seg.read_upto) as u64;
             seg.read_upto = upto;
             hits.push((seg.journey, n, upto == seg.end));
@@ -707,7 +753,8 @@ impl Assembler {
         }
         let items = self.syscalls.push(s, &mut self.sockets, &self.clock);
         self.summary.syscalls += items.len() as u64;
-        self.ready.extend(items.into_iter().map(|r| Item::Syscall(Box::new(r))));
+        self.ready
+            .extend(items.into_iter().map(|r| Item::Syscall(Box::new(r))));
     }
 
     /// Finishes the journeys that are due at monotonic time `now`.
@@ -731,7 +778,8 @@ impl Assembler {
             self.ready.push(item);
         }
         self.sockets.expire(now, 60_000_000_000);
-        self.reads_by_tid.retain(|_, v| !v.is_empty() && v.len() < 1024);
+        self.reads_by_tid
+            .retain(|_, v| !v.is_empty() && v.len() < 1024);
         let open = &self.open;
         self.backlog.retain(|_, (id, _)| open.contains_key(id));
     }
@@ -788,10 +836,7 @@ impl Assembler {
 
 /// TCP transitions only a system call makes: connect(), listen(), close()/shutdown().
 fn syscall_driven(from: u8, to: u8) -> bool {
-    matches!(
-        (from, to),
-        (7, 2) | (7, 10) | (1, 4) | (8, 9) | (10, 7)
-    )
+    matches!((from, to), (7, 2) | (7, 10) | (1, 4) | (8, 9) | (10, 7))
 }
 
 pub(crate) fn state_change(s: &Socket, from: u8, to: u8) -> StateChange {

@@ -57,7 +57,11 @@ impl SocketTable {
             last_seen: ts,
         });
         // Request and time-wait sockets have no protocol field; keep what we knew.
-        let protocol = if s.protocol == 0 { e.sock.protocol } else { s.protocol };
+        let protocol = if s.protocol == 0 {
+            e.sock.protocol
+        } else {
+            s.protocol
+        };
         let ino = if s.ino == 0 { e.sock.ino } else { s.ino };
         e.sock = Socket {
             protocol,
@@ -177,7 +181,12 @@ impl SocketTable {
             p => p,
         };
         let state = if proto == 17 {
-            if s.rport == 0 { "UNCONNECTED" } else { "CONNECTED" }.to_string()
+            if s.rport == 0 {
+                "UNCONNECTED"
+            } else {
+                "CONNECTED"
+            }
+            .to_string()
         } else {
             tcp_state(s.state).to_string()
         };
@@ -195,11 +204,10 @@ impl SocketTable {
 
     /// Forget sockets not seen for `age_ns` (they were destroyed or went quiet).
     pub fn expire(&mut self, now: u64, age_ns: u64) {
-        self.by_sk
-            .retain(|_, e| {
-                now.saturating_sub(e.last_seen) < age_ns
-                    || e.owners.last().is_some_and(|sp| sp.until.is_none())
-            });
+        self.by_sk.retain(|_, e| {
+            now.saturating_sub(e.last_seen) < age_ns
+                || e.owners.last().is_some_and(|sp| sp.until.is_none())
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -330,6 +338,9 @@ mod tests {
     #[test]
     fn endpoints_print_like_socket_addresses() {
         assert_eq!(endpoint("::1".parse().unwrap(), 80), "[::1]:80");
-        assert_eq!(endpoint("::ffff:10.0.0.1".parse().unwrap(), 80), "10.0.0.1:80");
+        assert_eq!(
+            endpoint("::ffff:10.0.0.1".parse().unwrap(), 80),
+            "10.0.0.1:80"
+        );
     }
 }

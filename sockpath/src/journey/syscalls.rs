@@ -49,7 +49,8 @@ impl Syscalls {
     pub fn state_change(&mut self, s: &SockEv, _sockets: &SocketTable, clock: &Clock) {
         let change = state_change(&s.sock, s.arg0 as u8, s.arg1 as u8);
         if s.meta.net_rx {
-            self.notes.push(note(s.meta.ts_ns, change, clock, "in softirq"));
+            self.notes
+                .push(note(s.meta.ts_ns, change, clock, "in softirq"));
         } else {
             self.changes
                 .entry(s.meta.tid)
@@ -58,7 +59,12 @@ impl Syscalls {
         }
     }
 
-    pub fn push(&mut self, s: SyscallEv, sockets: &mut SocketTable, clock: &Clock) -> Vec<SyscallRecord> {
+    pub fn push(
+        &mut self,
+        s: SyscallEv,
+        sockets: &mut SocketTable,
+        clock: &Clock,
+    ) -> Vec<SyscallRecord> {
         let ts = s.meta.ts_ns;
         sockets.observe(&s.sock, ts);
         sockets.observe(&s.other, ts);
@@ -71,7 +77,10 @@ impl Syscalls {
             SyscallKind::Socket | SyscallKind::Accept | SyscallKind::Accept4 if s.ret >= 0 => {
                 sockets.set_owner(&s.sock, owner(s.ret as i32), s.enter_ns)
             }
-            SyscallKind::Socket | SyscallKind::Accept | SyscallKind::Accept4 | SyscallKind::Close => {}
+            SyscallKind::Socket
+            | SyscallKind::Accept
+            | SyscallKind::Accept4
+            | SyscallKind::Close => {}
             _ if s.fd >= 0 && sockets.owner(s.sock.sk).is_none() => {
                 sockets.set_owner(&s.sock, owner(s.fd), s.enter_ns)
             }
@@ -83,7 +92,8 @@ impl Syscalls {
             _ => &s.sock,
         };
         let addr_match = matches!(s.kind, SyscallKind::Bind | SyscallKind::Connect)
-            && s.addr.is_some_and(|(_, p)| self.filter.port_matches(p) && self.filter.port.is_some());
+            && s.addr
+                .is_some_and(|(_, p)| self.filter.port_matches(p) && self.filter.port.is_some());
         let matches = self.filter.socket_matches(decider) || addr_match;
         let undecided_kind = s.kind == SyscallKind::Socket
             || (s.sock.lport == 0 && s.sock.rport == 0 && s.kind != SyscallKind::Close)
@@ -137,7 +147,11 @@ impl Syscalls {
                 mine.into_iter().map(|(_, c)| c).collect()
             })
             .unwrap_or_default();
-        let sock = if s.sock.sk != 0 { Some(sockets.view(&s.sock)) } else { None };
+        let sock = if s.sock.sk != 0 {
+            Some(sockets.view(&s.sock))
+        } else {
+            None
+        };
         SyscallRecord {
             ts_ns: wall,
             ts: clock::rfc3339(wall),
@@ -175,7 +189,11 @@ impl Syscalls {
 
 fn note(ts: u64, c: StateChange, clock: &Clock, ctx: &str) -> Item {
     let wall = clock.wall_ns(ts);
-    let ctx = if ctx.is_empty() { String::new() } else { format!(" ({ctx})") };
+    let ctx = if ctx.is_empty() {
+        String::new()
+    } else {
+        format!(" ({ctx})")
+    };
     Item::Note(Note {
         ts_ns: wall,
         ts: clock::rfc3339(wall),
@@ -186,12 +204,12 @@ fn note(ts: u64, c: StateChange, clock: &Clock, ctx: &str) -> Item {
 
 fn sockaddr(addr: Option<(IpAddr, u16)>) -> String {
     match addr {
-        Some((IpAddr::V4(a), p)) => format!(
-            "{{sa_family=AF_INET, sin_port=htons({p}), sin_addr=inet_addr(\"{a}\")}}"
-        ),
-        Some((IpAddr::V6(a), p)) => format!(
-            "{{sa_family=AF_INET6, sin6_port=htons({p}), sin6_addr=inet_pton(\"{a}\")}}"
-        ),
+        Some((IpAddr::V4(a), p)) => {
+            format!("{{sa_family=AF_INET, sin_port=htons({p}), sin_addr=inet_addr(\"{a}\")}}")
+        }
+        Some((IpAddr::V6(a), p)) => {
+            format!("{{sa_family=AF_INET6, sin6_port=htons({p}), sin6_addr=inet_pton(\"{a}\")}}")
+        }
         None => "NULL".into(),
     }
 }
@@ -230,7 +248,11 @@ pub fn strace(s: &SyscallEv) -> String {
                 "NULL, NULL".to_string()
             } else {
                 match peer(&s.sock) {
-                    Some(p) => format!("{}, [{}]", sockaddr(Some(p)), if p.0.is_ipv4() { 16 } else { 28 }),
+                    Some(p) => format!(
+                        "{}, [{}]",
+                        sockaddr(Some(p)),
+                        if p.0.is_ipv4() { 16 } else { 28 }
+                    ),
                     None => "..., ...".to_string(),
                 }
             };

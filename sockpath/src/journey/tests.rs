@@ -156,7 +156,14 @@ fn syn_reaches_the_listener_named_by_its_syn_ack() {
     let (j, _) = run(
         &mut a,
         vec![
-            syscall(MS / 2, SERVER, SyscallKind::Socket, -1, 3, sock(1, 6, 0, 0, 7)),
+            syscall(
+                MS / 2,
+                SERVER,
+                SyscallKind::Socket,
+                -1,
+                3,
+                sock(1, 6, 0, 0, 7),
+            ),
             packet(MS, 7, tcp4(4444, 4000, 100, None, "S", &[])),
             Event::Sock(synack),
         ],
@@ -172,7 +179,13 @@ fn syn_reaches_the_listener_named_by_its_syn_ack() {
     let names: Vec<&str> = j.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        ["netif_receive_skb", "ip_rcv", "tcp_v4_rcv", "socket lookup", "SYN-ACK sent"]
+        [
+            "netif_receive_skb",
+            "ip_rcv",
+            "tcp_v4_rcv",
+            "socket lookup",
+            "SYN-ACK sent"
+        ]
     );
     assert!(!j.stages[1].observed(), "ip_rcv is inferred on this kernel");
     assert_eq!(j.stages[4].offset_ns, Some(10_000));
@@ -198,7 +211,13 @@ fn data_is_read_by_the_process_through_its_syscall() {
             syscall(MS / 2, SERVER, SyscallKind::Accept4, 3, 4, child.clone()),
             packet(MS, 9, tcp4(4444, 4000, 1000, Some(1), "AP", b"salam\n")),
             Event::Sock(tcp_rcv),
-            Event::Sock(sock_ev(MS + 3_000, 9, true, SockWhat::DataReady, child.clone())),
+            Event::Sock(sock_ev(
+                MS + 3_000,
+                9,
+                true,
+                SockWhat::DataReady,
+                child.clone(),
+            )),
             Event::Sock(recv),
             read,
         ],
@@ -219,7 +238,11 @@ fn a_read_spanning_two_segments_reads_both() {
     let child = sock(3, 6, 4000, 4444, 1);
     let mut events = vec![];
     for (i, seq) in [(1u64, 1000u32), (2, 1003)] {
-        events.push(packet(MS * i, i, tcp4(4444, 4000, seq, Some(1), "A", b"abc")));
+        events.push(packet(
+            MS * i,
+            i,
+            tcp4(4444, 4000, seq, Some(1), "A", b"abc"),
+        ));
         let mut t = sock_ev(MS * i + 1, i, true, SockWhat::TcpRcv, child.clone());
         t.skb = 0xff00 + i;
         events.push(Event::Sock(t));
@@ -286,7 +309,13 @@ fn udp_datagrams_are_read_oldest_first() {
     let mut events = vec![];
     for i in 1..=2u64 {
         events.push(packet(MS * i, i, udp4(5000, 4000, &vec![b'x'; i as usize])));
-        events.push(Event::Sock(sock_ev(MS * i + 1, i, true, SockWhat::DataReady, bound.clone())));
+        events.push(Event::Sock(sock_ev(
+            MS * i + 1,
+            i,
+            true,
+            SockWhat::DataReady,
+            bound.clone(),
+        )));
     }
     for (i, len) in [(3u64, 1), (4, 2)] {
         let mut r = sock_ev(MS * i, 0, false, SockWhat::Recv, bound.clone());
@@ -306,7 +335,10 @@ fn events_read_before_their_packet_still_join_it() {
     t.skb = 0xff15;
     let (j, _) = run(
         &mut a,
-        vec![Event::Sock(t), packet(MS, 21, tcp4(4444, 4000, 5, Some(6), "A", &[]))],
+        vec![
+            Event::Sock(t),
+            packet(MS, 21, tcp4(4444, 4000, 5, Some(6), "A", &[])),
+        ],
     );
     assert_eq!(j.len(), 1);
     assert!(j[0].complete, "{:?}", j[0].incomplete_reason);
@@ -339,7 +371,10 @@ fn an_event_whose_packet_was_lost_is_an_incomplete_journey() {
 #[test]
 fn nothing_after_device_receive_is_incomplete() {
     let mut a = asm();
-    let (j, _) = run(&mut a, vec![packet(MS, 51, tcp4(4444, 4000, 5, Some(6), "A", &[]))]);
+    let (j, _) = run(
+        &mut a,
+        vec![packet(MS, 51, tcp4(4444, 4000, 5, Some(6), "A", &[]))],
+    );
     assert!(!j[0].complete);
     assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
 }
@@ -360,8 +395,14 @@ fn wrong_softirq_hint_is_corrected_by_addresses() {
             state(MS + 11, 62, true, s2.clone(), 1, 8),
         ],
     );
-    assert_eq!(j[0].state_changes[0].socket, "127.0.0.1:4000 <-> 127.0.0.1:4444");
-    assert_eq!(j[1].state_changes[0].socket, "127.0.0.1:4000 <-> 127.0.0.1:4445");
+    assert_eq!(
+        j[0].state_changes[0].socket,
+        "127.0.0.1:4000 <-> 127.0.0.1:4444"
+    );
+    assert_eq!(
+        j[1].state_changes[0].socket,
+        "127.0.0.1:4000 <-> 127.0.0.1:4445"
+    );
 }
 
 #[test]
@@ -376,7 +417,10 @@ fn reused_skb_address_is_two_journeys() {
             p.skb = 0xabc;
         }
     }
-    let (j, _) = run(&mut a, vec![p1, p2, skb_ev(2 * MS + 5, 72, SkbWhat::Drop, 3)]);
+    let (j, _) = run(
+        &mut a,
+        vec![p1, p2, skb_ev(2 * MS + 5, 72, SkbWhat::Drop, 3)],
+    );
     assert_eq!(j.len(), 2);
     assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
     assert_eq!(j[1].outcome.kind, OutcomeKind::Dropped);

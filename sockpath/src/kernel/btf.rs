@@ -18,10 +18,7 @@ pub enum BtfError {
     )]
     Missing,
     #[error("could not read the kernel's BTF at {path}: {source}")]
-    Read {
-        path: String,
-        source: btf_rs::Error,
-    },
+    Read { path: String, source: btf_rs::Error },
     #[error("the kernel's BTF has no struct {0}")]
     NoStruct(String),
     #[error("the kernel's BTF has no field {1} in struct {0}")]
@@ -151,7 +148,10 @@ impl KernelBtf {
                 return Err(BtfError::BitField(strukt.to_string(), path.to_string()));
             }
             offset_bits += bits;
-            let t = self.btf.resolve_chained_type(&member).map_err(|_| no_field())?;
+            let t = self
+                .btf
+                .resolve_chained_type(&member)
+                .map_err(|_| no_field())?;
             if i + 1 == parts.len() {
                 return Ok(Field {
                     offset: offset_bits / 8,

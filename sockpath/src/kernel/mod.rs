@@ -23,8 +23,6 @@ use crate::journey::names::KernelNames;
 /// The compiled eBPF object, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockpath-ebpf"));
 
-pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
-
 /// Checks the privileges needed to load eBPF programs, before anything else fails less clearly.
 pub fn check_privileges() -> anyhow::Result<()> {
     // SAFETY: no preconditions.
@@ -60,7 +58,10 @@ pub fn raise_memlock() {
 
 /// Classic tracepoints attach through tracefs, which is not always mounted.
 pub fn ensure_tracefs() -> anyhow::Result<()> {
-    for p in ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"] {
+    for p in [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ] {
         if Path::new(p).is_dir() {
             return Ok(());
         }
@@ -183,9 +184,10 @@ impl Kernel {
 }
 
 fn spawn_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    let Ok(mut fd) =
-        tokio::io::unix::AsyncFd::with_interest(logger, tokio::io::Interest::READABLE)
-    else {
+    // SAFETY: the logger owns its ring buffer fd for as long as the AsyncFd holds it.
+    let Ok(mut fd) = (unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    }) else {
         return;
     };
     tokio::spawn(async move {

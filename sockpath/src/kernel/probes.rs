@@ -19,7 +19,10 @@ use crate::journey::model::HookKind;
 #[derive(Clone, Copy, Debug)]
 pub enum Attach {
     /// BTF-typed tracepoint; `args` is how many tracepoint arguments the program reads.
-    TpBtf { tracepoint: &'static str, args: usize },
+    TpBtf {
+        tracepoint: &'static str,
+        args: usize,
+    },
     /// Classic tracepoint (the program reads the record at offsets of its format file).
     Tracepoint {
         category: &'static str,
@@ -150,7 +153,10 @@ pub fn registry() -> Vec<StageSpec> {
         },
         StageSpec {
             stage: "TCP state (inet_sock_set_state)",
-            hooks: vec![Hook::one("inet_sock_set_state", tp("inet_sock_set_state", 3))],
+            hooks: vec![Hook::one(
+                "inet_sock_set_state",
+                tp("inet_sock_set_state", 3),
+            )],
             required: false,
             without: "no TCP state changes",
         },
@@ -260,7 +266,9 @@ fn first_line(e: &dyn std::error::Error) -> String {
 /// Why a tp_btf program cannot attach here, found without loading it.
 fn tp_btf_refusal(kbtf: &KernelBtf, tracepoint: &str, args: usize) -> Option<String> {
     match kbtf.tracepoint_arity(tracepoint) {
-        None => Some(format!("tracepoint {tracepoint} does not exist in this kernel")),
+        None => Some(format!(
+            "tracepoint {tracepoint} does not exist in this kernel"
+        )),
         Some(n) if n < args => Some(format!(
             "tracepoint {tracepoint} has {n} arguments here; the program reads {args}"
         )),

@@ -100,7 +100,10 @@ pub fn syscall_text(r: &SyscallRecord) -> String {
         r.duration_ns as f64 / 1e9
     );
     for c in &r.state_changes {
-        s.push_str(&format!("    socket {}: {} -> {}\n", c.socket, c.from, c.to));
+        s.push_str(&format!(
+            "    socket {}: {} -> {}\n",
+            c.socket, c.from, c.to
+        ));
     }
     s
 }
@@ -124,10 +127,16 @@ pub fn summary_text(s: &Summary) -> String {
         s.events_lost
     );
     if s.evicted > 0 {
-        t.push_str(&format!(", {} journeys given up on (too many in flight)", s.evicted));
+        t.push_str(&format!(
+            ", {} journeys given up on (too many in flight)",
+            s.evicted
+        ));
     }
     if s.read_errors > 0 {
-        t.push_str(&format!(", {} packets with unreadable headers", s.read_errors));
+        t.push_str(&format!(
+            ", {} packets with unreadable headers",
+            s.read_errors
+        ));
     }
     if s.decode_errors > 0 {
         t.push_str(&format!(", {} malformed events", s.decode_errors));

@@ -1,0 +1,50 @@
+//! `cargo xtask <task>`: everything around the code. Each task installs what it needs first
+//! (idempotently), so the README's two commands work on a fresh Debian/Ubuntu machine.
+
+mod cmd;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need: Debian packages (LLVM 22, test tools), the
+    /// nightly rust-src component, bpf-linker. Does nothing that is already done.
+    Setup,
+    /// Set up, build, and run `sudo sockpath demo` (the netcat experiment on loopback).
+    Demo,
+    /// Set up, build, and run sockpath with these arguments as root, e.g.
+    /// `cargo xtask run -- watch --port 4000`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run every test: formatting, clippy, unit tests, and the integration tests
+    /// against the real kernel (as root).
+    Test,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::all(),
+        Task::Demo => setup::all().and_then(|_| test::run_sockpath(&["demo".into()])),
+        Task::Run { args } => setup::all().and_then(|_| test::run_sockpath(&args)),
+        Task::Test => setup::all().and_then(|_| test::all()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

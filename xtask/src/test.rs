@@ -1,0 +1,58 @@
+//! The test command: formatting, clippy, unit tests, then the integration tests against the
+//! real kernel, as root.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::anyhow;
+
+use crate::cmd::{as_root, root, run};
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Builds sockpath and returns its path.
+pub fn build_sockpath() -> anyhow::Result<PathBuf> {
+    run(cargo().args(["build", "-p", "sockpath"]))?;
+    let bin = root().join("target/debug/sockpath");
+    if !bin.is_file() {
+        return Err(anyhow!("{} was not built", bin.display()));
+    }
+    Ok(bin)
+}
+
+pub fn run_sockpath(args: &[String]) -> anyhow::Result<()> {
+    let bin = build_sockpath()?;
+    run(as_root(&bin.to_string_lossy()).args(args))
+}
+
+pub fn all() -> anyhow::Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["test", "--workspace", "--exclude", "sockpath-tests"]))?;
+    let bin = build_sockpath()?;
+    // Integration tests load eBPF programs and create network namespaces: root only. They run
+    // one at a time so each sockpath sees only its own test's traffic and timing is steady.
+    run(cargo().args(["test", "-p", "sockpath-tests", "--no-run"]))?;
+    let mut c = cargo();
+    if !crate::cmd::is_root() {
+        c = as_root("cargo");
+        c.current_dir(root());
+    }
+    run(c.env("SOCKPATH_BIN", &bin).args([
+        "test",
+        "-p",
+        "sockpath-tests",
+        "--",
+        "--test-threads=1",
+    ]))
+}
