@@ -26,10 +26,13 @@ pub struct Headers {
     pub ip_version: u8,
     pub src: IpAddr,
     pub dst: IpAddr,
-    /// IP protocol number.
+    /// IP protocol: "tcp", "udp", "icmp", ... in JSON.
+    #[serde(serialize_with = "proto_as_name")]
     pub proto: u8,
     pub sport: Option<u16>,
     pub dport: Option<u16>,
+    /// TCP flags, seq, ack, window (absent for other protocols).
+    #[serde(flatten)]
     pub tcp: Option<TcpInfo>,
     /// Transport payload bytes, from the IP length fields (not limited by the snap length).
     pub payload_len: u32,
@@ -143,6 +146,10 @@ impl Headers {
     pub fn seq_len(&self) -> u32 {
         self.payload_len + u32::from(self.has_flag("SYN")) + u32::from(self.has_flag("FIN"))
     }
+}
+
+fn proto_as_name<S: serde::Serializer>(p: &u8, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&proto_name(*p))
 }
 
 pub fn proto_name(proto: u8) -> String {

@@ -290,7 +290,7 @@ impl Report {
         self.journeys
             .iter()
             .filter(|j| {
-                j["tcp"]["flags"].as_array().is_some_and(|f| {
+                j["flags"].as_array().is_some_and(|f| {
                     f.iter()
                         .map(|v| v.as_str().unwrap_or(""))
                         .eq(flags.iter().copied())
@@ -310,7 +310,7 @@ impl Report {
                 j["sport"],
                 j["dst"],
                 j["dport"],
-                j["tcp"]["flags"],
+                j["flags"],
                 j["outcome"]["text"],
                 j["complete"]
             ));

@@ -204,12 +204,7 @@ fn tcp_handshake_data_close_and_refused_on_loopback() {
     let fins: Vec<&Value> = r
         .journeys
         .iter()
-        .filter(|j| {
-            j["tcp"]["flags"]
-                .as_array()
-                .unwrap()
-                .contains(&"FIN".into())
-        })
+        .filter(|j| j["flags"].as_array().unwrap().contains(&"FIN".into()))
         .collect();
     assert_eq!(fins.len(), 2, "{dump}");
 

@@ -5,9 +5,9 @@ use sockpath_ebpf::event::{EventKind, FibEvent};
 
 use crate::{emit, filter};
 
-/// Classic tracepoint fib/fib_table_lookup (see its `format`): the record carries the flow's
-/// ports, so the filter runs on the record without reading kernel memory. Only lookups made while
-/// the CPU is processing a watched packet are reported: those are input routes.
+/// Classic tracepoint fib/fib_table_lookup (see its `format`). Only lookups made while the CPU
+/// is processing a watched packet are reported: those are its input route. A packet to a
+/// connected socket usually has none: early demux reuses the route cached on the socket.
 #[tracepoint(category = "fib", name = "fib_table_lookup")]
 pub fn fib_table_lookup(ctx: TracePointContext) -> i32 {
     let (flags, journey) = emit::current_journey();
@@ -28,7 +28,10 @@ fn try_fib_table_lookup(ctx: &TracePointContext, flags: u16, journey: u64) -> Re
     let sport: u16 = at(ctx, 56)?;
     let dport: u16 = at(ctx, 58)?;
     let f = filter::get();
-    if f.port != 0 && sport != f.port && dport != f.port {
+    // Input lookups carry no ports unless fib rules match on them (ip_route_input_slow() zeroes
+    // them): then the journey being processed is the only filter.
+    let has_ports = sport != 0 || dport != 0;
+    if f.port != 0 && has_ports && sport != f.port && dport != f.port {
         return Ok(());
     }
     let ev = FibEvent {

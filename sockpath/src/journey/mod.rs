@@ -702,7 +702,8 @@ impl Assembler {
         let id = f.meta.journey;
         let fits = self.open.get(&id).is_some_and(|o| {
             o.headers.as_ref().is_some_and(|h| {
-                h.dst == std::net::IpAddr::V4(f.dst) && h.dport.is_none_or(|p| p == f.dport)
+                h.dst == std::net::IpAddr::V4(f.dst)
+                    && (f.dport == 0 || h.dport.is_none_or(|p| p == f.dport))
             })
         });
         if fits {
