@@ -136,18 +136,6 @@ pub enum Event {
     Syscall(SyscallEv),
 }
 
-impl Event {
-    pub fn meta(&self) -> &Meta {
-        match self {
-            Event::Packet(e) => &e.meta,
-            Event::Sock(e) => &e.meta,
-            Event::Skb(e) => &e.meta,
-            Event::Fib(e) => &e.meta,
-            Event::Syscall(e) => &e.meta,
-        }
-    }
-}
-
 /// Reads a `T` from the start of `bytes`, which the caller has checked is long enough.
 fn read<T: Copy>(bytes: &[u8]) -> T {
     assert!(bytes.len() >= std::mem::size_of::<T>());

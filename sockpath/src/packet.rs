@@ -141,11 +141,6 @@ impl Headers {
     pub fn has_flag(&self, flag: &str) -> bool {
         self.tcp.as_ref().is_some_and(|t| t.flags.contains(&flag))
     }
-
-    /// TCP sequence space the segment occupies: payload, plus one for SYN and for FIN.
-    pub fn seq_len(&self) -> u32 {
-        self.payload_len + u32::from(self.has_flag("SYN")) + u32::from(self.has_flag("FIN"))
-    }
 }
 
 fn proto_as_name<S: serde::Serializer>(p: &u8, s: S) -> Result<S::Ok, S::Error> {
@@ -235,7 +230,6 @@ mod tests {
         assert_eq!(t.flags, vec!["SYN"]);
         assert_eq!(t.seq, 1000);
         assert_eq!(h.payload_len, 0);
-        assert_eq!(h.seq_len(), 1);
     }
 
     #[test]

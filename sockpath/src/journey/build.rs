@@ -476,16 +476,9 @@ pub(crate) fn journey(
     };
 
     let wall = clock.wall_ns(t0);
-    let (iface, ifindex, netns, wire_len, frame, mac_len) = match &o.pkt {
-        Some(p) => (
-            p.ifname.clone(),
-            p.ifindex,
-            p.netns,
-            p.wire_len,
-            p.data.clone(),
-            p.mac_len,
-        ),
-        None => (String::new(), 0, 0, 0, Vec::new(), 0),
+    let (iface, ifindex, netns, wire_len) = match &o.pkt {
+        Some(p) => (p.ifname.clone(), p.ifindex, p.netns, p.wire_len),
+        None => (String::new(), 0, 0, 0),
     };
     Journey {
         id: o.seq,
@@ -504,12 +497,13 @@ pub(crate) fn journey(
         outcome,
         complete,
         incomplete_reason: reason,
-        frame,
-        mac_len,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the facts gathered by journey(), passed on as they are"
+)]
 fn outcome(
     o: &Open,
     h: Option<&Headers>,

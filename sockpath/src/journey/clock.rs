@@ -44,6 +44,7 @@ impl Clock {
         (mono_ns as i128 + self.offset_ns).max(0) as u64
     }
 
+    #[cfg(test)]
     pub fn mono_ns(&self, wall_ns: u64) -> u64 {
         (wall_ns as i128 - self.offset_ns).max(0) as u64
     }

@@ -84,7 +84,6 @@ pub(crate) enum Obs {
     },
     ErrorReport {
         ts: u64,
-        sock: Socket,
         err: i32,
     },
     ResetSent {
@@ -105,7 +104,6 @@ pub(crate) enum Obs {
     },
     QueueFail {
         ts: u64,
-        sk: u64,
         rc: i32,
     },
     /// Payload bytes of this packet taken by a reader.
@@ -119,7 +117,6 @@ pub(crate) enum Obs {
 pub(crate) struct ReadObs {
     pub ts: u64,
     pub pid: u32,
-    pub tid: u32,
     pub comm: String,
     pub bytes: u64,
     /// Filled in when the reader's system call returns.
@@ -148,16 +145,11 @@ impl Open {
             .iter()
             .any(|o| matches!(o, Obs::Drop { .. } | Obs::Accepted(_)))
     }
-
-    fn proto(&self) -> u8 {
-        self.headers.as_ref().map(|h| h.proto).unwrap_or(0)
-    }
 }
 
 /// TCP payload of one packet on a socket's receive queue, not yet fully read.
 struct Segment {
     journey: u64,
-    start: u32,
     end: u32,
     /// Sequence number up to which it has been read.
     read_upto: u32,
@@ -258,10 +250,6 @@ impl Assembler {
     /// Earliest start of a journey still open (nothing older can still appear in the output).
     pub fn oldest_open(&self) -> Option<u64> {
         self.open.values().map(|o| o.t0).min()
-    }
-
-    pub fn open_count(&self) -> usize {
-        self.open.len()
     }
 
     pub fn take_ready(&mut self) -> Vec<Item> {
@@ -487,11 +475,7 @@ impl Assembler {
                         ts,
                         sock: s.sock.clone(),
                     },
-                    _ => Obs::ErrorReport {
-                        ts,
-                        sock: s.sock.clone(),
-                        err: s.arg0,
-                    },
+                    _ => Obs::ErrorReport { ts, err: s.arg0 },
                 };
                 self.add(id, ts, obs);
                 if s.what == SockWhat::StateChange
@@ -533,7 +517,6 @@ impl Assembler {
             let start = t.seq.wrapping_add(u32::from(h.has_flag("SYN")));
             self.segments.entry(sock.sk).or_default().push(Segment {
                 journey: id,
-                start,
                 end: start.wrapping_add(h.payload_len),
                 read_upto: start,
             });
@@ -556,7 +539,6 @@ impl Assembler {
         let read = |bytes: u64| ReadObs {
             ts,
             pid: s.meta.pid,
-            tid: s.meta.tid,
             comm: s.comm.clone(),
             bytes,
             syscall: None,
@@ -687,11 +669,7 @@ impl Assembler {
                 type_: k.arg0,
                 code: k.arg1,
             },
-            SkbWhat::QueueFail => Obs::QueueFail {
-                ts,
-                sk: k.sk,
-                rc: k.arg0,
-            },
+            SkbWhat::QueueFail => Obs::QueueFail { ts, rc: k.arg0 },
         });
         if k.what == SkbWhat::Drop {
             o.awaiting = false;
@@ -737,7 +715,6 @@ impl Assembler {
                 let r = ReadObs {
                     ts,
                     pid: s.meta.pid,
-                    tid: s.meta.tid,
                     comm: s.comm.clone(),
                     bytes: 0,
                     syscall: Some(s.kind.name().to_string()),
@@ -766,7 +743,7 @@ impl Assembler {
             .filter(|o| {
                 let quiet = now.saturating_sub(o.last) >= self.cfg.settle_ns;
                 let waited = now.saturating_sub(o.t0) >= self.cfg.hold_ns;
-                (quiet && (!o.awaiting || o.terminal())) || (quiet && waited)
+                quiet && (!o.awaiting || o.terminal() || waited)
             })
             .map(|o| o.kernel_id)
             .collect();

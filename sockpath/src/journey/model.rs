@@ -9,13 +9,8 @@ use crate::packet::Headers;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HookKind {
-    Fentry,
-    Fexit,
-    Kprobe,
-    Kretprobe,
     TpBtf,
     Tracepoint,
-    RawTp,
     /// No hook on this kernel sees the stage; it is implied by the stages around it.
     Inferred,
 }
@@ -23,13 +18,8 @@ pub enum HookKind {
 impl HookKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            HookKind::Fentry => "fentry",
-            HookKind::Fexit => "fexit",
-            HookKind::Kprobe => "kprobe",
-            HookKind::Kretprobe => "kretprobe",
             HookKind::TpBtf => "tp_btf",
             HookKind::Tracepoint => "tracepoint",
-            HookKind::RawTp => "raw_tp",
             HookKind::Inferred => "inferred",
         }
     }
@@ -175,11 +165,6 @@ pub struct Journey {
     /// Every stage this kernel can observe was observed, and no event was lost meanwhile.
     pub complete: bool,
     pub incomplete_reason: Option<String>,
-    /// Packet bytes from the link-layer header (for pcapng export), not in JSON.
-    #[serde(skip)]
-    pub frame: Vec<u8>,
-    #[serde(skip)]
-    pub mac_len: u16,
 }
 
 /// A socket system call, as strace would print it.

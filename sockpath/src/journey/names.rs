@@ -218,8 +218,10 @@ mod tests {
         assert_eq!(icmp(3, 3), "ICMP port unreachable");
         assert_eq!(KernelNames::for_tests().drop_reason(3), "NO_SOCKET");
         assert_eq!(KernelNames::default().drop_reason(7), "reason 7");
-        let mut n = KernelNames::default();
-        n.symbols = vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "udp_rcv".into())];
+        let n = KernelNames {
+            symbols: vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "udp_rcv".into())],
+            ..KernelNames::default()
+        };
         assert_eq!(n.symbol(0x1010), "tcp_v4_rcv+0x10");
         assert_eq!(n.symbol(0x10), "0x10");
     }

@@ -209,10 +209,6 @@ impl SocketTable {
                 || e.owners.last().is_some_and(|sp| sp.until.is_none())
         });
     }
-
-    pub fn len(&self) -> usize {
-        self.by_sk.len()
-    }
 }
 
 pub fn endpoint(addr: IpAddr, port: u16) -> String {

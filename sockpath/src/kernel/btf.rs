@@ -261,15 +261,6 @@ impl KernelBtf {
         out
     }
 
-    /// Whether the kernel has a BTF type of this name (e.g. `btf_trace_icmp_send`: the
-    /// tracepoint exists and a tp_btf program can attach to it).
-    pub fn has_type(&self, name: &str) -> bool {
-        self.btf
-            .resolve_ids_by_name(name)
-            .map(|ids| !ids.is_empty())
-            .unwrap_or(false)
-    }
-
     /// Number of arguments of a tracepoint's BTF prototype (`btf_trace_NAME`), not counting
     /// the leading context pointer.
     pub fn tracepoint_arity(&self, tracepoint: &str) -> Option<usize> {

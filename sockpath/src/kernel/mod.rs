@@ -5,7 +5,7 @@ pub mod btf;
 pub mod probes;
 mod syscall_table;
 
-use std::{os::fd::AsRawFd, path::Path};
+use std::path::Path;
 
 use anyhow::{anyhow, Context as _};
 use aya::{
@@ -109,7 +109,6 @@ pub fn kernel_names(kbtf: &KernelBtf) -> KernelNames {
 pub struct Kernel {
     pub ebpf: Ebpf,
     pub stages: Vec<StageStatus>,
-    pub attach: std::time::Duration,
     counters: PerCpuArray<MapData, u64>,
     watched: BpfHashMap<MapData, u32, u8>,
 }
@@ -139,7 +138,7 @@ impl Kernel {
                 kinds.set(nr, kind as u8, 0)?;
             }
         }
-        let (stages, attach) = probes::attach_all(&mut ebpf, &btf, kbtf)?;
+        let stages = probes::attach_all(&mut ebpf, &btf, kbtf)?;
         let counters = PerCpuArray::try_from(
             ebpf.take_map(MAP_COUNTERS)
                 .ok_or_else(|| anyhow!("map {MAP_COUNTERS} missing"))?,
@@ -151,7 +150,6 @@ impl Kernel {
         Ok(Self {
             ebpf,
             stages,
-            attach,
             counters,
             watched,
         })
@@ -199,10 +197,4 @@ fn spawn_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
             guard.clear_ready();
         }
     });
-}
-
-/// The ring buffer's fd is what tokio waits on.
-pub fn ring_fd(ring: &RingBuf<MapData>) -> i32 {
-    use std::os::fd::AsFd;
-    ring.as_fd().as_raw_fd()
 }

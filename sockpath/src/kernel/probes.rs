@@ -3,8 +3,6 @@
 //! hook the running kernel accepts; the reasons the others were refused are kept for
 //! `sockpath probes`.
 
-use std::time::{Duration, Instant};
-
 use aya::{
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf,
@@ -319,8 +317,7 @@ pub fn attach_all(
     ebpf: &mut Ebpf,
     btf: &Btf,
     kbtf: &KernelBtf,
-) -> Result<(Vec<StageStatus>, Duration), ProbeError> {
-    let started = Instant::now();
+) -> Result<Vec<StageStatus>, ProbeError> {
     let mut statuses = Vec::new();
     for spec in registry() {
         let mut st = StageStatus {
@@ -359,7 +356,7 @@ pub fn attach_all(
         }
         statuses.push(st);
     }
-    Ok((statuses, started.elapsed()))
+    Ok(statuses)
 }
 
 /// One line per stage: the hook serving it, or why none does.

@@ -57,10 +57,6 @@ impl Timeline {
         }
         out
     }
-
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
 }
 
 #[cfg(test)]
@@ -85,7 +81,7 @@ mod tests {
         }
         let out: Vec<u64> = t.release(30).iter().map(Item::ts_ns).collect();
         assert_eq!(out, vec![10, 20, 30]);
-        assert_eq!(t.len(), 1);
+        assert_eq!(t.heap.len(), 1);
         assert_eq!(t.release(u64::MAX).len(), 1);
     }
 }
