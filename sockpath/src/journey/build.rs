@@ -33,9 +33,19 @@ fn who(r: &ReadObs) -> String {
     format!("{}[{}]{call}", r.comm, r.pid)
 }
 
+/// `0`, or `-1 ECONNREFUSED`.
+fn syscall_result(ret: i64) -> String {
+    if ret >= 0 {
+        ret.to_string()
+    } else {
+        format!("-1 {}", names::errno(-ret))
+    }
+}
+
+/// `127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[123] fd 4)`
 fn sock_text(s: &Socket, view: &SocketView) -> String {
     let owner = match &view.owner {
-        Some(o) => format!(", {}[{}] fd {}", o.comm, o.pid, o.fd),
+        Some(o) => format!(" ({}[{}] fd {})", o.comm, o.pid, o.fd),
         None => String::new(),
     };
     if s.rport == 0 {
@@ -63,7 +73,7 @@ fn obs_ts(o: &Obs) -> u64 {
         | Obs::Icmp { ts, .. }
         | Obs::Drop { ts, .. }
         | Obs::QueueFail { ts, .. } => *ts,
-        Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => r.ts,
+        Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) | Obs::Connected { r, .. } => r.ts,
     }
 }
 
@@ -332,7 +342,7 @@ pub(crate) fn journey(
                 off(*ts),
                 if sock.state == LISTEN {
                     format!(
-                        "connection queued on listener {}'s accept queue; accept() woken",
+                        "connection queued on the accept queue of {}; accept() woken",
                         sock_text(sock, &sockets.view_at(sock, o.t0))
                     )
                 } else {
@@ -429,6 +439,19 @@ pub(crate) fn journey(
                     "{}() = {} in {}[{}]",
                     r.syscall.as_deref().unwrap_or("accept"),
                     r.fd.unwrap_or(-1),
+                    r.comm,
+                    r.pid
+                ),
+            ),
+            Obs::Connected { r, ret } => stage(
+                "connect returns",
+                HookKind::Tracepoint,
+                "syscalls/sys_exit_connect",
+                off(r.ts),
+                format!(
+                    "connect({}) = {} in {}[{}]",
+                    r.fd.unwrap_or(-1),
+                    syscall_result(*ret),
                     r.comm,
                     r.pid
                 ),
@@ -542,6 +565,16 @@ fn outcome(
         _ => None,
     });
     let payload = h.map(|h| h.payload_len as u64).unwrap_or(0);
+    let connected = o.obs.iter().find_map(|x| match x {
+        Obs::Connected { r, ret } => Some(format!(
+            "; connect() returned {} in {}[{}]",
+            syscall_result(*ret),
+            r.comm,
+            r.pid
+        )),
+        _ => None,
+    });
+    let connected = connected.unwrap_or_default();
     let with_reader = |mut out: Outcome, r: &ReadObs| {
         out.pid = Some(r.pid);
         out.comm = Some(r.comm.clone());
@@ -669,8 +702,10 @@ fn outcome(
         let mut out = Outcome::new(
             OutcomeKind::ResetReceived,
             match &error {
-                Some(e) => format!("connection reset: {e} reported to the socket's user"),
-                None => "connection reset".to_string(),
+                Some(e) => {
+                    format!("connection reset: {e} reported to the socket's user{connected}")
+                }
+                None => format!("connection reset{connected}"),
             },
         );
         out.reason = error;
@@ -682,7 +717,7 @@ fn outcome(
         } else {
             names::tcp_state(to)
         };
-        let mut text = format!("TCP {} -> {to_name}", names::tcp_state(from));
+        let mut text = format!("TCP {} -> {to_name}{connected}", names::tcp_state(from));
         if let Some(r) = eof {
             text.push_str(&format!("; end of file read by {}", who(r)));
         }

@@ -111,6 +111,11 @@ pub(crate) enum Obs {
     /// The reader saw end-of-file (read() = 0) after this FIN.
     Eof(ReadObs),
     Accepted(ReadObs),
+    /// The connect() this packet completed (SYN-ACK) or refused (RST) returned `ret`.
+    Connected {
+        r: ReadObs,
+        ret: i64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -692,6 +697,9 @@ impl Assembler {
 
     fn syscall(&mut self, s: SyscallEv) {
         let ts = s.meta.ts_ns;
+        if s.kind == SyscallKind::Connect {
+            self.connect_returned(&s);
+        }
         // Reads this thread made inside the call get the call's name and fd.
         if matches!(
             s.kind,
@@ -733,6 +741,32 @@ impl Assembler {
         self.summary.syscalls += items.len() as u64;
         self.ready
             .extend(items.into_iter().map(|r| Item::Syscall(Box::new(r))));
+    }
+
+    /// A blocking connect() returns when the SYN-ACK (or a RST) arrives: the packet whose journey
+    /// changed the socket from SYN_SENT while the call was in progress is the answer it got.
+    fn connect_returned(&mut self, s: &SyscallEv) {
+        let ts = s.meta.ts_ns;
+        let answered = self.open.values_mut().find(|o| {
+            o.obs.iter().any(|x| {
+                matches!(x, Obs::State { sock, from: 2, ts: t, .. }
+                    if sock.sk == s.sock.sk && *t >= s.enter_ns && *t <= ts)
+            })
+        });
+        if let Some(o) = answered {
+            o.last = o.last.max(ts);
+            o.obs.push(Obs::Connected {
+                r: ReadObs {
+                    ts,
+                    pid: s.meta.pid,
+                    comm: s.comm.clone(),
+                    bytes: 0,
+                    syscall: Some("connect".into()),
+                    fd: Some(s.fd),
+                },
+                ret: s.ret,
+            });
+        }
     }
 
     /// Finishes the journeys that are due at monotonic time `now`.

@@ -71,7 +71,7 @@ pub fn journey_text(j: &Journey) -> String {
             String::new()
         };
         s.push_str(&format!(
-            "    {:>10}  {:<22} {:<34} {}\n",
+            "    {:>10}  {:<21} {:<37} {}\n",
             offset(st.offset_ns),
             st.name,
             hook,
