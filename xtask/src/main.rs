@@ -4,6 +4,7 @@
 mod cmd;
 mod setup;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ enum Task {
     /// Set up, then run every test: formatting, clippy, unit tests, and the integration tests
     /// against the real kernel (as root).
     Test,
+    /// Set up, build, and run the integration tests inside Debian's stock 6.1 and 6.12
+    /// kernels under qemu (TCG); prints pass/fail per kernel. Logs go to target/vm/.
+    Vm(vm::VmArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Task::Demo => setup::all().and_then(|_| test::run_sockpath(&["demo".into()])),
         Task::Run { args } => setup::all().and_then(|_| test::run_sockpath(&args)),
         Task::Test => setup::all().and_then(|_| test::all()),
+        Task::Vm(args) => setup::all().and_then(|_| vm::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

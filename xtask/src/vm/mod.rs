@@ -1,0 +1,300 @@
+//! `cargo xtask vm`: sockpath's integration tests inside Debian's stock 6.1 and 6.12 kernels
+//! under qemu, with a pass/fail table per kernel.
+//!
+//! The host's kernel has tracepoints only (no kprobes, no fentry); Debian's cloud kernels have
+//! both, and 6.1 lacks some tracepoints 6.18 has, so these VMs are where sockpath's hook
+//! fallbacks get exercised. Everything is built on the host; the VM only runs commands.
+//!
+//! Layout under target/vm/: debs/ (downloaded packages), kernels/<package>_<version>/ (their
+//! unpacked contents), and per kernel <series>/ with initramfs.cpio.gz, console.log,
+//! probes.txt and summary.txt.
+
+mod artifacts;
+mod commands;
+mod debian;
+mod init_script;
+mod initramfs;
+mod modules;
+mod packages;
+mod qemu;
+mod report;
+
+use std::{fmt::Write as _, fs, path::Path, time::Duration};
+
+use anyhow::{anyhow, Context as _};
+
+use crate::cmd::root;
+use commands::{GuestCommand, Kind};
+use debian::{Kernel, KernelSpec};
+use report::{GuestReport, Outcome};
+
+pub use packages::vm_packages;
+
+#[derive(clap::Args, Debug)]
+pub struct VmArgs {
+    /// A kernel series to boot (repeatable): 6.1, 6.12. Default: all of them.
+    #[arg(long = "kernel", value_name = "SERIES")]
+    kernels: Vec<String>,
+    /// Seconds one VM may run before qemu is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    timeout: u64,
+    /// Print the whole serial console, not only the sentinels and test results.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Arguments for every test executable, after `--` (libtest's: a name filter, --nocapture).
+    #[arg(last = true)]
+    test_args: Vec<String>,
+}
+
+/// What happened with one kernel.
+struct KernelRun {
+    spec: KernelSpec,
+    kernel: Option<Kernel>,
+    /// Why the VM could not be prepared or booted.
+    error: Option<String>,
+    elapsed: Option<Duration>,
+    timed_out: bool,
+    report: GuestReport,
+}
+
+impl KernelRun {
+    fn finished(&self) -> bool {
+        self.error.is_none() && !self.timed_out && self.report.done
+    }
+}
+
+pub fn run(args: VmArgs) -> anyhow::Result<()> {
+    vm_packages()?;
+    let specs: Vec<KernelSpec> = if args.kernels.is_empty() {
+        debian::KERNELS.to_vec()
+    } else {
+        args.kernels
+            .iter()
+            .map(|k| debian::spec(k))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let artifacts = artifacts::build()?;
+    let files = commands::guest_files(&artifacts);
+    let cmds = commands::guest_commands(&artifacts, &args.test_args);
+    let vm_root = root().join("target/vm");
+
+    let mut runs = Vec::new();
+    for spec in specs {
+        let mut r = KernelRun {
+            spec,
+            kernel: None,
+            error: None,
+            elapsed: None,
+            timed_out: false,
+            report: GuestReport::default(),
+        };
+        if let Err(e) = run_kernel(&mut r, &files, &cmds, &vm_root, &args) {
+            r.error = Some(format!("{e:#}"));
+        }
+        let table = table(&r, &cmds, &vm_root);
+        eprintln!("{table}");
+        let dir = vm_root.join(spec.label);
+        if dir.is_dir() {
+            let _ = fs::write(dir.join("summary.txt"), &table);
+        }
+        runs.push(r);
+    }
+
+    let (mut passed, mut failed) = (0, 0);
+    for r in &runs {
+        let (p, f) = counts(r, &cmds);
+        passed += p;
+        failed += f;
+    }
+    let mut overview = String::from("xtask vm:");
+    for r in &runs {
+        let _ = write!(
+            overview,
+            " {} {};",
+            r.spec.label,
+            if r.finished() && counts(r, &cmds).1 == 0 {
+                "passed"
+            } else if r.finished() {
+                "failed"
+            } else {
+                "did not finish"
+            }
+        );
+    }
+    eprintln!("{}", overview.trim_end_matches(';'));
+    // The plain closing line test-result readers understand.
+    println!("vm: {passed} passed, {failed} failed");
+    if failed > 0 || runs.iter().any(|r| !r.finished()) {
+        return Err(anyhow!(
+            "{failed} failed in the VMs (logs under {})",
+            vm_root.display()
+        ));
+    }
+    Ok(())
+}
+
+fn run_kernel(
+    r: &mut KernelRun,
+    files: &[commands::GuestFile],
+    cmds: &[GuestCommand],
+    vm_root: &Path,
+    args: &VmArgs,
+) -> anyhow::Result<()> {
+    let label = r.spec.label;
+    eprintln!("xtask vm: kernel {label}: resolving {}", r.spec.metapackage);
+    let kernel = debian::fetch(&r.spec, vm_root)?;
+    eprintln!(
+        "xtask vm: kernel {label}: {} {} ({})",
+        kernel.package, kernel.version, kernel.release
+    );
+    r.kernel = Some(kernel.clone());
+    let dir = vm_root.join(label);
+    fs::create_dir_all(&dir)?;
+    for c in cmds {
+        if let Some(f) = c.save_as {
+            // A stale copy from an earlier run must not pass for this run's output.
+            let _ = fs::remove_file(dir.join(f));
+        }
+    }
+    let initrd = initramfs::build(&kernel, files, cmds, &dir).context("building the initramfs")?;
+    let log = dir.join("console.log");
+    let verbose = args.verbose;
+    let boot = qemu::boot(
+        &kernel.vmlinuz,
+        &initrd,
+        &log,
+        Duration::from_secs(args.timeout),
+        |line| {
+            if verbose || progress_line(line) {
+                eprintln!("[{label}] {line}");
+            }
+        },
+    )?;
+    r.elapsed = Some(boot.elapsed);
+    r.timed_out = boot.timed_out;
+    r.report = report::parse(&boot.console);
+    for c in cmds {
+        let (Some(file), Some(res)) = (
+            c.save_as,
+            r.report.commands.iter().find(|x| x.name == c.name),
+        ) else {
+            continue;
+        };
+        let mut text = res.output.join("\n");
+        text.push('\n');
+        fs::write(dir.join(file), text)?;
+    }
+    Ok(())
+}
+
+/// The console lines worth showing while a VM runs.
+fn progress_line(l: &str) -> bool {
+    let t = l.trim();
+    t.contains(init_script::SENTINEL)
+        || (t.starts_with("test ") && t.contains(" ... "))
+        || t.starts_with("test result:")
+        || t.contains("panicked at")
+        || t.contains("Kernel panic")
+        || l.starts_with("qemu: ")
+}
+
+/// (passed, failed): each libtest test counts once; a command without per-test lines (or one
+/// that failed without a failed test, e.g. a crash) counts as one.
+fn counts(r: &KernelRun, cmds: &[GuestCommand]) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for c in cmds {
+        let Some(res) = r.report.commands.iter().find(|x| x.name == c.name) else {
+            failed += 1;
+            continue;
+        };
+        let ok = res.tests.iter().filter(|t| t.1 == Outcome::Ok).count();
+        let bad = res.tests.iter().filter(|t| t.1 == Outcome::Failed).count();
+        passed += ok;
+        failed += bad;
+        if res.tests.is_empty() && res.passed() {
+            passed += 1;
+        } else if !res.passed() && bad == 0 {
+            failed += 1;
+        }
+    }
+    if failed == 0 && !r.finished() {
+        failed += 1;
+    }
+    (passed, failed)
+}
+
+fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
+    let mut s = String::new();
+    let label = r.spec.label;
+    let _ = write!(s, "\nkernel {label}: ");
+    match &r.kernel {
+        Some(k) => {
+            let _ = write!(s, "{} {}", k.package, k.version);
+        }
+        None => s.push_str(r.spec.metapackage),
+    }
+    if let Some(rel) = &r.report.release {
+        let _ = write!(s, " (uname -r {rel})");
+    }
+    if let Some(e) = r.elapsed {
+        let _ = write!(s, ", VM ran {} s", e.as_secs());
+    }
+    s.push_str(if r.timed_out {
+        ", killed at the time limit\n"
+    } else if r.report.done {
+        ", finished\n"
+    } else if r.error.is_some() {
+        "\n"
+    } else {
+        ", stopped before the end\n"
+    });
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "  ERROR {e}");
+    }
+    for e in &r.report.setup_errors {
+        let _ = writeln!(s, "  guest set-up failed: {e}");
+    }
+    for c in cmds {
+        let res = r.report.commands.iter().find(|x| x.name == c.name);
+        let (mark, detail) = match res {
+            None => ("-", " (not run)".to_string()),
+            Some(x) => match x.exit {
+                Some(0) => ("PASS", String::new()),
+                Some(code) => ("FAIL", format!(" (exit {code}{})", exit_note(code))),
+                None => ("FAIL", " (did not end)".to_string()),
+            },
+        };
+        let _ = writeln!(s, "  {mark:<5} {:<5} {}{detail}", c.kind.as_str(), c.name);
+        let Some(x) = res else { continue };
+        for (name, outcome) in &x.tests {
+            let m = match outcome {
+                Outcome::Ok => "pass",
+                Outcome::Failed => "FAIL",
+                Outcome::Ignored => "skip",
+            };
+            let _ = writeln!(s, "        {m:<5} {name}");
+            if let Some(msg) = x.failures.get(name) {
+                for l in msg.lines() {
+                    let _ = writeln!(s, "              {l}");
+                }
+            }
+        }
+        if c.kind == Kind::Run && !x.passed() {
+            for l in x.output.iter().rev().take(5).rev() {
+                let _ = writeln!(s, "              {l}");
+            }
+        }
+    }
+    let dir = vm_root.join(label);
+    let _ = writeln!(s, "  console: {}", dir.join("console.log").display());
+    s
+}
+
+fn exit_note(code: i32) -> &'static str {
+    match code {
+        // busybox timeout sends SIGTERM: the shell reports 128 + 15.
+        143 => ", SIGTERM: the guest's per-command time limit",
+        101 => ", a test failed",
+        _ => "",
+    }
+}
