@@ -48,6 +48,8 @@ pub struct GuestCommand {
     pub timeout_s: u64,
     /// The command's console output is saved as target/vm/<kernel>/<this file>.
     pub save_as: Option<&'static str>,
+    /// The table shows the whole output (else only the end of a failed run's output).
+    pub show_output: bool,
 }
 
 /// A file the guest needs that is not a tool: host path, guest path.
@@ -80,6 +82,7 @@ pub fn guest_commands(a: &Artifacts, test_args: &[String]) -> Vec<GuestCommand> 
         env: vec![],
         timeout_s: 300,
         save_as: Some("probes.txt"),
+        show_output: false,
     }];
     for t in &a.tests {
         let mut argv = vec![
@@ -97,7 +100,21 @@ pub fn guest_commands(a: &Artifacts, test_args: &[String]) -> Vec<GuestCommand> 
             env: vec![("SOCKPATH_BIN".into(), GUEST_SOCKPATH.into())],
             timeout_s: 900,
             save_as: None,
+            show_output: false,
         });
     }
     cmds
+}
+
+/// `sh -c COMMAND` in the guest, for looking around a kernel by hand (`cargo xtask vm --sh`).
+pub fn shell(n: usize, command: &str) -> GuestCommand {
+    GuestCommand {
+        kind: Kind::Run,
+        name: format!("sh{n}"),
+        argv: vec!["sh".into(), "-c".into(), command.into()],
+        env: vec![("SOCKPATH_BIN".into(), GUEST_SOCKPATH.into())],
+        timeout_s: 600,
+        save_as: None,
+        show_output: true,
+    }
 }

@@ -109,6 +109,7 @@ mod tests {
             env: vec![("SOCKPATH_BIN".into(), "/usr/local/bin/sockpath".into())],
             timeout_s: 60,
             save_as: None,
+            show_output: false,
         }];
         let s = render(&["veth".into()], &cmds);
         assert!(s.contains("insmod /usr/lib/sockpath-vm/modules/veth.ko"));

@@ -41,6 +41,14 @@ pub struct VmArgs {
     /// Print the whole serial console, not only the sentinels and test results.
     #[arg(long, short)]
     verbose: bool,
+    /// A shell command to run in the guest after `sockpath probes` (repeatable), e.g.
+    /// `--sh 'sockpath watch --port 9 & sleep 30; bpftool prog show'`: its output is in the
+    /// console log and the table.
+    #[arg(long = "sh", value_name = "COMMAND")]
+    shell: Vec<String>,
+    /// Run no test executables (only `sockpath probes` and the --sh commands).
+    #[arg(long)]
+    no_tests: bool,
     /// Arguments for every test executable, after `--` (libtest's: a name filter, --nocapture).
     #[arg(last = true)]
     test_args: Vec<String>,
@@ -75,7 +83,15 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
     };
     let artifacts = artifacts::build()?;
     let files = commands::guest_files(&artifacts);
-    let cmds = commands::guest_commands(&artifacts, &args.test_args);
+    let mut cmds = commands::guest_commands(&artifacts, &args.test_args);
+    if args.no_tests {
+        cmds.retain(|c| c.kind != Kind::Test);
+    }
+    // After probes, before the tests.
+    let at = cmds.iter().take_while(|c| c.kind == Kind::Run).count();
+    for (i, sh) in args.shell.iter().enumerate() {
+        cmds.insert(at + i, commands::shell(i + 1, sh));
+    }
     let vm_root = root().join("target/vm");
 
     let mut runs = Vec::new();
@@ -275,13 +291,17 @@ fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
             let _ = writeln!(s, "        {m:<5} {name}");
             if let Some(msg) = x.failures.get(name) {
                 for l in msg.lines() {
-                    let _ = writeln!(s, "              {l}");
+                    let _ = writeln!(s, "              {}", clip(l));
                 }
             }
         }
-        if c.kind == Kind::Run && !x.passed() {
+        if c.show_output {
+            for l in &x.output {
+                let _ = writeln!(s, "        | {l}");
+            }
+        } else if c.kind == Kind::Run && !x.passed() {
             for l in x.output.iter().rev().take(5).rev() {
-                let _ = writeln!(s, "              {l}");
+                let _ = writeln!(s, "              {}", clip(l));
             }
         }
     }
@@ -296,5 +316,15 @@ fn exit_note(code: i32) -> &'static str {
         143 => ", SIGTERM: the guest's per-command time limit",
         101 => ", a test failed",
         _ => "",
+    }
+}
+
+/// Failure messages may hold whole JSON reports; the table keeps their beginning (the console
+/// log has all of it).
+fn clip(line: &str) -> String {
+    const MAX: usize = 240;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} ...", &line[..at]),
+        None => line.to_string(),
     }
 }
