@@ -42,6 +42,8 @@ pub struct KernelOffsets {
     pub sk_type: u32,
     pub sk_socket: u32,
     pub sk_err: u32,
+    /// struct sock's sk_reuseport_cb: set when the socket is in a SO_REUSEPORT group.
+    pub sk_reuseport_cb: u32,
     /// struct inet_sock's inet_sport: the local port, still set after inet_put_port() cleared
     /// skc_num on the way to TCP_CLOSE.
     pub inet_sport: u32,
@@ -60,7 +62,15 @@ pub struct KernelOffsets {
     pub file_inode: u32,
     pub inode_mode: u32,
     pub inode_ino: u32,
+    /// `FEATURE_*` bits: what this kernel's hooks pass. The verifier reads this read-only
+    /// global as a constant and drops the branches for arguments a kernel does not have.
+    pub features: u32,
 }
+
+/// kfree_skb's tracepoint passes rx_sk (a fourth argument).
+pub const FEATURE_KFREE_SKB_RX_SK: u32 = 1;
+/// tcp_send_reset's tracepoint and tcp_v4/v6_send_reset() pass the reset reason.
+pub const FEATURE_RESET_REASON: u32 = 2;
 
 /// What to watch. Zero fields mean "any".
 #[repr(C)]
@@ -88,7 +98,7 @@ mod pod {
     unsafe impl aya::Pod for super::Filter {}
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 40 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 42 * 4);
 const _: () = assert!(core::mem::size_of::<Filter>() == 40);
 
 /// Global variable names (EbpfLoader::override_global).

@@ -41,6 +41,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     sk_type: 0,
     sk_socket: 0,
     sk_err: 0,
+    sk_reuseport_cb: 0,
     inet_sport: 0,
     tcp_copied_seq: 0,
     socket_sk: 0,
@@ -53,6 +54,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     file_inode: 0,
     inode_mode: 0,
     inode_ino: 0,
+    features: 0,
 });
 
 /// Set by user space from the command line before load.

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use sockpath_ebpf::event::{
     c_str, EventHeader, EventKind, FibEvent, PacketEvent, SkbEvent, SkbWhat, SockAddrRaw,
     SockEvent, SockInfo, SockWhat, SyscallEvent, SyscallKind, CTX_NET_RX, HEADER_SIZE,
-    PACKET_EVENT_FIXED,
+    PACKET_EVENT_FIXED, SOCK_REUSEPORT,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub struct Socket {
     pub lport: u16,
     pub rport: u16,
     pub state: u8,
+    /// Member of a SO_REUSEPORT group.
+    pub reuseport: bool,
     pub laddr: IpAddr,
     pub raddr: IpAddr,
 }
@@ -189,6 +191,7 @@ pub fn socket(si: &SockInfo) -> Socket {
         lport: si.lport,
         rport: si.rport,
         state: si.state,
+        reuseport: si.flags & SOCK_REUSEPORT != 0,
         laddr: ip(si.family, &si.laddr),
         raddr: ip(si.family, &si.raddr),
     }

@@ -142,6 +142,7 @@ mod tests {
             lport: l,
             rport: r,
             state: 1,
+            reuseport: false,
             laddr,
             raddr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }

@@ -27,16 +27,18 @@ pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
         "kernel {}: all hooks attached in {:.0} ms",
         attached.info.kernel, attached.info.attach_ms
     );
-    println!("{:<46} {:<12} hook", "stage", "kind");
+    println!("{:<44} {:<11} hook", "stage", "kind");
     for s in stages {
-        let kind = s.kind.map(|k| k.as_str()).unwrap_or("inferred");
         let chosen = s
             .chosen
             .clone()
             .unwrap_or_else(|| format!("none ({})", s.without));
-        println!("{:<46} {:<12} {}", s.stage, kind, chosen);
+        println!("{:<44} {:<11} {}", s.name, s.kind.as_str(), chosen);
+        for (hook, why) in &s.partial {
+            println!("{:<44} {:<11}   without {hook}: {why}", "", "");
+        }
         for (hook, why) in &s.refused {
-            println!("{:<46} {:<12}   refused {hook}: {why}", "", "");
+            println!("{:<44} {:<11}   refused {hook}: {why}", "", "");
         }
     }
     Ok(())

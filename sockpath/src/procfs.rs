@@ -97,6 +97,7 @@ fn parse_table(text: &str, protocol: u16) -> Vec<(u64, Socket)> {
                     lport,
                     rport,
                     state,
+                    reuseport: false,
                     laddr,
                     raddr,
                 },

@@ -22,7 +22,7 @@ use crate::{
         model::Summary,
         Assembler,
     },
-    kernel::{self, btf::KernelBtf, probes, Kernel},
+    kernel::{self, facts::KernelFacts, probes, Kernel},
     output::{json::JsonSink, text::TextSink, timeline::Timeline, Sink, StartInfo},
     procfs,
 };
@@ -34,26 +34,30 @@ pub struct Session {
     pub output: OutputArgs,
 }
 
-/// Everything needed before the first event: checks, BTF, programs attached.
+/// Everything needed before the first event: checks, kernel facts, programs attached.
 pub struct Attached {
     pub kernel: Kernel,
-    pub kbtf: KernelBtf,
+    pub facts: KernelFacts,
     pub info: StartInfo,
 }
 
 pub fn attach(filter: &WatchFilter, ring_kib: u32, started: Instant) -> anyhow::Result<Attached> {
     kernel::check_privileges()?;
     kernel::raise_memlock();
-    let kbtf = KernelBtf::load()?;
+    let facts = KernelFacts::read()?;
     kernel::ensure_tracefs()?;
-    let kernel = Kernel::load(&kbtf, &filter.to_kernel(), ring_kib << 10)?;
+    let kernel = Kernel::load(&facts, &filter.to_kernel(), ring_kib << 10)?;
     let info = StartInfo {
         filter: filter.describe(),
         kernel: kernel::kernel_release(),
         attach_ms: started.elapsed().as_secs_f64() * 1e3,
         hooks: probes::describe(&kernel.stages),
     };
-    Ok(Attached { kernel, kbtf, info })
+    Ok(Attached {
+        kernel,
+        facts,
+        info,
+    })
 }
 
 fn sinks(output: &OutputArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
@@ -79,15 +83,15 @@ pub async fn run(
 
     let Attached {
         mut kernel,
-        kbtf,
+        facts,
         info,
     } = attach(&session.filter, session.output.ring_kib, started)?;
-    let names = kernel::kernel_names(&kbtf);
-    drop(kbtf);
+    let names = facts.names;
 
     let cfg = journey::Config {
         filter: session.filter.clone(),
         hold_ns: session.output.hold_ms * 1_000_000,
+        hooks: probes::choice(&kernel.stages),
         ..journey::Config::default()
     };
     let settle_ns = cfg.settle_ns;

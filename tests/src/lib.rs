@@ -536,7 +536,8 @@ pub fn loaded_programs() -> Vec<String> {
         .collect()
 }
 
-/// Program names only sockpath loads (the kernel keeps the first 15 characters).
+/// Program names only sockpath loads. The kernel keeps the first 15 characters; bpftool may
+/// print the full name from BTF (Debian's does), so names are compared on those 15.
 pub const SOCKPATH_PROGRAMS: &[&str] = &[
     "netif_receive_s",
     "sk_data_ready",
@@ -547,6 +548,9 @@ pub const SOCKPATH_PROGRAMS: &[&str] = &[
 pub fn sockpath_programs_loaded() -> usize {
     loaded_programs()
         .iter()
-        .filter(|n| SOCKPATH_PROGRAMS.contains(&n.as_str()))
+        .filter(|n| {
+            let short = &n[..n.len().min(15)];
+            SOCKPATH_PROGRAMS.contains(&short)
+        })
         .count()
 }

@@ -11,8 +11,8 @@ mod syscall;
 
 pub use fib::FibEvent;
 pub use packet::{PacketEvent, PACKET_EVENT_FIXED, SNAP_MAX};
-pub use skb::{SkbEvent, SkbWhat};
-pub use sock::{SockEvent, SockInfo, SockWhat};
+pub use skb::{Hop, SkbEvent, SkbWhat};
+pub use sock::{LookupTable, SockEvent, SockInfo, SockWhat, SOCK_REUSEPORT};
 pub use syscall::{SockAddrRaw, SyscallEvent, SyscallKind};
 
 /// Kinds of raw event, the first field of every event.

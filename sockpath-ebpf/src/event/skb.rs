@@ -13,6 +13,53 @@ pub enum SkbWhat {
     IcmpSent = 4,
     /// udp_fail_queue_rcv_skb / sock_rcvqueue_full: the socket `sk` could not queue it; `arg0` = rc.
     QueueFail = 5,
+    /// It entered a receive-path function (`arg0` = [`Hop`]), seen by fentry or kprobe.
+    Hop = 6,
+}
+
+/// Receive-path functions whose entry a journey records (kernels with fentry or kprobes).
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hop {
+    IpRcv = 1,
+    Ipv6Rcv = 2,
+    IpLocalDeliver = 3,
+    Ip6Input = 4,
+    TcpV4Rcv = 5,
+    TcpV6Rcv = 6,
+    UdpRcv = 7,
+    Udpv6Rcv = 8,
+}
+
+impl Hop {
+    pub const ALL: [Hop; 8] = [
+        Hop::IpRcv,
+        Hop::Ipv6Rcv,
+        Hop::IpLocalDeliver,
+        Hop::Ip6Input,
+        Hop::TcpV4Rcv,
+        Hop::TcpV6Rcv,
+        Hop::UdpRcv,
+        Hop::Udpv6Rcv,
+    ];
+
+    pub fn from_u16(v: u16) -> Option<Self> {
+        Self::ALL.iter().copied().find(|h| *h as u16 == v)
+    }
+
+    /// The kernel function.
+    pub fn function(self) -> &'static str {
+        match self {
+            Hop::IpRcv => "ip_rcv",
+            Hop::Ipv6Rcv => "ipv6_rcv",
+            Hop::IpLocalDeliver => "ip_local_deliver",
+            Hop::Ip6Input => "ip6_input",
+            Hop::TcpV4Rcv => "tcp_v4_rcv",
+            Hop::TcpV6Rcv => "tcp_v6_rcv",
+            Hop::UdpRcv => "udp_rcv",
+            Hop::Udpv6Rcv => "udpv6_rcv",
+        }
+    }
 }
 
 impl SkbWhat {
@@ -22,6 +69,7 @@ impl SkbWhat {
             3 => Self::ResetSent,
             4 => Self::IcmpSent,
             5 => Self::QueueFail,
+            6 => Self::Hop,
             _ => return None,
         })
     }

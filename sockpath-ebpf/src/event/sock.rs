@@ -22,7 +22,9 @@ pub struct SockInfo {
     pub rport: u16,
     /// TCP state number (1 = ESTABLISHED ... 12 = NEW_SYN_RECV); UDP uses 7 (CLOSE) unbound/1 connected.
     pub state: u8,
-    pub _pad: [u8; 3],
+    /// `SOCK_*` flags.
+    pub flags: u8,
+    pub _pad: [u8; 2],
     /// Local address: IPv4 in the first 4 bytes, or IPv6.
     pub laddr: [u8; 16],
     /// Remote address, same encoding.
@@ -30,6 +32,9 @@ pub struct SockInfo {
 }
 
 const _: () = assert!(core::mem::size_of::<SockInfo>() == 64);
+
+/// The socket belongs to a SO_REUSEPORT group (sk_reuseport_cb is set).
+pub const SOCK_REUSEPORT: u8 = 1;
 
 /// What a [`SockEvent`] reports.
 #[repr(u16)]
@@ -54,6 +59,32 @@ pub enum SockWhat {
     ErrorReport = 8,
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy = 9,
+    /// A socket lookup returned (fexit/kretprobe): `arg0` = [`LookupTable`], `sock` = the socket
+    /// found (sk 0: none).
+    Lookup = 10,
+}
+
+/// Which socket table a lookup searched.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupTable {
+    /// TCP established (and request/time-wait) sockets, by 4-tuple.
+    Established = 1,
+    /// TCP listeners, by local address and port (SO_REUSEPORT groups choose a member here).
+    Listener = 2,
+    /// UDP sockets.
+    Udp = 3,
+}
+
+impl LookupTable {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Established,
+            2 => Self::Listener,
+            3 => Self::Udp,
+            _ => return None,
+        })
+    }
 }
 
 impl SockWhat {
@@ -68,6 +99,7 @@ impl SockWhat {
             7 => Self::ReceiveReset,
             8 => Self::ErrorReport,
             9 => Self::Destroy,
+            10 => Self::Lookup,
             _ => return None,
         })
     }

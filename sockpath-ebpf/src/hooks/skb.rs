@@ -1,7 +1,14 @@
 //! Packet-side hooks: what became of a tracked packet (drop, reset, ICMP error, full queue).
 
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use sockpath_ebpf::event::{EventKind, SkbEvent, SkbWhat};
+use aya_ebpf::{
+    macros::{btf_tracepoint, fentry, kprobe},
+    programs::{BtfTracePointContext, FEntryContext, ProbeContext},
+    EbpfContext,
+};
+use sockpath_ebpf::{
+    config::{FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
+    event::{EventKind, SkbEvent, SkbWhat},
+};
 
 use crate::{
     emit,
@@ -11,7 +18,7 @@ use crate::{
 
 /// Sends an event about `skb` if it is a tracked packet; `more` completes it.
 #[inline(always)]
-fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent)) -> bool {
+pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent)) -> bool {
     let Some(journey) = tracked(skb, &offsets()) else {
         return false;
     };
@@ -41,16 +48,30 @@ fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent)) -> bool 
     true
 }
 
-/// `TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)`
-/// (the rx_sk argument is recent; older kernels pass three): every drop with its reason;
-/// consumed packets go to consume_skb instead.
+/// Argument `n` of a BTF-typed hook, read only if `present`: the verifier rejects reading past
+/// a kernel's prototype, and prunes this read when `present` comes from the read-only
+/// features global. Volatile so the compiler cannot hoist the read above the check.
+#[inline(always)]
+pub(crate) fn arg_if<C: EbpfContext>(ctx: &C, n: usize, present: bool) -> u64 {
+    if present {
+        // SAFETY: BTF-typed programs get their arguments as an array of u64.
+        unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u64).add(n)) }
+    } else {
+        0
+    }
+}
+
+/// `TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason[, struct sock *rx_sk])`
+/// (rx_sk only on recent kernels): every drop with its reason; consumed packets go to
+/// consume_skb instead.
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let skb: u64 = ctx.arg(0);
+    let rx_sk = offsets().features & FEATURE_KFREE_SKB_RX_SK != 0;
     let sent = skb_event(SkbWhat::Drop, skb, |ev| {
         ev.location = ctx.arg(1);
         ev.arg0 = ctx.arg(2);
-        ev.sk = ctx.arg(3);
+        ev.sk = arg_if(&ctx, 3, rx_sk);
     });
     if sent {
         let _ = TRACKED.remove(skb);
@@ -58,15 +79,72 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `TP_PROTO(const struct sock *sk, const struct sk_buff *skb, const enum sk_rst_reason reason)`:
-/// a RST answering `skb`; sk is NULL when no socket wanted the packet.
+/// `TP_PROTO(const struct sock *sk, const struct sk_buff *skb[, const enum sk_rst_reason reason])`:
+/// a RST answering `skb`; sk is NULL when no socket wanted the packet (traced only since the
+/// reason was added; older kernels need the tcp_v4/v6_send_reset hooks).
 #[btf_tracepoint(function = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
-    skb_event(SkbWhat::ResetSent, ctx.arg(1), |ev| {
-        ev.sk = ctx.arg(0);
-        ev.arg0 = ctx.arg(2);
-    });
+    reset_sent(&ctx);
     0
+}
+
+/// `void tcp_v4_send_reset(const struct sock *sk, struct sk_buff *skb[, enum sk_rst_reason reason])`
+#[fentry]
+pub fn fentry_tcp_v4_send_reset(ctx: FEntryContext) -> u32 {
+    reset_sent(&ctx);
+    0
+}
+
+/// `void tcp_v6_send_reset(const struct sock *sk, struct sk_buff *skb[, enum sk_rst_reason reason])`
+#[fentry]
+pub fn fentry_tcp_v6_send_reset(ctx: FEntryContext) -> u32 {
+    reset_sent(&ctx);
+    0
+}
+
+#[inline(always)]
+fn reset_sent<C: EbpfContext>(ctx: &C) {
+    let with_reason = offsets().features & FEATURE_RESET_REASON != 0;
+    let sk = arg_if(ctx, 0, true);
+    let skb = arg_if(ctx, 1, true);
+    skb_event(SkbWhat::ResetSent, skb, |ev| {
+        ev.sk = sk;
+        // -1: this kernel does not say why.
+        ev.arg0 = if with_reason {
+            arg_if(ctx, 2, true) as i32
+        } else {
+            -1
+        };
+    });
+}
+
+#[kprobe]
+pub fn kprobe_tcp_v4_send_reset(ctx: ProbeContext) -> u32 {
+    kprobe_reset_sent(&ctx);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_tcp_v6_send_reset(ctx: ProbeContext) -> u32 {
+    kprobe_reset_sent(&ctx);
+    0
+}
+
+#[inline(always)]
+fn kprobe_reset_sent(ctx: &ProbeContext) {
+    let with_reason = offsets().features & FEATURE_RESET_REASON != 0;
+    let (Some(sk), Some(skb)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
+        return;
+    };
+    let reason = if with_reason {
+        ctx.arg::<u64>(2).unwrap_or(0) as i32
+    } else {
+        -1
+    };
+    skb_event(SkbWhat::ResetSent, skb, |ev| {
+        ev.sk = sk;
+        ev.arg0 = reason;
+    });
 }
 
 /// `TP_PROTO(const struct sk_buff *skb, int type, int code)`: an ICMPv4 error about `skb`, e.g.
@@ -76,6 +154,32 @@ pub fn icmp_send(ctx: BtfTracePointContext) -> i32 {
     skb_event(SkbWhat::IcmpSent, ctx.arg(0), |ev| {
         ev.arg0 = ctx.arg(1);
         ev.arg1 = ctx.arg(2);
+    });
+    0
+}
+
+/// `void __icmp_send(struct sk_buff *skb_in, int type, int code, __be32 info, const struct
+/// ip_options *opt)`: what icmp_send() (an inline wrapper) calls.
+#[fentry]
+pub fn fentry_icmp_send(ctx: FEntryContext) -> u32 {
+    let (type_, code): (i32, i32) = (ctx.arg(1), ctx.arg(2));
+    skb_event(SkbWhat::IcmpSent, ctx.arg(0), |ev| {
+        ev.arg0 = type_;
+        ev.arg1 = code;
+    });
+    0
+}
+
+#[kprobe]
+pub fn kprobe_icmp_send(ctx: ProbeContext) -> u32 {
+    let (Some(skb), Some(type_), Some(code)) =
+        (ctx.arg::<u64>(0), ctx.arg::<i32>(1), ctx.arg::<i32>(2))
+    else {
+        return 0;
+    };
+    skb_event(SkbWhat::IcmpSent, skb, |ev| {
+        ev.arg0 = type_;
+        ev.arg1 = code;
     });
     0
 }

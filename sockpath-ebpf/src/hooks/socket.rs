@@ -34,7 +34,7 @@ fn fill(ev: &mut SockEvent, what: SockWhat, flags: u16, journey: u64) {
 /// Sends a socket event for `sk` if it passes the filter; `more` completes it. The event is
 /// tagged with the packet the CPU is processing when in NET_RX.
 #[inline(always)]
-fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEvent)) {
+pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEvent)) {
     let o = offsets();
     let f = filter::get();
     if !sock::ports_match(sk, f.port, &o) {
@@ -119,27 +119,37 @@ pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
 /// context, whatever the system call (read, recvfrom, recvmsg, io_uring).
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
+    received(ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    0
+}
+
+/// A reader took `ret` bytes (or got an error) from `sk`.
+#[inline(always)]
+pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
     sock_event(sk, SockWhat::Recv, |ev| {
-        ev.arg0 = ctx.arg(1);
-        ev.arg1 = ctx.arg(2);
+        ev.arg0 = ret;
+        ev.arg1 = flags;
         if ev.sock.protocol == sock::IPPROTO_TCP {
-            ev.arg2 = sock::tcp_copied_seq(sk, &offsets());
+            ev.arg2 = sock::tcp_copied_seq(sk, offsets());
         }
         watch_current();
     });
-    0
 }
 
 /// `TP_PROTO(struct sock *sk, int ret, int flags)`: at the end of sock_sendmsg().
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
-    sock_event(ctx.arg(0), SockWhat::Send, |ev| {
-        ev.arg0 = ctx.arg(1);
-        ev.arg1 = ctx.arg(2);
+    sent(ctx.arg(0), ctx.arg(1));
+    0
+}
+
+/// A writer sent `ret` bytes (or got an error) on `sk`.
+#[inline(always)]
+pub(crate) fn sent(sk: u64, ret: i32) {
+    sock_event(sk, SockWhat::Send, |ev| {
+        ev.arg0 = ret;
         watch_current();
     });
-    0
 }
 
 /// `TP_PROTO(struct sock *sk)`: the TCP socket is being freed.

@@ -1,12 +1,17 @@
 //! struct sock / sock_common: a socket's addresses, ports, state and file.
 
-use sockpath_ebpf::{config::KernelOffsets, event::SockInfo};
+use sockpath_ebpf::{
+    config::KernelOffsets,
+    event::{SockInfo, SOCK_REUSEPORT},
+};
 
 use super::{read, read_ptr};
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_LISTEN: u8 = 10;
+pub const IPPROTO_UDP: u16 = 17;
 pub const TCP_NEW_SYN_RECV: u8 = 12;
 pub const IPPROTO_TCP: u16 = 6;
 
@@ -23,7 +28,8 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
     si.lport = 0;
     si.rport = 0;
     si.state = 0;
-    si._pad = [0; 3];
+    si.flags = 0;
+    si._pad = [0; 2];
     si.laddr = [0; 16];
     si.raddr = [0; 16];
     if sk == 0 {
@@ -50,6 +56,11 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
             si.lport = u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0));
         }
         si.protocol = read::<u16>(sk, o.sk_protocol).unwrap_or(0);
+        if si.state == TCP_LISTEN || si.protocol == IPPROTO_UDP {
+            if read::<u64>(sk, o.sk_reuseport_cb).unwrap_or(0) != 0 {
+                si.flags |= SOCK_REUSEPORT;
+            }
+        }
         if let Ok(sock) = read_ptr(sk, o.sk_socket) {
             si.ino = read::<u64>(sock, o.socket_ino).unwrap_or(0);
         }

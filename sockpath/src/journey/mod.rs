@@ -10,6 +10,7 @@
 
 mod build;
 pub mod clock;
+pub mod hooks;
 pub mod model;
 pub mod names;
 pub mod sockets;
@@ -17,7 +18,7 @@ mod syscalls;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use sockpath_ebpf::event::{SkbWhat, SockWhat, SyscallKind};
+use sockpath_ebpf::event::{Hop, LookupTable, SkbWhat, SockWhat, SyscallKind};
 
 use self::{
     clock::Clock,
@@ -40,6 +41,8 @@ pub struct Config {
     pub hold_ns: u64,
     /// Journeys open at once; past this the oldest is finished as incomplete (memory bound).
     pub max_open: usize,
+    /// Which hook serves each stage on this kernel.
+    pub hooks: hooks::HookChoice,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             settle_ns: 100_000_000,
             hold_ns: 2_000_000_000,
             max_open: 100_000,
+            hooks: hooks::HookChoice::default(),
         }
     }
 }
@@ -111,6 +115,17 @@ pub(crate) enum Obs {
     /// The reader saw end-of-file (read() = 0) after this FIN.
     Eof(ReadObs),
     Accepted(ReadObs),
+    /// The packet entered a receive-path function (fentry/kprobe).
+    Hop {
+        ts: u64,
+        hop: Hop,
+    },
+    /// A socket lookup for the packet returned `found` (None: no socket).
+    Lookup {
+        ts: u64,
+        table: LookupTable,
+        found: Option<Socket>,
+    },
     /// The connect() this packet completed (SYN-ACK) or refused (RST) returned `ret`.
     Connected {
         r: ReadObs,
@@ -416,7 +431,14 @@ impl Assembler {
 
     fn sock(&mut self, s: SockEv) {
         let ts = s.meta.ts_ns;
-        self.sockets.observe(&s.sock, ts);
+        if s.what == SockWhat::StateChange {
+            // The tracepoint fires before the new state is stored: record the new one.
+            let mut now = s.sock.clone();
+            now.state = s.arg1 as u8;
+            self.sockets.observe(&now, ts);
+        } else {
+            self.sockets.observe(&s.sock, ts);
+        }
         if s.what == SockWhat::SynAck {
             self.sockets.observe(&s.other, ts);
         }
@@ -500,8 +522,31 @@ impl Assembler {
                 }
             }
             SockWhat::Recv => self.recv(&s),
+            SockWhat::Lookup => self.lookup(s),
             SockWhat::Send | SockWhat::Destroy => {}
         }
+    }
+
+    /// A lookup ran in the softirq processing the CPU's current packet. A socket found must fit
+    /// the packet (the kernel also looks sockets up for other reasons, e.g. for the packet inside
+    /// an ICMP error); a miss is taken as the packet's.
+    fn lookup(&mut self, s: SockEv) {
+        let Some(table) = LookupTable::from_i32(s.arg0) else {
+            return;
+        };
+        let id = s.meta.journey;
+        let Some(o) = self.open.get_mut(&id) else {
+            return;
+        };
+        let found = (s.sock.sk != 0).then_some(s.sock);
+        if let (Some(f), Some(h)) = (&found, &o.headers) {
+            if !fits(h, f) {
+                return;
+            }
+        }
+        let ts = s.meta.ts_ns;
+        o.last = o.last.max(ts);
+        o.obs.push(Obs::Lookup { ts, table, found });
     }
 
     /// A packet reached socket `sk`: remember its payload until a reader takes it.
@@ -675,6 +720,10 @@ impl Assembler {
                 code: k.arg1,
             },
             SkbWhat::QueueFail => Obs::QueueFail { ts, rc: k.arg0 },
+            SkbWhat::Hop => match Hop::from_u16(k.arg0 as u16) {
+                Some(hop) => Obs::Hop { ts, hop },
+                None => return,
+            },
         });
         if k.what == SkbWhat::Drop {
             o.awaiting = false;
@@ -829,7 +878,7 @@ impl Assembler {
             segs.retain(|s| s.journey != id);
         }
         self.segments.retain(|_, v| !v.is_empty());
-        let j = build::journey(&o, &self.sockets, &self.names, &self.clock);
+        let j = build::journey(&o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
         self.summary.journeys += 1;
         if j.complete {
             self.summary.complete += 1;

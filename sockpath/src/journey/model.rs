@@ -9,6 +9,10 @@ use crate::packet::Headers;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HookKind {
+    Fentry,
+    Fexit,
+    Kprobe,
+    Kretprobe,
     TpBtf,
     Tracepoint,
     /// No hook on this kernel sees the stage; it is implied by the stages around it.
@@ -18,6 +22,10 @@ pub enum HookKind {
 impl HookKind {
     pub fn as_str(self) -> &'static str {
         match self {
+            HookKind::Fentry => "fentry",
+            HookKind::Fexit => "fexit",
+            HookKind::Kprobe => "kprobe",
+            HookKind::Kretprobe => "kretprobe",
             HookKind::TpBtf => "tp_btf",
             HookKind::Tracepoint => "tracepoint",
             HookKind::Inferred => "inferred",
@@ -35,6 +43,8 @@ pub struct Stage {
     pub hook_target: String,
     /// Nanoseconds since the first stage; absent for inferred stages (no time was measured).
     pub offset_ns: Option<u64>,
+    /// Nanoseconds since the previous observed stage: this hop's latency.
+    pub since_prev_ns: Option<u64>,
     pub detail: String,
 }
 
@@ -165,6 +175,15 @@ pub struct Journey {
     /// Every stage this kernel can observe was observed, and no event was lost meanwhile.
     pub complete: bool,
     pub incomplete_reason: Option<String>,
+    /// The packet's bytes as the kernel saw them at device receive, from the link-layer header
+    /// on, up to the snap length (for pcapng export; not in JSON).
+    #[serde(skip)]
+    #[expect(dead_code, reason = "read by the pcapng export, being written")]
+    pub frame: Vec<u8>,
+    /// Bytes of link-layer header at the start of `frame` (14 for Ethernet, 0 for none).
+    #[serde(skip)]
+    #[expect(dead_code, reason = "read by the pcapng export, being written")]
+    pub mac_len: u16,
 }
 
 /// A socket system call, as strace would print it.

@@ -157,6 +157,28 @@ impl SocketTable {
         None
     }
 
+    /// Sockets waiting for connections on `port` in namespace `netns`: TCP listeners, or UDP
+    /// sockets bound and not connected. The candidates a lookup chooses among.
+    pub fn listeners(&self, netns: u32, port: u16, protocol: u16) -> Vec<Socket> {
+        let mut v: Vec<Socket> = self
+            .by_sk
+            .values()
+            // Still open: its holder has not closed it (or sockpath never saw who holds it).
+            .filter(|e| e.owners.last().is_none_or(|sp| sp.until.is_none()))
+            .map(|e| &e.sock)
+            .filter(|s| {
+                s.netns == netns
+                    && s.lport == port
+                    && s.protocol == protocol
+                    && s.rport == 0
+                    && (s.state == 10 || protocol == 17)
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|s| s.sk);
+        v
+    }
+
     /// Whether a socket has an inode but no known owner (worth a /proc rescan).
     pub fn owner_unknown(&self, sk: u64) -> bool {
         self.by_sk
@@ -262,6 +284,7 @@ mod tests {
             lport: l,
             rport: r,
             state,
+            reuseport: false,
             laddr: IpAddr::V4(Ipv4Addr::LOCALHOST),
             raddr: if r == 0 {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)

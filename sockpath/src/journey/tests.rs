@@ -56,6 +56,7 @@ fn sock(sk: u64, proto: u16, lport: u16, rport: u16, state: u8) -> Socket {
         lport,
         rport,
         state,
+        reuseport: false,
         laddr: LO,
         raddr: if rport == 0 { ANY } else { LO },
     }

@@ -217,6 +217,7 @@ impl KernelBtf {
             sk_type: self.sized("sock", "sk_type", 2)?,
             sk_socket: self.sized("sock", "sk_socket", 8)?,
             sk_err: self.sized("sock", "sk_err", 4)?,
+            sk_reuseport_cb: self.sized("sock", "sk_reuseport_cb", 8)?,
             inet_sport: self.sized("inet_sock", "inet_sport", 2)?,
             tcp_copied_seq: self.sized("tcp_sock", "copied_seq", 4)?,
             socket_sk: self.sized("socket", "sk", 8)?,
@@ -229,6 +230,7 @@ impl KernelBtf {
             file_inode: self.sized("file", "f_inode", 8)?,
             inode_mode: self.sized("inode", "i_mode", 2)?,
             inode_ino: self.sized("inode", "i_ino", 8)?,
+            features: 0,
         })
     }
 
@@ -259,6 +261,23 @@ impl KernelBtf {
             }
         }
         out
+    }
+
+    /// Whether the kernel has a BTF function of this name (what fentry/fexit attach to).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.function_arity(name).is_some()
+    }
+
+    /// Number of parameters of a kernel function, from its BTF prototype.
+    pub fn function_arity(&self, name: &str) -> Option<usize> {
+        let types = self.btf.resolve_types_by_name(name).ok()?;
+        types.into_iter().find_map(|t| match t {
+            Type::Func(f) => match self.btf.resolve_chained_type(&f).ok()? {
+                Type::FuncProto(fp) => Some(fp.parameters.len()),
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// Number of arguments of a tracepoint's BTF prototype (`btf_trace_NAME`), not counting

@@ -2,6 +2,7 @@
 //! and the maps user space reads and writes.
 
 pub mod btf;
+pub mod facts;
 pub mod probes;
 mod syscall_table;
 
@@ -17,8 +18,7 @@ use sockpath_ebpf::config::{
     MAP_WATCHED_TGIDS,
 };
 
-use self::{btf::KernelBtf, probes::StageStatus};
-use crate::journey::names::KernelNames;
+use self::{facts::KernelFacts, probes::StageStatus};
 
 /// The compiled eBPF object, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockpath-ebpf"));
@@ -93,17 +93,6 @@ pub fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Names of this kernel's enums and symbols.
-pub fn kernel_names(kbtf: &KernelBtf) -> KernelNames {
-    let mut n = KernelNames {
-        drop_reasons: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
-        reset_reasons: kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
-        ..KernelNames::default()
-    };
-    n.load_symbols();
-    n
-}
-
 /// The loaded and attached programs with their maps. Dropping it detaches everything; the
 /// links are file descriptors, so the kernel detaches them too if the process is killed.
 pub struct Kernel {
@@ -114,10 +103,12 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    pub fn load(kbtf: &KernelBtf, filter: &Filter, ring_bytes: u32) -> anyhow::Result<Self> {
-        let offsets = kbtf
+    pub fn load(facts: &KernelFacts, filter: &Filter, ring_bytes: u32) -> anyhow::Result<Self> {
+        let mut offsets = facts
+            .btf
             .offsets()
             .context("reading kernel struct offsets from BTF")?;
+        offsets.features = facts.features();
         let btf = Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
@@ -138,7 +129,7 @@ impl Kernel {
                 kinds.set(nr, kind as u8, 0)?;
             }
         }
-        let stages = probes::attach_all(&mut ebpf, &btf, kbtf)?;
+        let stages = probes::attach_all(&mut ebpf, &btf, facts)?;
         let counters = PerCpuArray::try_from(
             ebpf.take_map(MAP_COUNTERS)
                 .ok_or_else(|| anyhow!("map {MAP_COUNTERS} missing"))?,

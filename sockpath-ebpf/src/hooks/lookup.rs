@@ -1,0 +1,109 @@
+//! Socket lookups and their results, on kernels with fexit (or else kretprobes): which socket
+//! the kernel chose for the packet the CPU is processing, or that it found none.
+//!
+//! The lookups run inside the packet's NET_RX softirq (early demux in ip_rcv_finish(), then
+//! tcp_v4_rcv()/udp_rcv()), so the CPU's current journey names the packet; user space checks
+//! the socket found fits the packet's addresses.
+
+use aya_ebpf::{
+    macros::{fexit, kretprobe},
+    programs::{FExitContext, RetProbeContext},
+};
+use sockpath_ebpf::event::{EventKind, LookupTable, SockEvent, SockWhat};
+
+use crate::{
+    emit,
+    kernel::{offsets, sock},
+};
+
+#[inline(always)]
+fn looked_up(table: LookupTable, found: u64) {
+    let (flags, journey) = emit::current_journey();
+    if journey == 0 {
+        return;
+    }
+    let Some(mut entry) = emit::reserve::<SockEvent>() else {
+        return;
+    };
+    // SAFETY: reserved memory; every field is written.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    ev.header = emit::header(
+        EventKind::Sock,
+        core::mem::size_of::<SockEvent>(),
+        flags,
+        journey,
+    );
+    ev.what = SockWhat::Lookup as u16;
+    ev._pad = 0;
+    ev.arg0 = table as i32;
+    ev.arg1 = 0;
+    ev.arg2 = 0;
+    ev.skb = 0;
+    ev.comm = [0; 16];
+    let o = offsets();
+    sock::info_into(&mut ev.sock, found, o);
+    sock::info_into(&mut ev.other, 0, o);
+    entry.submit(0);
+}
+
+/// `$fexit` and `$kretprobe` programs for a lookup function returning `struct sock *`.
+macro_rules! lookup_programs {
+    ($fexit:ident, $kretprobe:ident, $table:expr) => {
+        #[fexit]
+        pub fn $fexit(ctx: FExitContext) -> u32 {
+            if let Ok(sk) = ctx.ret::<u64>() {
+                looked_up($table, sk);
+            }
+            0
+        }
+
+        #[kretprobe]
+        pub fn $kretprobe(ctx: RetProbeContext) -> u32 {
+            looked_up($table, ctx.ret::<u64>());
+            0
+        }
+    };
+}
+
+// struct sock *__inet_lookup_established(const struct net *net, struct inet_hashinfo *hashinfo,
+//     const __be32 saddr, const __be16 sport, const __be32 daddr, const u16 hnum, const int dif,
+//     const int sdif)
+lookup_programs!(
+    fexit_inet_lookup_established,
+    kretprobe_inet_lookup_established,
+    LookupTable::Established
+);
+// struct sock *__inet_lookup_listener(const struct net *net, struct inet_hashinfo *hashinfo,
+//     struct sk_buff *skb, int doff, const __be32 saddr, __be16 sport, const __be32 daddr,
+//     const unsigned short hnum, const int dif, const int sdif)
+lookup_programs!(
+    fexit_inet_lookup_listener,
+    kretprobe_inet_lookup_listener,
+    LookupTable::Listener
+);
+// struct sock *__inet6_lookup_established(...)
+lookup_programs!(
+    fexit_inet6_lookup_established,
+    kretprobe_inet6_lookup_established,
+    LookupTable::Established
+);
+// struct sock *inet6_lookup_listener(...)
+lookup_programs!(
+    fexit_inet6_lookup_listener,
+    kretprobe_inet6_lookup_listener,
+    LookupTable::Listener
+);
+// struct sock *__udp4_lib_lookup(const struct net *net, __be32 saddr, __be16 sport,
+//     __be32 daddr, __be16 dport, int dif, int sdif, struct udp_table *udptable,
+//     struct sk_buff *skb)
+lookup_programs!(
+    fexit_udp4_lib_lookup,
+    kretprobe_udp4_lib_lookup,
+    LookupTable::Udp
+);
+// struct sock *__udp6_lib_lookup(...)
+lookup_programs!(
+    fexit_udp6_lib_lookup,
+    kretprobe_udp6_lib_lookup,
+    LookupTable::Udp
+);

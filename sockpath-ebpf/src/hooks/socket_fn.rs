@@ -1,0 +1,73 @@
+//! The socket-side stages through kernel functions, for kernels that have fentry/fexit or
+//! kprobes (and those whose tracepoints lack them: sk_data_ready, sock_recv_length and
+//! sock_send_length are recent tracepoints).
+
+use aya_ebpf::{
+    macros::{fentry, fexit, kprobe},
+    programs::{FEntryContext, FExitContext, ProbeContext},
+};
+use sockpath_ebpf::event::SockWhat;
+
+use crate::{
+    hooks::socket::{received, sent, sock_event},
+    kernel::{offsets, read_ptr},
+};
+
+/// `void sock_def_readable(struct sock *sk)`: the sk_data_ready callback of TCP and UDP sockets
+/// (and listeners), called once a packet or a connection is queued.
+#[fentry]
+pub fn fentry_sock_def_readable(ctx: FEntryContext) -> u32 {
+    sock_event(ctx.arg(0), SockWhat::DataReady, |_| {});
+    0
+}
+
+#[kprobe]
+pub fn kprobe_sock_def_readable(ctx: ProbeContext) -> u32 {
+    if let Some(sk) = ctx.arg::<u64>(0) {
+        sock_event(sk, SockWhat::DataReady, |_| {});
+    }
+    0
+}
+
+/// The struct sock of a struct socket.
+#[inline(always)]
+fn sk_of(socket: u64) -> u64 {
+    read_ptr(socket, offsets().socket_sk).unwrap_or(0)
+}
+
+/// `int inet_recvmsg(struct socket *sock, struct msghdr *msg, size_t size, int flags)`: the
+/// recvmsg of every AF_INET TCP and UDP socket; its return is what the reader got.
+#[fexit]
+pub fn fexit_inet_recvmsg(ctx: FExitContext) -> u32 {
+    if let Ok(ret) = ctx.ret::<i64>() {
+        received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
+    }
+    0
+}
+
+/// `int inet6_recvmsg(struct socket *sock, struct msghdr *msg, size_t size, int flags)`
+#[fexit]
+pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> u32 {
+    if let Ok(ret) = ctx.ret::<i64>() {
+        received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
+    }
+    0
+}
+
+/// `int inet_sendmsg(struct socket *sock, struct msghdr *msg, size_t size)`
+#[fexit]
+pub fn fexit_inet_sendmsg(ctx: FExitContext) -> u32 {
+    if let Ok(ret) = ctx.ret::<i64>() {
+        sent(sk_of(ctx.arg(0)), ret as i32);
+    }
+    0
+}
+
+/// `int inet6_sendmsg(struct socket *sock, struct msghdr *msg, size_t size)`
+#[fexit]
+pub fn fexit_inet6_sendmsg(ctx: FExitContext) -> u32 {
+    if let Ok(ret) = ctx.ret::<i64>() {
+        sent(sk_of(ctx.arg(0)), ret as i32);
+    }
+    0
+}

@@ -1,0 +1,97 @@
+//! Small pieces of text the journey is told with.
+
+use super::super::{model::SocketView, names, sockets::endpoint, ReadObs};
+use crate::{decode::Socket, packet::Headers};
+
+pub const LISTEN: u8 = 10;
+pub const SYN_RECV: u8 = 3;
+pub const ESTABLISHED: u8 = 1;
+
+/// `nc[123] via read(4)`
+pub fn who(r: &ReadObs) -> String {
+    let call = match (&r.syscall, r.fd) {
+        (Some(c), Some(fd)) => format!(" via {c}({fd})"),
+        (Some(c), None) => format!(" via {c}()"),
+        _ => String::new(),
+    };
+    format!("{}[{}]{call}", r.comm, r.pid)
+}
+
+/// `0`, or `-1 ECONNREFUSED`.
+pub fn syscall_result(ret: i64) -> String {
+    if ret >= 0 {
+        ret.to_string()
+    } else {
+        format!("-1 {}", names::errno(-ret))
+    }
+}
+
+/// ` (nc[123] fd 4)`, or nothing when the owner is unknown.
+pub fn owner(view: &SocketView) -> String {
+    match &view.owner {
+        Some(o) => format!(" ({}[{}] fd {})", o.comm, o.pid, o.fd),
+        None => String::new(),
+    }
+}
+
+/// `127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[123] fd 4)`
+pub fn sock_text(s: &Socket, view: &SocketView) -> String {
+    if s.rport == 0 {
+        format!(
+            "{} {}{}",
+            endpoint(s.laddr, s.lport),
+            view.state,
+            owner(view)
+        )
+    } else {
+        format!(
+            "{} <- {} {}{}",
+            endpoint(s.laddr, s.lport),
+            endpoint(s.raddr, s.rport),
+            view.state,
+            owner(view)
+        )
+    }
+}
+
+/// The kernel ends a connection that received the final FIN (or the ACK of ours in CLOSING) by
+/// moving it to TCP_CLOSE and leaving a time-wait mini-socket in its place (tcp_time_wait()).
+pub fn time_wait(h: Option<&Headers>, from: u8, to: u8) -> bool {
+    const FIN_WAIT1: u8 = 4;
+    const FIN_WAIT2: u8 = 5;
+    const CLOSING: u8 = 11;
+    to == 7
+        && (from == CLOSING
+            || ((from == FIN_WAIT1 || from == FIN_WAIT2) && h.is_some_and(|h| h.has_flag("FIN"))))
+}
+
+/// Drop reasons the kernel gives before the transport layer (IP, netfilter, device).
+pub fn dropped_before_transport(reason: &str) -> bool {
+    reason.starts_with("IP_")
+        || reason.starts_with("IPV6")
+        || matches!(
+            reason,
+            "OTHERHOST"
+                | "NETFILTER_DROP"
+                | "PKT_TOO_SMALL"
+                | "UNICAST_IN_L2_MULTICAST"
+                | "CPU_BACKLOG"
+                | "XDP"
+                | "TC_INGRESS"
+                | "DEV_READY"
+                | "UNHANDLED_PROTO"
+        )
+}
+
+/// The transport receive function for the packet's protocol and IP version.
+pub fn transport_fn(h: &Headers) -> &'static str {
+    match (h.proto, h.ip_version) {
+        (6, 4) => "tcp_v4_rcv",
+        (6, _) => "tcp_v6_rcv",
+        (17, 4) => "udp_rcv",
+        (17, _) => "udpv6_rcv",
+        (1, _) => "icmp_rcv",
+        (58, _) => "icmpv6_rcv",
+        _ => "ip_local_deliver",
+    }
+}
