@@ -82,7 +82,6 @@ impl HookChoice {
             .unwrap_or(HookKind::Inferred)
     }
 
-
     /// `(kind, target)` for a stage whose target does not depend on the event.
     pub fn hook(&self, stage: Stage) -> (HookKind, String) {
         let kind = self.kind(stage);

@@ -29,6 +29,8 @@ struct Span {
 struct Entry {
     sock: Socket,
     owners: Vec<Span>,
+    /// When it was in TCP_LISTEN: (from, until).
+    listening: Vec<(u64, Option<u64>)>,
     last_seen: u64,
 }
 
@@ -43,7 +45,9 @@ pub struct SocketTable {
 }
 
 impl SocketTable {
-    /// Records what an event showed of a socket.
+    /// Records what an event showed of a socket at time `ts`. Events do not arrive in time
+    /// order (a system call is reported when it returns, with what its socket looked like on
+    /// entry): a snapshot older than what is known only fills in what was missing.
     pub fn observe(&mut self, s: &Socket, ts: u64) {
         if s.sk == 0 {
             return;
@@ -54,8 +58,27 @@ impl SocketTable {
         let e = self.by_sk.entry(s.sk).or_insert_with(|| Entry {
             sock: s.clone(),
             owners: Vec::new(),
+            listening: Vec::new(),
             last_seen: ts,
         });
+        if e.sock.ino == 0 {
+            e.sock.ino = s.ino;
+        }
+        if ts < e.last_seen {
+            return;
+        }
+        e.last_seen = ts;
+        let open = e.listening.last().is_some_and(|(_, until)| until.is_none());
+        if s.state == 10 && !open {
+            e.listening.push((ts, None));
+            if e.listening.len() > MAX_SPANS {
+                e.listening.remove(0);
+            }
+        } else if s.state != 10 && open {
+            if let Some(last) = e.listening.last_mut() {
+                last.1 = Some(ts);
+            }
+        }
         // Request and time-wait sockets have no protocol field; keep what we knew.
         let protocol = if s.protocol == 0 {
             e.sock.protocol
@@ -68,7 +91,6 @@ impl SocketTable {
             ino,
             ..s.clone()
         };
-        e.last_seen = e.last_seen.max(ts);
     }
 
     fn evict_oldest(&mut self) {
@@ -157,23 +179,27 @@ impl SocketTable {
         None
     }
 
-    /// Sockets waiting for connections on `port` in namespace `netns`: TCP listeners, or UDP
-    /// sockets bound and not connected. The candidates a lookup chooses among.
-    pub fn listeners(&self, netns: u32, port: u16, protocol: u16) -> Vec<Socket> {
+    /// Sockets waiting for connections on `port` in namespace `netns` at time `ts`: TCP
+    /// listeners, or UDP sockets bound and not connected and still held. The candidates a
+    /// lookup chose among (one may have closed since).
+    pub fn listeners_at(&self, netns: u32, port: u16, protocol: u16, ts: u64) -> Vec<Socket> {
+        let during = |from: u64, until: Option<u64>| from <= ts && until.is_none_or(|u| u >= ts);
         let mut v: Vec<Socket> = self
             .by_sk
             .values()
-            // Still open: its holder has not closed it (or sockpath never saw who holds it).
-            .filter(|e| e.owners.last().is_none_or(|sp| sp.until.is_none()))
-            .map(|e| &e.sock)
-            .filter(|s| {
-                s.netns == netns
-                    && s.lport == port
-                    && s.protocol == protocol
-                    && s.rport == 0
-                    && (s.state == 10 || protocol == 17)
+            .filter(|e| {
+                let s = &e.sock;
+                if s.netns != netns || s.lport != port || s.protocol != protocol || s.rport != 0 {
+                    return false;
+                }
+                if protocol == 17 {
+                    e.owners.is_empty() || e.owners.iter().any(|sp| during(sp.from, sp.until))
+                } else {
+                    e.listening.iter().any(|(f, u)| during(*f, *u))
+                        || (e.listening.is_empty() && s.state == 10)
+                }
             })
-            .cloned()
+            .map(|e| e.sock.clone())
             .collect();
         v.sort_by_key(|s| s.sk);
         v

@@ -66,8 +66,15 @@ impl Syscalls {
         clock: &Clock,
     ) -> Vec<SyscallRecord> {
         let ts = s.meta.ts_ns;
-        sockets.observe(&s.sock, ts);
-        sockets.observe(&s.other, ts);
+        // close() reports its socket as it was on entry; the others as they are on return. The
+        // listener of an accept() was read on entry, which may be long before.
+        let seen = if s.kind == SyscallKind::Close {
+            s.enter_ns
+        } else {
+            ts
+        };
+        sockets.observe(&s.sock, seen);
+        sockets.observe(&s.other, s.enter_ns);
         let owner = |fd: i32| Owner {
             pid: s.meta.pid,
             comm: s.comm.clone(),

@@ -23,6 +23,8 @@ pub struct TestBinary {
 pub struct Artifacts {
     pub sockpath: PathBuf,
     pub tests: Vec<TestBinary>,
+    /// The tests' helper process (a listener of its own).
+    pub peer: PathBuf,
 }
 
 fn cargo() -> Command {
@@ -37,7 +39,16 @@ pub fn build() -> anyhow::Result<Artifacts> {
     if tests.is_empty() {
         bail!("cargo built no integration-test executable for sockpath-tests");
     }
-    Ok(Artifacts { sockpath, tests })
+    // `cargo test --no-run` builds the package's binaries too.
+    let peer = root().join("target/debug/sockpath-test-peer");
+    if !peer.is_file() {
+        bail!("{} was not built", peer.display());
+    }
+    Ok(Artifacts {
+        sockpath,
+        tests,
+        peer,
+    })
 }
 
 /// `cargo test --no-run` and the executables it names: the hash in their file names changes

@@ -7,6 +7,8 @@ use super::artifacts::Artifacts;
 
 /// Where the initramfs puts sockpath.
 pub const GUEST_SOCKPATH: &str = "/usr/local/bin/sockpath";
+/// Where the initramfs puts the tests' helper process.
+pub const GUEST_PEER: &str = "/usr/local/bin/sockpath-test-peer";
 /// Where the initramfs puts the integration-test executables.
 pub const GUEST_TESTS_DIR: &str = "/opt/sockpath-tests";
 
@@ -61,10 +63,16 @@ pub struct GuestFile {
 
 /// Executables built here that the guest needs, and where they go.
 pub fn guest_files(a: &Artifacts) -> Vec<GuestFile> {
-    let mut files = vec![GuestFile {
-        host: a.sockpath.clone(),
-        guest: GUEST_SOCKPATH.into(),
-    }];
+    let mut files = vec![
+        GuestFile {
+            host: a.sockpath.clone(),
+            guest: GUEST_SOCKPATH.into(),
+        },
+        GuestFile {
+            host: a.peer.clone(),
+            guest: GUEST_PEER.into(),
+        },
+    ];
     files.extend(a.tests.iter().map(|t| GuestFile {
         host: t.path.clone(),
         guest: format!("{GUEST_TESTS_DIR}/{}", t.name),
@@ -97,7 +105,10 @@ pub fn guest_commands(a: &Artifacts, test_args: &[String]) -> Vec<GuestCommand> 
             kind: Kind::Test,
             name: t.name.clone(),
             argv,
-            env: vec![("SOCKPATH_BIN".into(), GUEST_SOCKPATH.into())],
+            env: vec![
+                ("SOCKPATH_BIN".into(), GUEST_SOCKPATH.into()),
+                ("SOCKPATH_TEST_PEER".into(), GUEST_PEER.into()),
+            ],
             timeout_s: 900,
             save_as: None,
             show_output: false,

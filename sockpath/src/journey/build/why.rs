@@ -11,7 +11,7 @@ use crate::{decode::Socket, packet::Headers};
 
 pub fn listener_choice(chosen: &Socket, h: &Headers, sockets: &SocketTable, ts: u64) -> String {
     let others: Vec<Socket> = sockets
-        .listeners(chosen.netns, chosen.lport, chosen.protocol)
+        .listeners_at(chosen.netns, chosen.lport, chosen.protocol, ts)
         .into_iter()
         .filter(|s| s.sk != chosen.sk)
         .collect();
@@ -30,7 +30,7 @@ pub fn listener_choice(chosen: &Socket, h: &Headers, sockets: &SocketTable, ts: 
             .map(name)
             .collect();
         if group.is_empty() {
-            why.push("a SO_REUSEPORT listener".to_string());
+            why.push("the only member of its SO_REUSEPORT group".to_string());
         } else {
             why.push(format!(
                 "the SO_REUSEPORT group member the kernel picked by the hash of the connection's addresses and ports (the other member{}: {})",
