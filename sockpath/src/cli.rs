@@ -1,6 +1,6 @@
 //! Command line: what a user can ask for, validated before anything touches the kernel.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -27,6 +27,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Show which kernel hook serves each journey stage on this kernel, and why others were refused.
     Probes(ProbesArgs),
+    /// Match the frames of a capture (tcpdump or Wireshark, pcap or pcapng) to the journeys of a
+    /// `watch --json` log of the same traffic, and write the capture back as pcapng with each
+    /// frame's journey as its comment. Needs no privileges.
+    Annotate(AnnotateArgs),
     /// A process the demo starts as its server or client.
     #[command(name = "__demo-peer", hide = true)]
     DemoPeer(crate::demo::PeerArgs),
@@ -43,6 +47,11 @@ pub struct OutputArgs {
     /// Size of the ring buffer from the kernel, in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = 16384, value_parser = ring_size)]
     pub ring_kib: u32,
+    /// Also write every matched packet to this pcapng file (Wireshark, tshark): the bytes seen at
+    /// device receive (up to --snaplen), one interface per receiving interface, and the packet's
+    /// journey as the frame's comment.
+    #[arg(long, value_name = "FILE")]
+    pub pcapng: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +95,36 @@ pub struct ProbesArgs {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AnnotateArgs {
+    /// The capture: a pcap or pcapng file tcpdump or Wireshark wrote while sockpath watched.
+    #[arg(value_name = "CAPTURE")]
+    pub capture: PathBuf,
+    /// The journey log: what `sockpath watch --json` printed (JSON Lines).
+    #[arg(long, value_name = "JOURNEYS.jsonl")]
+    pub journeys: PathBuf,
+    /// Where to write the annotated capture (pcapng).
+    #[arg(short = 'o', long = "output", value_name = "OUT.pcapng")]
+    pub output: PathBuf,
+    /// Largest difference, in milliseconds, between a frame's timestamp and its journey's for
+    /// the two to be the same packet (headers must match as well).
+    #[arg(long, value_name = "MS", default_value_t = crate::annotate::DEFAULT_TOLERANCE_MS, value_parser = tolerance)]
+    pub tolerance_ms: f64,
+    /// The report as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn tolerance(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    if !(0.0..=3_600_000.0).contains(&v) {
+        return Err(format!("{v}: the tolerance must be from 0 to 3600000 ms"));
+    }
+    Ok(v)
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {

@@ -3,8 +3,10 @@
 //!
 //! Layout: `kernel/` loads the eBPF programs (sockpath-ebpf) and knows the running kernel (BTF,
 //! probe registry); `decode` turns ring-buffer records into events; `journey/` assembles events
-//! into journeys and syscall records; `output/` prints them; `watch` and `demo` run sessions.
+//! into journeys and syscall records; `output/` prints them (text, JSON, pcapng); `watch` and
+//! `demo` run sessions; `annotate` puts a journey log's journeys into a capture's frames.
 
+mod annotate;
 mod cli;
 mod decode;
 mod demo;
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         },
         Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a, started)).map(|_| ())),
         Command::Probes(a) => probes_cmd::run(a, started),
+        Command::Annotate(a) => annotate::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,6 +67,15 @@ fn sinks(output: &OutputArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     } else {
         v.push(Box::new(TextSink::new(std::io::stdout())));
     }
+    // Opened before anything is attached, so a path that cannot be written is a usage error.
+    if let Some(path) = &output.pcapng {
+        let file = std::fs::File::create(path).map_err(|e| {
+            crate::cli::UsageError(format!("cannot write --pcapng {}: {e}", path.display()))
+        })?;
+        v.push(Box::new(crate::output::pcapng::PcapngSink::new(
+            std::io::BufWriter::new(file),
+        )));
+    }
     Ok(v)
 }
 

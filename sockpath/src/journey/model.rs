@@ -178,11 +178,9 @@ pub struct Journey {
     /// The packet's bytes as the kernel saw them at device receive, from the link-layer header
     /// on, up to the snap length (for pcapng export; not in JSON).
     #[serde(skip)]
-    #[expect(dead_code, reason = "read by the pcapng export, being written")]
     pub frame: Vec<u8>,
     /// Bytes of link-layer header at the start of `frame` (14 for Ethernet, 0 for none).
     #[serde(skip)]
-    #[expect(dead_code, reason = "read by the pcapng export, being written")]
     pub mac_len: u16,
 }
 

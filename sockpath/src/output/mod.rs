@@ -1,6 +1,9 @@
-//! Where journeys and syscalls go: human text or JSON Lines on stdout, in time order.
+//! Where journeys and syscalls go: human text or JSON Lines on stdout, in time order, and
+//! optionally a pcapng file with each packet's journey as its comments.
 
+pub mod comment;
 pub mod json;
+pub mod pcapng;
 pub mod text;
 pub mod timeline;
 
