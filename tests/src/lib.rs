@@ -628,3 +628,9 @@ pub fn stage_hook(start: &Value, stage_prefix: &str) -> Option<String> {
     let hook = line.split_once(": ")?.1;
     (!hook.starts_with("none") && !hook.starts_with("inferred")).then(|| hook.to_string())
 }
+
+/// Set by the VM runner on kernels that have fentry or kprobes (Debian's stock kernels): there the
+/// IP, transport and lookup stages must be observed, not inferred.
+pub fn expect_hooks() -> bool {
+    std::env::var_os("SOCKPATH_EXPECT_HOOKS").is_some_and(|v| v == "1")
+}

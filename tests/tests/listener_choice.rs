@@ -48,6 +48,13 @@ fn lookup_stage(j: &Value) -> &Value {
 
 /// Checks the lookup stage is observed exactly when this kernel has a hook for it.
 fn check_lookup_observed(r: &Report, j: &Value) {
+    if sockpath_tests::expect_hooks() {
+        assert!(
+            stage_hook(&r.start, "socket lookup").is_some(),
+            "{}",
+            r.start
+        );
+    }
     let st = lookup_stage(j);
     match stage_hook(&r.start, "socket lookup") {
         Some(hook) => {

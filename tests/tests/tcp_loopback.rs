@@ -108,6 +108,15 @@ fn tcp_handshake_data_close_and_refused_on_loopback() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     let hooked = |prefix: &str| stage_hook(&r.start, prefix).is_some();
+    if sockpath_tests::expect_hooks() {
+        for p in ["IP receive", "transport receive", "socket lookup"] {
+            assert!(
+                hooked(p),
+                "this kernel has kprobes/fentry, yet {p} is not served: {}",
+                r.start
+            );
+        }
+    }
     if !hooked("IP receive") && !hooked("transport receive") && !hooked("socket lookup") {
         // The tracepoint-only kernel: IP, TCP and the lookup are inferred, in their place.
         assert_eq!(

@@ -28,8 +28,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then run every test: formatting, clippy, unit tests, and the integration tests
-    /// against the real kernel (as root).
+    /// Set up, then run every test: formatting, clippy, unit tests, the integration tests
+    /// against this machine's kernel (as root), and the same tests inside Debian's stock 6.1
+    /// and 6.12 kernels under qemu.
     Test,
     /// Set up, build, and run the integration tests inside Debian's stock 6.1 and 6.12
     /// kernels under qemu (TCG); prints pass/fail per kernel. Logs go to target/vm/.

@@ -1,5 +1,6 @@
-//! The test command: formatting, clippy, unit tests, then the integration tests against the
-//! real kernel, as root.
+//! The test command: formatting, clippy, unit tests, the integration tests against this
+//! machine's kernel (as root), then the same integration tests inside Debian's stock 6.1 and
+//! 6.12 kernels under qemu.
 
 use std::{path::PathBuf, process::Command};
 

@@ -796,25 +796,52 @@ impl Assembler {
     /// changed the socket from SYN_SENT while the call was in progress is the answer it got.
     fn connect_returned(&mut self, s: &SyscallEv) {
         let ts = s.meta.ts_ns;
-        let answered = self.open.values_mut().find(|o| {
-            o.obs.iter().any(|x| {
-                matches!(x, Obs::State { sock, from: 2, ts: t, .. }
-                    if sock.sk == s.sock.sk && *t >= s.enter_ns && *t <= ts)
+        let answered = self
+            .open
+            .values()
+            .find(|o| {
+                o.obs.iter().any(|x| {
+                    matches!(x, Obs::State { sock, from: 2, ts: t, .. }
+                        if sock.sk == s.sock.sk && *t >= s.enter_ns && *t <= ts)
+                })
             })
+            .map(|o| (o.kernel_id, o.t0, o.headers.clone()));
+        let Some((answer, answer_t0, answer_h)) = answered else {
+            return;
+        };
+        // The SYN this connect() sent: the answer's addresses and ports the other way round.
+        let syn = answer_h.and_then(|ah| {
+            self.open
+                .values()
+                .filter(|o| o.t0 >= s.enter_ns && o.t0 <= answer_t0 && o.kernel_id != answer)
+                .find(|o| {
+                    o.headers.as_ref().is_some_and(|h| {
+                        h.has_flag("SYN")
+                            && !h.has_flag("ACK")
+                            && h.src == ah.dst
+                            && h.dst == ah.src
+                            && h.sport == ah.dport
+                            && h.dport == ah.sport
+                    })
+                })
+                .map(|o| o.kernel_id)
         });
-        if let Some(o) = answered {
-            o.last = o.last.max(ts);
-            o.obs.push(Obs::Connected {
-                r: ReadObs {
-                    ts,
-                    pid: s.meta.pid,
-                    comm: s.comm.clone(),
-                    bytes: 0,
-                    syscall: Some("connect".into()),
-                    fd: Some(s.fd),
-                },
-                ret: s.ret,
-            });
+        let obs = Obs::Connected {
+            r: ReadObs {
+                ts,
+                pid: s.meta.pid,
+                comm: s.comm.clone(),
+                bytes: 0,
+                syscall: Some("connect".into()),
+                fd: Some(s.fd),
+            },
+            ret: s.ret,
+        };
+        for id in std::iter::once(answer).chain(syn) {
+            if let Some(o) = self.open.get_mut(&id) {
+                o.last = o.last.max(ts);
+                o.obs.push(obs.clone());
+            }
         }
     }
 

@@ -516,6 +516,10 @@ fn trampoline_refusal(e: aya::programs::ProgramError) -> String {
     let text = chain(&e);
     if text.contains("Operation not permitted") || text.contains("os error 1)") {
         "this kernel refuses fentry/fexit programs (BPF_PROG_LOAD fails with EPERM)".into()
+    } else if text.contains("os error 524") {
+        // ENOTSUPP from the trampoline attach: seen on 6.1 for functions with more than six
+        // arguments (__inet_lookup_established has eight).
+        format!("the kernel cannot attach a trampoline there (ENOTSUPP, error 524): {text}")
     } else {
         text
     }

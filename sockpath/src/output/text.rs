@@ -43,11 +43,18 @@ pub fn packet_line(h: &Headers) -> String {
     line
 }
 
+fn duration(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{:.1}µs", ns as f64 / 1e3)
+    } else {
+        format!("{:.3}ms", ns as f64 / 1e6)
+    }
+}
+
 fn offset(ns: Option<u64>) -> String {
     match ns {
         None => "inferred".to_string(),
-        Some(ns) if ns < 1_000_000 => format!("+{:.1}µs", ns as f64 / 1e3),
-        Some(ns) => format!("+{:.3}ms", ns as f64 / 1e6),
+        Some(ns) => format!("+{}", duration(ns)),
     }
 }
 
@@ -70,9 +77,15 @@ pub fn journey_text(j: &Journey) -> String {
         } else {
             String::new()
         };
+        // The hop's own latency, when it differs from the time since device receive.
+        let hop = match (st.since_prev_ns, st.offset_ns) {
+            (Some(d), Some(o)) if d != o => format!("(+{})", duration(d)),
+            _ => String::new(),
+        };
         s.push_str(&format!(
-            "    {:>10}  {:<21} {:<37} {}\n",
+            "    {:>10} {:>10}  {:<21} {:<37} {}\n",
             offset(st.offset_ns),
+            hop,
             st.name,
             hook,
             st.detail

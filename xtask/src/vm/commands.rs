@@ -108,6 +108,9 @@ pub fn guest_commands(a: &Artifacts, test_args: &[String]) -> Vec<GuestCommand> 
             env: vec![
                 ("SOCKPATH_BIN".into(), GUEST_SOCKPATH.into()),
                 ("SOCKPATH_TEST_PEER".into(), GUEST_PEER.into()),
+                // Debian's stock kernels have kprobes and fentry: the receive-path stages
+                // must be observed there, not inferred.
+                ("SOCKPATH_EXPECT_HOOKS".into(), "1".into()),
             ],
             timeout_s: 900,
             save_as: None,

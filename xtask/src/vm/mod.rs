@@ -54,6 +54,20 @@ pub struct VmArgs {
     test_args: Vec<String>,
 }
 
+impl Default for VmArgs {
+    /// Every kernel, every test: what `cargo xtask test` runs.
+    fn default() -> Self {
+        Self {
+            kernels: Vec::new(),
+            timeout: 1800,
+            verbose: false,
+            shell: Vec::new(),
+            no_tests: false,
+            test_args: Vec::new(),
+        }
+    }
+}
+
 /// What happened with one kernel.
 struct KernelRun {
     spec: KernelSpec,

@@ -102,9 +102,9 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
             format!("{}, ", answers.join(", "))
         };
         let text = if no_socket {
-            format!("no socket for {dst}: {answers}dropped ({reason})")
+            format!("no socket for {dst}: {answers}dropped ({reason}){connected}")
         } else {
-            format!("{answers}dropped ({reason})")
+            format!("{answers}dropped ({reason}){connected}")
         };
         let mut out = Outcome::new(OutcomeKind::Dropped, text);
         out.reason = Some(reason);

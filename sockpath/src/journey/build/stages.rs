@@ -478,7 +478,12 @@ pub fn stages(
         );
     }
 
-    // Time since device receive, and since the previous observed stage (the hop's latency).
+    // Time since device receive, and since the previous observed stage (the hop's latency);
+    // the IP layer's own time from ip_rcv to the local delivery.
+    let ip_entry = placed
+        .iter()
+        .find(|p| p.phase == Phase::Ip)
+        .and_then(|p| p.ts);
     let mut prev: Option<u64> = None;
     placed
         .into_iter()
@@ -488,6 +493,10 @@ pub fn stages(
                 s.offset_ns = Some(ts.saturating_sub(o.t0));
                 s.since_prev_ns = prev.map(|pr| ts.saturating_sub(pr));
                 prev = Some(ts);
+                if let (Phase::LocalDeliver, Some(ip)) = (p.phase, ip_entry) {
+                    let us = ts.saturating_sub(ip) as f64 / 1e3;
+                    s.detail.push_str(&format!(" ({us:.1}µs in IP)"));
+                }
             }
             s
         })
