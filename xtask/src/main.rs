@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: everything around the code. Each task installs what it needs first
 //! (idempotently), so the README's two commands work on a fresh Debian/Ubuntu machine.
 
+mod bench;
 mod cmd;
 mod setup;
 mod test;
@@ -35,6 +36,9 @@ enum Task {
     /// Set up, build, and run the integration tests inside Debian's stock 6.1 and 6.12
     /// kernels under qemu (TCG); prints pass/fail per kernel. Logs go to target/vm/.
     Vm(vm::VmArgs),
+    /// Set up, build sockpath in release mode, and measure what watching costs on loopback,
+    /// side by side with tcpdump (as root). Prints a table, also in target/bench/results.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Task::Run { args } => setup::all().and_then(|_| test::run_sockpath(&args)),
         Task::Test => setup::all().and_then(|_| test::all()),
         Task::Vm(args) => setup::all().and_then(|_| vm::run(args)),
+        Task::Bench(args) => setup::all().and_then(|_| bench::run_bench(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
