@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use sockpath_ebpf::{
     config::{counter, Filter, KernelOffsets, MAX_SYSCALL_NR},
-    event::{PacketEvent, SyscallEvent},
+    event::{CallInfo, PacketEvent, SyscallEvent},
 };
 
 /// Set by user space from the running kernel's BTF before load.
@@ -121,6 +121,10 @@ pub static SYSCALL_SCRATCH: PerCpuArray<SyscallEvent> = PerCpuArray::with_max_en
 /// Syscalls in flight, by thread id: filled at entry, completed and sent at exit.
 #[map]
 pub static PENDING_SYSCALLS: LruHashMap<u32, SyscallEvent> = LruHashMap::with_max_entries(8192, 0);
+
+/// Read-family calls in flight, by thread id: the read they make is reported with them.
+#[map]
+pub static READ_CALLS: LruHashMap<u32, CallInfo> = LruHashMap::with_max_entries(8192, 0);
 
 /// Processes that own a watched socket: only their read/write/close calls are followed.
 /// User space seeds it with the owners of sockets that existed before start-up.

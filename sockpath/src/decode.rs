@@ -58,6 +58,13 @@ pub struct Socket {
     pub raddr: IpAddr,
 }
 
+impl Socket {
+    /// No socket.
+    pub fn empty() -> Self {
+        socket(&SockInfo::default())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PacketRx {
     pub meta: Meta,
@@ -84,6 +91,17 @@ pub struct SockEv {
     pub sock: Socket,
     pub other: Socket,
     pub comm: String,
+    /// For reads: the reader's system call, when its process is followed.
+    pub call: Option<Call>,
+}
+
+/// A read-family system call in progress when a read happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub kind: SyscallKind,
+    pub fd: i32,
+    pub count: u64,
+    pub enter_ns: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +143,6 @@ pub struct SyscallEv {
     pub addr: Option<(IpAddr, u16)>,
     pub sock: Socket,
     pub other: Socket,
-    pub copied_seq: u32,
     pub comm: String,
 }
 
@@ -266,6 +283,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 sock: socket(&e.sock),
                 other: socket(&e.other),
                 comm: text(&e.comm),
+                call: SyscallKind::from_u8(e.call.kind).map(|kind| Call {
+                    kind,
+                    fd: e.call.fd,
+                    count: e.call.count,
+                    enter_ns: e.call.enter_ns,
+                }),
             })
         }
         EventKind::Skb => {
@@ -312,7 +335,6 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 addr: sockaddr(&e.addr),
                 sock: socket(&e.sock),
                 other: socket(&e.other),
-                copied_seq: e.copied_seq,
                 comm: text(&e.comm),
             })
         }

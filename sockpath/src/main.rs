@@ -17,6 +17,8 @@ mod output;
 mod packet;
 mod probes_cmd;
 mod procfs;
+#[cfg(test)]
+mod throughput;
 mod watch;
 
 use std::{process::ExitCode, time::Instant};

@@ -3,6 +3,7 @@
 
 use std::{
     future::Future,
+    io::BufWriter,
     time::{Duration, Instant},
 };
 
@@ -28,6 +29,8 @@ use crate::{
 };
 
 const TICK: Duration = Duration::from_millis(50);
+/// Items held for time ordering at most; past this the oldest go out at once.
+const MAX_BUFFERED: usize = 100_000;
 
 pub struct Session {
     pub filter: WatchFilter,
@@ -63,9 +66,15 @@ pub fn attach(filter: &WatchFilter, ring_kib: u32, started: Instant) -> anyhow::
 fn sinks(output: &OutputArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     let mut v: Vec<Box<dyn Sink>> = Vec::new();
     if output.json {
-        v.push(Box::new(JsonSink::new(std::io::stdout())));
+        v.push(Box::new(JsonSink::new(BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        ))));
     } else {
-        v.push(Box::new(TextSink::new(std::io::stdout())));
+        v.push(Box::new(TextSink::new(BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        ))));
     }
     // Opened before anything is attached, so a path that cannot be written is a usage error.
     if let Some(path) = &output.pcapng {
@@ -186,6 +195,12 @@ pub async fn run(
                 for item in timeline.release(watermark) {
                     emit(&mut sinks, &item)?;
                 }
+                for item in timeline.overflow(MAX_BUFFERED) {
+                    emit(&mut sinks, &item)?;
+                }
+                for s in sinks.iter_mut() {
+                    s.flush()?;
+                }
             }
         }
     }
@@ -207,6 +222,9 @@ pub async fn run(
     }
     for item in timeline.release(u64::MAX) {
         emit(&mut sinks, &item)?;
+    }
+    for s in sinks.iter_mut() {
+        s.flush()?;
     }
     let mut summary = asm.summary().clone();
     summary.packets_seen = kernel.counter(counter::PACKETS_SEEN);

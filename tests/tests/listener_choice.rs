@@ -28,20 +28,15 @@ fn syn_from(r: &Report, client: SocketAddr) -> &Value {
     v[0]
 }
 
+/// The lookup stage that names the listener: observed (fexit/kretprobe on the listener
+/// lookup) or inferred (from the SYN-ACK) on kernels without those hooks.
 fn lookup_stage(j: &Value) -> &Value {
     j["stages"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| {
-            s["name"] == "socket lookup" && s["detail"].as_str().unwrap_or("").starts_with("127.")
-        })
-        .or_else(|| {
-            j["stages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["name"] == "socket lookup" && s["hook"] == "inferred")
+            s["name"] == "socket lookup" && s["detail"].as_str().unwrap_or("").contains(" LISTEN")
         })
         .unwrap_or_else(|| panic!("no lookup stage naming the listener in {j}"))
 }

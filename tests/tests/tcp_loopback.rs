@@ -126,7 +126,8 @@ fn tcp_handshake_data_close_and_refused_on_loopback() {
                 "ip_rcv",
                 "tcp_v4_rcv",
                 "socket lookup",
-                "SYN-ACK sent"
+                "SYN-ACK sent",
+                "connect returns"
             ]
         );
     }
@@ -262,12 +263,16 @@ fn tcp_handshake_data_close_and_refused_on_loopback() {
     assert_eq!(refused["outcome"]["kind"], "dropped");
     assert_eq!(refused["outcome"]["reason"], "NO_SOCKET");
     assert_eq!(refused["outcome"]["reset_sent"], true);
-    assert!(refused["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s["name"] == "socket lookup"
-            && s["detail"] == format!("no socket for 127.0.0.1:{port}")));
+    assert!(
+        refused["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "socket lookup"
+                && (s["detail"] == format!("no socket for 127.0.0.1:{port}")
+                    || s["detail"] == format!("no listener for 127.0.0.1:{port}"))),
+        "{dump}"
+    );
     if hooked("socket lookup") {
         // The reset is joined to the lookup that found nothing.
         assert!(

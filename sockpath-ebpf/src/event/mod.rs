@@ -12,7 +12,7 @@ mod syscall;
 pub use fib::FibEvent;
 pub use packet::{PacketEvent, PACKET_EVENT_FIXED, SNAP_MAX};
 pub use skb::{Hop, SkbEvent, SkbWhat};
-pub use sock::{LookupTable, SockEvent, SockInfo, SockWhat, SOCK_REUSEPORT};
+pub use sock::{CallInfo, LookupTable, SockEvent, SockInfo, SockWhat, SOCK_REUSEPORT};
 pub use syscall::{SockAddrRaw, SyscallEvent, SyscallKind};
 
 /// Kinds of raw event, the first field of every event.

@@ -36,6 +36,20 @@ const _: () = assert!(core::mem::size_of::<SockInfo>() == 64);
 /// The socket belongs to a SO_REUSEPORT group (sk_reuseport_cb is set).
 pub const SOCK_REUSEPORT: u8 = 1;
 
+/// A read-family system call in progress (read, recvfrom, recvmsg), recorded at entry and
+/// reported with the read itself: one event per read instead of two.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallInfo {
+    pub enter_ns: u64,
+    /// The count argument (read, recvfrom) or the flags (recvmsg).
+    pub count: u64,
+    pub fd: i32,
+    /// [`crate::event::SyscallKind`] as u8; 0 = none.
+    pub kind: u8,
+    pub _pad: [u8; 3],
+}
+
 /// What a [`SockEvent`] reports.
 #[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,10 +63,9 @@ pub enum SockWhat {
     /// A SYN-ACK left while a SYN was being processed: `sock` is the listener that owns the
     /// request socket `other` (so this is the listener the lookup chose).
     SynAck = 4,
-    /// sock_recv_length: a reader took `arg0` bytes (or an error); `arg2` = TCP copied_seq after.
+    /// sock_recv_length: a reader took `arg0` bytes (or an error); `arg1` = flags, `arg2` = TCP
+    /// copied_seq after; `call` = the reader's system call, when its process is followed.
     Recv = 5,
-    /// sock_send_length: a writer sent `arg0` bytes (or an error).
-    Send = 6,
     /// tcp_receive_reset: a RST was accepted on this socket.
     ReceiveReset = 7,
     /// inet_sk_error_report: `arg0` = the error (ECONNREFUSED, ...) reported to the socket's user.
@@ -95,7 +108,6 @@ impl SockWhat {
             3 => Self::TcpRcv,
             4 => Self::SynAck,
             5 => Self::Recv,
-            6 => Self::Send,
             7 => Self::ReceiveReset,
             8 => Self::ErrorReport,
             9 => Self::Destroy,
@@ -122,8 +134,10 @@ pub struct SockEvent {
     pub sock: SockInfo,
     /// A second socket: the request socket for `SynAck`.
     pub other: SockInfo,
+    /// The system call in progress, for `Recv`.
+    pub call: CallInfo,
     /// comm of the current task (meaningful in process context).
     pub comm: [u8; 16],
 }
 
-const _: () = assert!(core::mem::size_of::<SockEvent>() == 200);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 224);

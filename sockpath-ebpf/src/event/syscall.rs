@@ -14,15 +14,12 @@ pub enum SyscallKind {
     Shutdown = 8,
     Close = 9,
     Read = 10,
-    Write = 11,
     Recvfrom = 12,
-    Sendto = 13,
     Recvmsg = 14,
-    Sendmsg = 15,
 }
 
 impl SyscallKind {
-    pub const ALL: [SyscallKind; 15] = [
+    pub const ALL: [SyscallKind; 12] = [
         Self::Socket,
         Self::Bind,
         Self::Listen,
@@ -33,11 +30,8 @@ impl SyscallKind {
         Self::Shutdown,
         Self::Close,
         Self::Read,
-        Self::Write,
         Self::Recvfrom,
-        Self::Sendto,
         Self::Recvmsg,
-        Self::Sendmsg,
     ];
 
     pub fn from_u8(v: u8) -> Option<Self> {
@@ -57,27 +51,23 @@ impl SyscallKind {
             Self::Shutdown => "shutdown",
             Self::Close => "close",
             Self::Read => "read",
-            Self::Write => "write",
             Self::Recvfrom => "recvfrom",
-            Self::Sendto => "sendto",
             Self::Recvmsg => "recvmsg",
-            Self::Sendmsg => "sendmsg",
         }
     }
 
-    /// Calls that move data; the kernel follows them only for processes known to own a watched
-    /// socket, because read/write/close are among the most frequent calls on any machine.
+    /// Calls among the most frequent on any machine: the kernel follows them only for
+    /// processes known to own a watched socket.
     pub fn is_hot(self) -> bool {
         matches!(
             self,
-            Self::Close
-                | Self::Read
-                | Self::Write
-                | Self::Recvfrom
-                | Self::Sendto
-                | Self::Recvmsg
-                | Self::Sendmsg
+            Self::Close | Self::Read | Self::Recvfrom | Self::Recvmsg
         )
+    }
+
+    /// Reads: recorded at entry and reported with the read (SockWhat::Recv), not on their own.
+    pub fn is_read(self) -> bool {
+        matches!(self, Self::Read | Self::Recvfrom | Self::Recvmsg)
     }
 }
 
@@ -111,7 +101,7 @@ pub struct SyscallEvent {
     pub ret: i64,
     /// The other arguments as strace shows them: socket(family, type, protocol),
     /// setsockopt(level, optname, *optval as int, optlen), listen(backlog), shutdown(how),
-    /// accept4(flags in args[2]), read/write(count in args[1]).
+    /// bind/connect(addrlen), accept/accept4(address pointer, flags in args[2]).
     pub args: [u64; 4],
     /// bind/connect address argument.
     pub addr: SockAddrRaw,
@@ -119,10 +109,7 @@ pub struct SyscallEvent {
     pub sock: SockInfo,
     /// accept: the listening socket.
     pub other: SockInfo,
-    /// TCP copied_seq at return, for reads (how far the reader has consumed the stream).
-    pub copied_seq: u32,
-    pub _pad2: u32,
     pub comm: [u8; 16],
 }
 
-const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 264);
+const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 256);

@@ -9,7 +9,7 @@ use aya_ebpf::{
     macros::{fexit, kretprobe},
     programs::{FExitContext, RetProbeContext},
 };
-use sockpath_ebpf::event::{EventKind, LookupTable, SockEvent, SockWhat};
+use sockpath_ebpf::event::{CallInfo, EventKind, LookupTable, SockEvent, SockWhat};
 
 use crate::{
     emit,
@@ -40,6 +40,7 @@ fn looked_up(table: LookupTable, found: u64) {
     ev.arg2 = 0;
     ev.skb = 0;
     ev.comm = [0; 16];
+    ev.call = CallInfo::default();
     let o = offsets();
     sock::info_into(&mut ev.sock, found, o);
     sock::info_into(&mut ev.other, 0, o);

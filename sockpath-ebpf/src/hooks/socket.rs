@@ -3,12 +3,12 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use sockpath_ebpf::event::{EventKind, SockEvent, SockInfo, SockWhat};
+use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockInfo, SockWhat};
 
 use crate::{
     emit, filter,
     kernel::{offsets, skb::tracked, sock},
-    maps::WATCHED_TGIDS,
+    maps::{READ_CALLS, WATCHED_TGIDS},
 };
 
 /// Fills the common part of a socket event in place.
@@ -27,6 +27,7 @@ fn fill(ev: &mut SockEvent, what: SockWhat, flags: u16, journey: u64) {
     ev.arg2 = 0;
     ev.skb = 0;
     ev.comm = emit::comm();
+    ev.call = CallInfo::default();
     // SAFETY: `other` is plain bytes; zero is a valid SockInfo.
     unsafe { core::ptr::write_bytes(&mut ev.other as *mut SockInfo, 0, 1) };
 }
@@ -132,22 +133,11 @@ pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
         if ev.sock.protocol == sock::IPPROTO_TCP {
             ev.arg2 = sock::tcp_copied_seq(sk, offsets());
         }
-        watch_current();
-    });
-}
-
-/// `TP_PROTO(struct sock *sk, int ret, int flags)`: at the end of sock_sendmsg().
-#[btf_tracepoint(function = "sock_send_length")]
-pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
-    sent(ctx.arg(0), ctx.arg(1));
-    0
-}
-
-/// A writer sent `ret` bytes (or got an error) on `sk`.
-#[inline(always)]
-pub(crate) fn sent(sk: u64, ret: i32) {
-    sock_event(sk, SockWhat::Send, |ev| {
-        ev.arg0 = ret;
+        let tid = bpf_get_current_pid_tgid() as u32;
+        // SAFETY: the entry is this thread's; it is copied out at once.
+        if let Some(call) = unsafe { READ_CALLS.get(tid) } {
+            ev.call = *call;
+        }
         watch_current();
     });
 }

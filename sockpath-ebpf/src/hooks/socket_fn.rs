@@ -1,6 +1,6 @@
 //! The socket-side stages through kernel functions, for kernels that have fentry/fexit or
-//! kprobes (and those whose tracepoints lack them: sk_data_ready, sock_recv_length and
-//! sock_send_length are recent tracepoints).
+//! kprobes (and those whose tracepoints lack them: sk_data_ready and sock_recv_length are recent
+//! tracepoints).
 
 use aya_ebpf::{
     macros::{fentry, fexit, kprobe},
@@ -9,7 +9,7 @@ use aya_ebpf::{
 use sockpath_ebpf::event::SockWhat;
 
 use crate::{
-    hooks::socket::{received, sent, sock_event},
+    hooks::socket::{received, sock_event},
     kernel::{offsets, read_ptr},
 };
 
@@ -50,24 +50,6 @@ pub fn fexit_inet_recvmsg(ctx: FExitContext) -> u32 {
 pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> u32 {
     if let Ok(ret) = ctx.ret::<i64>() {
         received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
-    }
-    0
-}
-
-/// `int inet_sendmsg(struct socket *sock, struct msghdr *msg, size_t size)`
-#[fexit]
-pub fn fexit_inet_sendmsg(ctx: FExitContext) -> u32 {
-    if let Ok(ret) = ctx.ret::<i64>() {
-        sent(sk_of(ctx.arg(0)), ret as i32);
-    }
-    0
-}
-
-/// `int inet6_sendmsg(struct socket *sock, struct msghdr *msg, size_t size)`
-#[fexit]
-pub fn fexit_inet6_sendmsg(ctx: FExitContext) -> u32 {
-    if let Ok(ret) = ctx.ret::<i64>() {
-        sent(sk_of(ctx.arg(0)), ret as i32);
     }
     0
 }

@@ -12,14 +12,14 @@ use aya_ebpf::{
 };
 use sockpath_ebpf::{
     config::KernelOffsets,
-    event::{EventKind, SockAddrRaw, SockInfo, SyscallEvent, SyscallKind},
+    event::{CallInfo, EventKind, SockAddrRaw, SockInfo, SyscallEvent, SyscallKind},
 };
 
 use crate::{
     emit, filter,
     hooks::socket::watch_current,
     kernel::{offsets, sock, task::fd_to_sock},
-    maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
+    maps::{PENDING_SYSCALLS, READ_CALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
 };
 
 #[inline(always)]
@@ -82,23 +82,32 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     if kind.is_hot() && WATCHED_TGIDS.get_ptr((pid_tgid >> 32) as u32).is_none() {
         return Ok(());
     }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if kind.is_read() {
+        let call = CallInfo {
+            enter_ns: now,
+            count: arg(ctx, 2),
+            fd: arg(ctx, 0) as i32,
+            kind: kind as u8,
+            _pad: [0; 3],
+        };
+        return READ_CALLS.insert(pid_tgid as u32, call, 0);
+    }
     let o = offsets();
     let f = filter::get();
     let ev = SYSCALL_SCRATCH.get_ptr_mut(0).ok_or(-1)?;
     // SAFETY: per-CPU scratch slot.
     let ev = unsafe { &mut *ev };
     ev.kind = kind as u8;
-    // SAFETY: helper without preconditions.
-    ev.enter_ns = unsafe { bpf_ktime_get_ns() };
+    ev.enter_ns = now;
     ev.fd = -1;
     ev.ret = 0;
     ev.args = [0; 4];
     ev.addr = SockAddrRaw::default();
     sock::info_into(&mut ev.sock, 0, &o);
     sock::info_into(&mut ev.other, 0, &o);
-    ev.copied_seq = 0;
     ev._pad = [0; 3];
-    ev._pad2 = 0;
 
     if kind == SyscallKind::Socket {
         let family = arg(ctx, 0);
@@ -147,8 +156,7 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
                 ev.args = [arg(ctx, 1), 0, 0, 0];
             }
             _ => {
-                // read/write/recvfrom/sendto: count is the third argument; recvmsg/sendmsg: flags.
-                ev.args = [arg(ctx, 2), 0, 0, 0];
+                // close: nothing more to read.
                 if !wanted && !filter::sock_undecided(&ev.sock) {
                     return Ok(());
                 }
@@ -173,6 +181,10 @@ pub fn sys_exit(ctx: TracePointContext) -> i32 {
 
 fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
     let tid = bpf_get_current_pid_tgid() as u32;
+    if kind.is_read() {
+        let _ = READ_CALLS.remove(tid);
+        return Ok(());
+    }
     let ev = PENDING_SYSCALLS.get_ptr_mut(tid).ok_or(0)?;
     // SAFETY: entries are keyed by thread id; only this thread touches its own.
     let ev = unsafe { &mut *ev };
@@ -234,14 +246,10 @@ fn decide(
             // tells whether it is watched; user space holds it until then.
             wanted || kind == SyscallKind::Bind
         }
-        SyscallKind::Close => true,
-        SyscallKind::Setsockopt => true,
+        SyscallKind::Close | SyscallKind::Setsockopt => true,
         _ => {
             let sk = ev.sock.sk;
             sock::info_into(&mut ev.sock, sk, o);
-            if ev.sock.protocol == sock::IPPROTO_TCP {
-                ev.copied_seq = sock::tcp_copied_seq(sk, o);
-            }
             filter::sock_matches(f, &ev.sock) || filter::sock_undecided(&ev.sock)
         }
     }

@@ -7,7 +7,7 @@
 //! member chosen) is observed, not guessed.
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use sockpath_ebpf::event::{EventKind, SockEvent, SockWhat};
+use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockWhat};
 
 use crate::{
     emit,
@@ -51,6 +51,7 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
     sock::info_into(&mut ev.sock, listener, &o);
     sock::info_into(&mut ev.other, req, &o);
     ev.comm = emit::comm();
+    ev.call = CallInfo::default();
     entry.submit(0);
     0
 }

@@ -51,7 +51,7 @@ impl Default for Config {
             filter: WatchFilter::default(),
             settle_ns: 100_000_000,
             hold_ns: 2_000_000_000,
-            max_open: 100_000,
+            max_open: 50_000,
             hooks: hooks::HookChoice::default(),
         }
     }
@@ -157,6 +157,9 @@ pub(crate) struct Open {
     pub awaiting: bool,
     pub lost: bool,
     pub evicted: bool,
+    /// Sockets whose waiting lists name this journey (accept, FIN, unread data), so finishing it
+    /// removes it from those lists only.
+    pub waits_on: Vec<u64>,
 }
 
 impl Open {
@@ -196,8 +199,6 @@ pub struct Assembler {
     fins: HashMap<u64, u64>,
     /// Accepted-to-be child socket -> journey of the ACK that created it.
     accepts: HashMap<u64, u64>,
-    /// Thread -> reads attributed to journeys, waiting for the system call's return to name it.
-    reads_by_tid: HashMap<u32, Vec<(u64, usize)>>,
     /// Thread -> the packet it last processed from a socket's backlog (tcp_probe outside
     /// softirq: the socket was locked by its owner when the packet came, and release_sock()
     /// in that thread processes it).
@@ -225,7 +226,6 @@ impl Assembler {
             datagrams: HashMap::new(),
             fins: HashMap::new(),
             accepts: HashMap::new(),
-            reads_by_tid: HashMap::new(),
             backlog: HashMap::new(),
             ready: Vec::new(),
             next_seq: 0,
@@ -351,6 +351,7 @@ impl Assembler {
             awaiting: false,
             lost: t0 <= self.lost_until,
             evicted: false,
+            waits_on: Vec::new(),
         };
         self.open.insert(id, o);
     }
@@ -377,6 +378,7 @@ impl Assembler {
                     awaiting: false,
                     lost: true,
                     evicted: false,
+                    waits_on: Vec::new(),
                 },
             );
         }
@@ -515,6 +517,7 @@ impl Assembler {
                     self.accepts.insert(s.sock.sk, id);
                     if let Some(o) = self.open.get_mut(&id) {
                         o.awaiting = true;
+                        o.waits_on.push(s.sock.sk);
                     }
                 }
                 if s.what == SockWhat::DataReady && s.sock.state != 10 {
@@ -523,7 +526,7 @@ impl Assembler {
             }
             SockWhat::Recv => self.recv(&s),
             SockWhat::Lookup => self.lookup(s),
-            SockWhat::Send | SockWhat::Destroy => {}
+            SockWhat::Destroy => {}
         }
     }
 
@@ -555,6 +558,9 @@ impl Assembler {
             return;
         };
         let Some(h) = o.headers.clone() else { return };
+        if !o.waits_on.contains(&sock.sk) {
+            o.waits_on.push(sock.sk);
+        }
         if h.proto == IPPROTO_TCP {
             if h.has_flag("FIN") {
                 self.fins.insert(sock.sk, id);
@@ -582,6 +588,11 @@ impl Assembler {
     /// copy_linear_skb(), which has no tracepoint naming the packet).
     fn recv(&mut self, s: &SockEv) {
         let (ts, ret, copied) = (s.meta.ts_ns, s.arg0, s.arg2);
+        // The read's system call, as strace would print it.
+        if let Some(record) = self.syscalls.read(s, &self.sockets, &self.clock) {
+            self.summary.syscalls += 1;
+            self.ready.push(Item::Syscall(Box::new(record)));
+        }
         // MSG_PEEK leaves the data queued.
         if s.arg1 & libc::MSG_PEEK != 0 {
             return;
@@ -591,8 +602,8 @@ impl Assembler {
             pid: s.meta.pid,
             comm: s.comm.clone(),
             bytes,
-            syscall: None,
-            fd: None,
+            syscall: s.call.as_ref().map(|c| c.kind.name().to_string()),
+            fd: s.call.as_ref().map(|c| c.fd),
         };
         if s.sock.protocol == IPPROTO_UDP as u16 {
             if ret < 0 {
@@ -605,7 +616,7 @@ impl Assembler {
             if q.is_empty() {
                 self.datagrams.remove(&s.sock.sk);
             }
-            self.push_read(id, Obs::Read(read(ret as u64)), s.meta.tid);
+            self.push_read(id, Obs::Read(read(ret as u64)));
             if let Some(o) = self.open.get_mut(&id) {
                 o.awaiting = false;
             }
@@ -616,7 +627,7 @@ impl Assembler {
         }
         if ret == 0 {
             if let Some(id) = self.fins.remove(&s.sock.sk) {
-                self.push_read(id, Obs::Eof(read(0)), s.meta.tid);
+                self.push_read(id, Obs::Eof(read(0)));
             }
             return;
         }
@@ -645,7 +656,7 @@ impl Assembler {
             self.segments.remove(&s.sock.sk);
         }
         for (id, n, done) in hits {
-            self.push_read(id, Obs::Read(read(n)), s.meta.tid);
+            self.push_read(id, Obs::Read(read(n)));
             if done {
                 if let Some(o) = self.open.get_mut(&id) {
                     o.awaiting = false;
@@ -654,7 +665,7 @@ impl Assembler {
         }
     }
 
-    fn push_read(&mut self, id: u64, obs: Obs, tid: u32) {
+    fn push_read(&mut self, id: u64, obs: Obs) {
         let Some(o) = self.open.get_mut(&id) else {
             let ts = match &obs {
                 Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => r.ts,
@@ -669,8 +680,6 @@ impl Assembler {
         };
         o.last = o.last.max(ts);
         o.obs.push(obs);
-        let idx = o.obs.len() - 1;
-        self.reads_by_tid.entry(tid).or_default().push((id, idx));
     }
 
     /// Something happened to a journey already printed: a line of its own.
@@ -748,24 +757,6 @@ impl Assembler {
         let ts = s.meta.ts_ns;
         if s.kind == SyscallKind::Connect {
             self.connect_returned(&s);
-        }
-        // Reads this thread made inside the call get the call's name and fd.
-        if matches!(
-            s.kind,
-            SyscallKind::Read | SyscallKind::Recvfrom | SyscallKind::Recvmsg
-        ) {
-            if let Some(list) = self.reads_by_tid.remove(&s.meta.tid) {
-                for (id, idx) in list {
-                    if let Some(Obs::Read(r) | Obs::Eof(r)) =
-                        self.open.get_mut(&id).and_then(|o| o.obs.get_mut(idx))
-                    {
-                        if r.ts >= s.enter_ns && r.ts <= ts {
-                            r.syscall = Some(s.kind.name().to_string());
-                            r.fd = Some(s.fd);
-                        }
-                    }
-                }
-            }
         }
         if matches!(s.kind, SyscallKind::Accept | SyscallKind::Accept4) && s.ret >= 0 {
             if let Some(id) = self.accepts.remove(&s.sock.sk) {
@@ -866,8 +857,6 @@ impl Assembler {
             self.ready.push(item);
         }
         self.sockets.expire(now, 60_000_000_000);
-        self.reads_by_tid
-            .retain(|_, v| !v.is_empty() && v.len() < 1024);
         let open = &self.open;
         self.backlog.retain(|_, (id, _)| open.contains_key(id));
     }
@@ -895,16 +884,30 @@ impl Assembler {
                 self.finished.remove(&old);
             }
         }
-        self.accepts.retain(|_, j| *j != id);
-        self.fins.retain(|_, j| *j != id);
-        for q in self.datagrams.values_mut() {
-            q.retain(|j| *j != id);
+        // Only the lists of the sockets it waited on can name it.
+        for sk in &o.waits_on {
+            if self.accepts.get(sk) == Some(&id) {
+                self.accepts.remove(sk);
+            }
+            if self.fins.get(sk) == Some(&id) {
+                self.fins.remove(sk);
+            }
+            if let Some(q) = self.datagrams.get_mut(sk) {
+                // Journeys finish in about the order they were queued: found near the front.
+                if let Some(i) = q.iter().position(|j| *j == id) {
+                    q.remove(i);
+                }
+                if q.is_empty() {
+                    self.datagrams.remove(sk);
+                }
+            }
+            if let Some(segs) = self.segments.get_mut(sk) {
+                segs.retain(|seg| seg.journey != id);
+                if segs.is_empty() {
+                    self.segments.remove(sk);
+                }
+            }
         }
-        self.datagrams.retain(|_, q| !q.is_empty());
-        for segs in self.segments.values_mut() {
-            segs.retain(|s| s.journey != id);
-        }
-        self.segments.retain(|_, v| !v.is_empty());
         let j = build::journey(&o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
         self.summary.journeys += 1;
         if j.complete {

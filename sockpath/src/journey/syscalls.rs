@@ -141,6 +141,30 @@ impl Syscalls {
         Vec::new()
     }
 
+    /// The read-family call a read was made in (reported with the read, one event for both).
+    pub fn read(
+        &mut self,
+        s: &SockEv,
+        sockets: &SocketTable,
+        clock: &Clock,
+    ) -> Option<SyscallRecord> {
+        let call = s.call.as_ref()?;
+        let ret = s.arg0 as i64;
+        let ev = SyscallEv {
+            meta: s.meta.clone(),
+            enter_ns: call.enter_ns,
+            kind: call.kind,
+            fd: call.fd,
+            ret,
+            args: [call.count, 0, 0, 0],
+            addr: None,
+            sock: s.sock.clone(),
+            other: Socket::empty(),
+            comm: s.comm.clone(),
+        };
+        Some(self.record(&ev, sockets, clock))
+    }
+
     fn record(&mut self, s: &SyscallEv, sockets: &SocketTable, clock: &Clock) -> SyscallRecord {
         let wall = clock.wall_ns(s.enter_ns);
         let changes = self
@@ -279,9 +303,9 @@ pub fn strace(s: &SyscallEv) -> String {
         }
         SyscallKind::Shutdown => format!("{fd}, {}", names::shutdown_how(a[0])),
         SyscallKind::Close => format!("{fd}"),
-        SyscallKind::Read | SyscallKind::Write => format!("{fd}, ..., {}", a[0]),
-        SyscallKind::Recvfrom | SyscallKind::Sendto => format!("{fd}, ..., {}, ...", a[0]),
-        SyscallKind::Recvmsg | SyscallKind::Sendmsg => format!("{fd}, ..., {}", a[0]),
+        SyscallKind::Read => format!("{fd}, ..., {}", a[0]),
+        SyscallKind::Recvfrom => format!("{fd}, ..., {}, ...", a[0]),
+        SyscallKind::Recvmsg => format!("{fd}, ..., {}", a[0]),
     };
     format!("{}({args}) = {}", s.kind.name(), result(s.ret))
 }

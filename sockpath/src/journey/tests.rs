@@ -13,7 +13,7 @@ use super::{
     Assembler, Config,
 };
 use crate::{
-    decode::{Event, Meta, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
+    decode::{Call, Event, Meta, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
     filter::WatchFilter,
     packet::fixture::{tcp4, udp4},
 };
@@ -88,6 +88,7 @@ fn sock_ev(ts: u64, hint: u64, net_rx: bool, what: SockWhat, s: Socket) -> SockE
         sock: s,
         other: sock(0, 0, 0, 0, 0),
         comm: "server".into(),
+        call: None,
     }
 }
 
@@ -122,7 +123,6 @@ fn syscall(ts: u64, pid: u32, kind: SyscallKind, fd: i32, ret: i64, s: Socket) -
         addr: None,
         sock: s,
         other: sock(0, 0, 0, 0, 0),
-        copied_seq: 0,
         comm: if pid == SERVER { "server" } else { "client" }.into(),
     })
 }
@@ -202,10 +202,13 @@ fn data_is_read_by_the_process_through_its_syscall() {
     let mut recv = sock_ev(MS + 50_000, 0, false, SockWhat::Recv, child.clone());
     recv.arg0 = 6;
     recv.arg2 = 1006;
-    let mut read = syscall(MS + 51_000, SERVER, SyscallKind::Read, 4, 6, child.clone());
-    if let Event::Syscall(s) = &mut read {
-        s.enter_ns = MS + 40_000;
-    }
+    // The read() it happened in, recorded at entry and reported with the read.
+    recv.call = Some(Call {
+        kind: SyscallKind::Read,
+        fd: 4,
+        count: 16384,
+        enter_ns: MS + 40_000,
+    });
     let (j, calls) = run(
         &mut a,
         vec![
@@ -220,7 +223,6 @@ fn data_is_read_by_the_process_through_its_syscall() {
                 child.clone(),
             )),
             Event::Sock(recv),
-            read,
         ],
     );
     let j = &j[0];
@@ -230,7 +232,9 @@ fn data_is_read_by_the_process_through_its_syscall() {
     assert_eq!(j.outcome.syscall.as_deref(), Some("read"));
     assert_eq!(j.outcome.fd, Some(4));
     assert!(j.complete);
-    assert!(calls.iter().any(|c| c.text == "read(4, ..., 0) = 6"));
+    let read = calls.iter().find(|c| c.syscall == "read").unwrap();
+    assert_eq!(read.text, "read(4, ..., 16384) = 6");
+    assert_eq!(read.duration_ns, 10_000);
 }
 
 #[test]

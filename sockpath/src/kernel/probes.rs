@@ -346,20 +346,6 @@ pub fn registry() -> Vec<StageSpec> {
             without: "reads not seen",
         },
         StageSpec {
-            stage: Stage::Write,
-            name: "write by a process",
-            hooks: vec![
-                Hook::new(&[
-                    ("fexit_inet_sendmsg", fexit("inet_sendmsg")),
-                    ("fexit_inet6_sendmsg", fexit("inet6_sendmsg")),
-                ])
-                .v6_optional(),
-                Hook::new(&[("sock_send_length", tp("sock_send_length", 3))]),
-            ],
-            required: false,
-            without: "writers not followed",
-        },
-        StageSpec {
             stage: Stage::Drop,
             name: "drop with reason (kfree_skb)",
             hooks: vec![Hook::new(&[("kfree_skb", tp("kfree_skb", 3))])],

@@ -4,7 +4,7 @@
 use sockpath_ebpf::event::SyscallKind;
 
 pub fn numbers() -> Vec<(u32, SyscallKind)> {
-    let table: [(libc::c_long, SyscallKind); 15] = [
+    let table: [(libc::c_long, SyscallKind); 12] = [
         (libc::SYS_socket, SyscallKind::Socket),
         (libc::SYS_bind, SyscallKind::Bind),
         (libc::SYS_listen, SyscallKind::Listen),
@@ -15,11 +15,8 @@ pub fn numbers() -> Vec<(u32, SyscallKind)> {
         (libc::SYS_shutdown, SyscallKind::Shutdown),
         (libc::SYS_close, SyscallKind::Close),
         (libc::SYS_read, SyscallKind::Read),
-        (libc::SYS_write, SyscallKind::Write),
         (libc::SYS_recvfrom, SyscallKind::Recvfrom),
-        (libc::SYS_sendto, SyscallKind::Sendto),
         (libc::SYS_recvmsg, SyscallKind::Recvmsg),
-        (libc::SYS_sendmsg, SyscallKind::Sendmsg),
     ];
     table.iter().map(|(nr, k)| (*nr as u32, *k)).collect()
 }

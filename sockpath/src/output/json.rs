@@ -24,14 +24,14 @@ impl<W: Write> JsonSink<W> {
             map.insert("type".into(), json!(kind));
         }
         serde_json::to_writer(&mut self.out, &obj).map_err(std::io::Error::other)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.out.write_all(b"\n")
     }
 }
 
 impl<W: Write> Sink for JsonSink<W> {
     fn start(&mut self, info: &StartInfo) -> std::io::Result<()> {
-        self.line("start", info)
+        self.line("start", info)?;
+        self.out.flush()
     }
 
     fn item(&mut self, item: &Item) -> std::io::Result<()> {
@@ -43,6 +43,11 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn summary(&mut self, s: &Summary) -> std::io::Result<()> {
-        self.line("summary", s)
+        self.line("summary", s)?;
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }

@@ -26,4 +26,9 @@ pub trait Sink {
     fn start(&mut self, info: &StartInfo) -> std::io::Result<()>;
     fn item(&mut self, item: &Item) -> std::io::Result<()>;
     fn summary(&mut self, s: &Summary) -> std::io::Result<()>;
+    /// Pushes out what is buffered; called after each batch of items (every tick), so output
+    /// is live without a write per line.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -177,7 +177,10 @@ impl<W: Write> Sink for TextSink<W> {
             Item::Syscall(r) => syscall_text(r),
             Item::Note(n) => note_text(n),
         };
-        self.out.write_all(text.as_bytes())?;
+        self.out.write_all(text.as_bytes())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 

@@ -47,6 +47,18 @@ impl Timeline {
         }));
     }
 
+    /// The oldest items beyond `cap`: waiting for a journey still open must not grow memory
+    /// without bound under load (such items may then come out a little early).
+    pub fn overflow(&mut self, cap: usize) -> Vec<Item> {
+        let mut out = Vec::new();
+        while self.heap.len() > cap {
+            if let Some(Reverse(e)) = self.heap.pop() {
+                out.push(e.item);
+            }
+        }
+        out
+    }
+
     /// Items at or before `watermark` (wall-clock ns), oldest first.
     pub fn release(&mut self, watermark: u64) -> Vec<Item> {
         let mut out = Vec::new();
