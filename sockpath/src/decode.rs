@@ -58,13 +58,6 @@ pub struct Socket {
     pub raddr: IpAddr,
 }
 
-impl Socket {
-    /// No socket.
-    pub fn empty() -> Self {
-        socket(&SockInfo::default())
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PacketRx {
     pub meta: Meta,

@@ -147,6 +147,17 @@ fn proto_as_name<S: serde::Serializer>(p: &u8, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(&proto_name(*p))
 }
 
+/// The protocol's name for the protocols sockpath follows.
+pub fn proto_str(proto: u8) -> &'static str {
+    match proto {
+        IPPROTO_TCP => "tcp",
+        IPPROTO_UDP => "udp",
+        IPPROTO_ICMP => "icmp",
+        IPPROTO_ICMPV6 => "icmpv6",
+        _ => "other",
+    }
+}
+
 pub fn proto_name(proto: u8) -> String {
     match proto {
         IPPROTO_TCP => "tcp".into(),

@@ -50,16 +50,95 @@ impl Clock {
     }
 }
 
-/// RFC 3339 UTC with nanoseconds, for JSON.
+/// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's civil_from_days).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits.
+fn push_num(s: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in buf.len() - i..width {
+        s.push('0');
+    }
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+/// RFC 3339 UTC with nanoseconds, for JSON. Written by hand: it runs for every item.
 pub fn rfc3339(wall_ns: u64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(wall_ns as i64)
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    let secs = (wall_ns / 1_000_000_000) as i64;
+    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u64;
+    let mut s = String::with_capacity(30);
+    push_num(&mut s, y as u64, 4);
+    s.push('-');
+    push_num(&mut s, mo.into(), 2);
+    s.push('-');
+    push_num(&mut s, d.into(), 2);
+    s.push('T');
+    push_num(&mut s, sod / 3600, 2);
+    s.push(':');
+    push_num(&mut s, sod / 60 % 60, 2);
+    s.push(':');
+    push_num(&mut s, sod % 60, 2);
+    s.push('.');
+    push_num(&mut s, wall_ns % 1_000_000_000, 9);
+    s.push('Z');
+    s
+}
+
+thread_local! {
+    /// (UTC second, local offset in seconds then): the time zone is looked up once per second,
+    /// not once per line.
+    static LOCAL_OFFSET: std::cell::Cell<(i64, i64)> = const { std::cell::Cell::new((i64::MIN, 0)) };
+}
+
+fn local_offset(secs: i64) -> i64 {
+    LOCAL_OFFSET.with(|c| {
+        let (at, off) = c.get();
+        if at == secs {
+            return off;
+        }
+        let off = DateTime::<Utc>::from_timestamp(secs, 0)
+            .map(|t| i64::from(t.with_timezone(&chrono::Local).offset().local_minus_utc()))
+            .unwrap_or(0);
+        c.set((secs, off));
+        off
+    })
 }
 
 /// Local time of day with microseconds, as tcpdump and Wireshark's default time column show it.
 pub fn time_of_day(wall_ns: u64) -> String {
-    let t = DateTime::<Utc>::from_timestamp_nanos(wall_ns as i64).with_timezone(&chrono::Local);
-    t.format("%H:%M:%S%.6f").to_string()
+    let secs = (wall_ns / 1_000_000_000) as i64;
+    let local = (secs + local_offset(secs)).rem_euclid(86_400) as u64;
+    let mut s = String::with_capacity(15);
+    push_num(&mut s, local / 3600, 2);
+    s.push(':');
+    push_num(&mut s, local / 60 % 60, 2);
+    s.push(':');
+    push_num(&mut s, local % 60, 2);
+    s.push('.');
+    push_num(&mut s, wall_ns % 1_000_000_000 / 1000, 6);
+    s
 }
 
 #[cfg(test)]
@@ -74,6 +153,28 @@ mod tests {
             rfc3339(1_700_000_000_123_456_789),
             "2023-11-14T22:13:20.123456789Z"
         );
+    }
+
+    #[test]
+    fn hand_written_formats_agree_with_chrono() {
+        for ns in [
+            0u64,
+            951_782_400_000_000_001,   // 2000-02-29
+            1_700_000_000_123_456_789, // 2023-11-14
+            4_102_444_800_999_999_999, // 2100-01-01
+        ] {
+            let t = DateTime::<Utc>::from_timestamp_nanos(ns as i64);
+            assert_eq!(
+                rfc3339(ns),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            );
+            assert_eq!(
+                time_of_day(ns),
+                t.with_timezone(&chrono::Local)
+                    .format("%H:%M:%S%.6f")
+                    .to_string()
+            );
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl HookChoice {
     }
 
     /// `(kind, target)` for a stage whose target does not depend on the event.
-    pub fn hook(&self, stage: Stage) -> (HookKind, String) {
+    pub fn hook(&self, stage: Stage) -> (HookKind, &'static str) {
         let kind = self.kind(stage);
         let function = matches!(
             kind,
@@ -104,21 +104,21 @@ impl HookChoice {
             (Stage::Route, _) => "fib/fib_table_lookup",
             _ => "",
         };
-        (kind, target.to_string())
+        (kind, target)
     }
 
     /// The hook of a receive-path function the packet entered.
-    pub fn hop(&self, hop: Hop) -> (HookKind, String) {
+    pub fn hop(&self, hop: Hop) -> (HookKind, &'static str) {
         let stage = match hop {
             Hop::IpRcv | Hop::Ipv6Rcv => Stage::IpReceive,
             Hop::IpLocalDeliver | Hop::Ip6Input => Stage::LocalDeliver,
             _ => Stage::Transport,
         };
-        (self.kind(stage), hop.function().to_string())
+        (self.kind(stage), hop.function())
     }
 
     /// The lookup function that searched `table` for an IPv`version` packet.
-    pub fn lookup(&self, table: LookupTable, version: u8) -> (HookKind, String) {
+    pub fn lookup(&self, table: LookupTable, version: u8) -> (HookKind, &'static str) {
         let f = match (table, version) {
             (LookupTable::Established, 4) => "__inet_lookup_established",
             (LookupTable::Established, _) => "__inet6_lookup_established",
@@ -127,6 +127,6 @@ impl HookChoice {
             (LookupTable::Udp, 4) => "__udp4_lib_lookup",
             (LookupTable::Udp, _) => "__udp6_lib_lookup",
         };
-        (self.kind(Stage::Lookup), f.to_string())
+        (self.kind(Stage::Lookup), f)
     }
 }

@@ -16,7 +16,10 @@ pub mod names;
 pub mod sockets;
 mod syscalls;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::journey::model::Timestamp;
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use sockpath_ebpf::event::{Hop, LookupTable, SkbWhat, SockWhat, SyscallKind};
 
@@ -140,7 +143,7 @@ pub(crate) struct ReadObs {
     pub comm: String,
     pub bytes: u64,
     /// Filled in when the reader's system call returns.
-    pub syscall: Option<String>,
+    pub syscall: Option<&'static str>,
     pub fd: Option<i32>,
 }
 
@@ -187,22 +190,22 @@ pub struct Assembler {
     cfg: Config,
     names: KernelNames,
     clock: Clock,
-    open: HashMap<u64, Open>,
+    open: FxHashMap<u64, Open>,
     /// Recently finished journey ids (late events for them are not orphans).
-    finished: HashSet<u64>,
+    finished: FxHashSet<u64>,
     finished_order: VecDeque<u64>,
     pub(crate) sockets: SocketTable,
-    segments: HashMap<u64, Vec<Segment>>,
+    segments: FxHashMap<u64, Vec<Segment>>,
     /// UDP socket -> datagrams queued on it, oldest first: each read takes the oldest.
-    datagrams: HashMap<u64, VecDeque<u64>>,
+    datagrams: FxHashMap<u64, VecDeque<u64>>,
     /// Socket -> journey of the FIN it received, for the reader's end-of-file.
-    fins: HashMap<u64, u64>,
+    fins: FxHashMap<u64, u64>,
     /// Accepted-to-be child socket -> journey of the ACK that created it.
-    accepts: HashMap<u64, u64>,
+    accepts: FxHashMap<u64, u64>,
     /// Thread -> the packet it last processed from a socket's backlog (tcp_probe outside
     /// softirq: the socket was locked by its owner when the packet came, and release_sock()
     /// in that thread processes it).
-    backlog: HashMap<u32, (u64, u64)>,
+    backlog: FxHashMap<u32, (u64, u64)>,
     syscalls: syscalls::Syscalls,
     ready: Vec<Item>,
     next_seq: u64,
@@ -218,15 +221,15 @@ impl Assembler {
             cfg,
             names,
             clock,
-            open: HashMap::new(),
-            finished: HashSet::new(),
+            open: FxHashMap::default(),
+            finished: FxHashSet::default(),
             finished_order: VecDeque::new(),
             sockets: SocketTable::default(),
-            segments: HashMap::new(),
-            datagrams: HashMap::new(),
-            fins: HashMap::new(),
-            accepts: HashMap::new(),
-            backlog: HashMap::new(),
+            segments: FxHashMap::default(),
+            datagrams: FxHashMap::default(),
+            fins: FxHashMap::default(),
+            accepts: FxHashMap::default(),
+            backlog: FxHashMap::default(),
             ready: Vec::new(),
             next_seq: 0,
             lost_until: 0,
@@ -250,7 +253,7 @@ impl Assembler {
         &mut self.summary
     }
 
-    pub fn set_proc_owners(&mut self, owners: HashMap<u64, Owner>) {
+    pub fn set_proc_owners(&mut self, owners: std::collections::HashMap<u64, Owner>) {
         self.sockets.set_proc_owners(owners);
     }
 
@@ -300,7 +303,7 @@ impl Assembler {
         let ts = self.clock.wall_ns(now);
         self.ready.push(Item::Note(Note {
             ts_ns: ts,
-            ts: clock::rfc3339(ts),
+            ts: Timestamp(ts),
             kind: "lost".into(),
             text: format!(
                 "{n} events lost: the ring buffer was full (total {}); journeys in flight are marked incomplete",
@@ -588,11 +591,8 @@ impl Assembler {
     /// copy_linear_skb(), which has no tracepoint naming the packet).
     fn recv(&mut self, s: &SockEv) {
         let (ts, ret, copied) = (s.meta.ts_ns, s.arg0, s.arg2);
-        // The read's system call, as strace would print it.
-        if let Some(record) = self.syscalls.read(s, &self.sockets, &self.clock) {
-            self.summary.syscalls += 1;
-            self.ready.push(Item::Syscall(Box::new(record)));
-        }
+        // The read's system call (s.call) is told in the journeys of the packets it read, not
+        // on a line of its own: a stream of reads would double the output.
         // MSG_PEEK leaves the data queued.
         if s.arg1 & libc::MSG_PEEK != 0 {
             return;
@@ -602,7 +602,7 @@ impl Assembler {
             pid: s.meta.pid,
             comm: s.comm.clone(),
             bytes,
-            syscall: s.call.as_ref().map(|c| c.kind.name().to_string()),
+            syscall: s.call.as_ref().map(|c| c.kind.name()),
             fd: s.call.as_ref().map(|c| c.fd),
         };
         if s.sock.protocol == IPPROTO_UDP as u16 {
@@ -695,7 +695,7 @@ impl Assembler {
         let wall = self.clock.wall_ns(ts);
         self.ready.push(Item::Note(Note {
             ts_ns: wall,
-            ts: clock::rfc3339(wall),
+            ts: Timestamp(wall),
             kind: "late".into(),
             text: format!(
                 "packet {:#x} (already shown): {what} by {}[{}]",
@@ -765,7 +765,7 @@ impl Assembler {
                     pid: s.meta.pid,
                     comm: s.comm.clone(),
                     bytes: 0,
-                    syscall: Some(s.kind.name().to_string()),
+                    syscall: Some(s.kind.name()),
                     fd: Some(s.ret as i32),
                 };
                 if let Some(o) = self.open.get_mut(&id) {
@@ -823,7 +823,7 @@ impl Assembler {
                 pid: s.meta.pid,
                 comm: s.comm.clone(),
                 bytes: 0,
-                syscall: Some("connect".into()),
+                syscall: Some("connect"),
                 fd: Some(s.fd),
             },
             ret: s.ret,

@@ -5,6 +5,17 @@ use serde::Serialize;
 
 use crate::packet::Headers;
 
+/// Wall-clock nanoseconds since the Unix epoch, written as RFC 3339 UTC text in JSON (formatted
+/// only when written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp(pub u64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::clock::rfc3339(self.0))
+    }
+}
+
 /// How a stage was known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,10 +48,10 @@ impl HookKind {
 pub struct Stage {
     /// Kernel function or tracepoint the stage is named after (netif_receive_skb, ip_rcv, ...),
     /// or a short description for composite stages ("socket lookup", "read").
-    pub name: String,
+    pub name: &'static str,
     pub hook: HookKind,
     /// The hook's attach point ("netif_receive_skb", "fib/fib_table_lookup"); empty if inferred.
-    pub hook_target: String,
+    pub hook_target: &'static str,
     /// Nanoseconds since the first stage; absent for inferred stages (no time was measured).
     pub offset_ns: Option<u64>,
     /// Nanoseconds since the previous observed stage: this hop's latency.
@@ -62,16 +73,26 @@ pub struct Owner {
     pub fd: i32,
 }
 
+/// A kernel address, written in hex (`0xffff88810a3c2a00`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#x}", self.0))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SocketView {
-    pub proto: String,
+    pub proto: &'static str,
     /// "127.0.0.1:4000", "[::1]:4000"
     pub local: String,
     pub remote: String,
     /// TCP state name (LISTEN, ESTABLISHED, ...); for UDP "UNCONNECTED" or "CONNECTED".
-    pub state: String,
+    pub state: &'static str,
     /// Kernel address of the struct sock, hex.
-    pub sk: String,
+    pub sk: Hex,
     /// Socket inode (socket:[N] in /proc/PID/fd); 0 when it has no file.
     pub ino: u64,
     pub netns: u32,
@@ -114,7 +135,7 @@ pub struct Outcome {
     /// Process that read or accepted it.
     pub pid: Option<u32>,
     pub comm: Option<String>,
-    pub syscall: Option<String>,
+    pub syscall: Option<&'static str>,
     pub fd: Option<i32>,
     /// Payload bytes of this packet read by the process.
     pub bytes: Option<u64>,
@@ -158,7 +179,7 @@ pub struct Journey {
     /// Wall-clock time of device receive, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
     /// The same, RFC 3339 UTC.
-    pub ts: String,
+    pub ts: Timestamp,
     pub cpu: u16,
     pub iface: String,
     pub ifindex: u32,
@@ -189,7 +210,7 @@ pub struct Journey {
 pub struct SyscallRecord {
     /// Wall-clock time of entry.
     pub ts_ns: u64,
-    pub ts: String,
+    pub ts: Timestamp,
     pub duration_ns: u64,
     pub pid: u32,
     pub tid: u32,
@@ -210,7 +231,7 @@ pub struct SyscallRecord {
 #[derive(Clone, Debug, Serialize)]
 pub struct Note {
     pub ts_ns: u64,
-    pub ts: String,
+    pub ts: Timestamp,
     pub kind: String,
     pub text: String,
 }

@@ -1,13 +1,12 @@
 //! What sockpath knows about sockets: their latest addresses and state, and which process holds
 //! them (from the system calls seen, and from /proc for sockets older than sockpath).
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-};
+use std::net::{IpAddr, SocketAddr};
+
+use rustc_hash::FxHashMap;
 
 use super::{
-    model::{Owner, SocketView},
+    model::{Hex, Owner, SocketView},
     names::tcp_state,
 };
 use crate::{decode::Socket, packet::Headers};
@@ -28,6 +27,9 @@ struct Span {
 #[derive(Clone, Debug)]
 struct Entry {
     sock: Socket,
+    /// `sock`'s endpoints as text, made once (every journey prints them).
+    local: String,
+    remote: String,
     owners: Vec<Span>,
     /// When it was in TCP_LISTEN: (from, until).
     listening: Vec<(u64, Option<u64>)>,
@@ -39,9 +41,9 @@ const MAX_SPANS: usize = 8;
 
 #[derive(Default)]
 pub struct SocketTable {
-    by_sk: HashMap<u64, Entry>,
+    by_sk: FxHashMap<u64, Entry>,
     /// Owners found in /proc, by socket inode.
-    proc_owners: HashMap<u64, Owner>,
+    proc_owners: FxHashMap<u64, Owner>,
 }
 
 impl SocketTable {
@@ -57,6 +59,8 @@ impl SocketTable {
         }
         let e = self.by_sk.entry(s.sk).or_insert_with(|| Entry {
             sock: s.clone(),
+            local: endpoint(s.laddr, s.lport),
+            remote: endpoint(s.raddr, s.rport),
             owners: Vec::new(),
             listening: Vec::new(),
             last_seen: ts,
@@ -78,6 +82,12 @@ impl SocketTable {
             if let Some(last) = e.listening.last_mut() {
                 last.1 = Some(ts);
             }
+        }
+        if (e.sock.laddr, e.sock.lport) != (s.laddr, s.lport) {
+            e.local = endpoint(s.laddr, s.lport);
+        }
+        if (e.sock.raddr, e.sock.rport) != (s.raddr, s.rport) {
+            e.remote = endpoint(s.raddr, s.rport);
         }
         // Request and time-wait sockets have no protocol field; keep what we knew.
         let protocol = if s.protocol == 0 {
@@ -134,8 +144,8 @@ impl SocketTable {
         }
     }
 
-    pub fn set_proc_owners(&mut self, owners: HashMap<u64, Owner>) {
-        self.proc_owners = owners;
+    pub fn set_proc_owners(&mut self, owners: std::collections::HashMap<u64, Owner>) {
+        self.proc_owners = owners.into_iter().collect();
     }
 
     /// The owner of a socket now.
@@ -234,16 +244,25 @@ impl SocketTable {
             } else {
                 "CONNECTED"
             }
-            .to_string()
         } else {
-            tcp_state(s.state).to_string()
+            tcp_state(s.state)
+        };
+        // The endpoints as text, from the table when it holds this very socket.
+        let entry = self.by_sk.get(&s.sk);
+        let local = match entry {
+            Some(e) if (e.sock.laddr, e.sock.lport) == (s.laddr, s.lport) => e.local.clone(),
+            _ => endpoint(s.laddr, s.lport),
+        };
+        let remote = match entry {
+            Some(e) if (e.sock.raddr, e.sock.rport) == (s.raddr, s.rport) => e.remote.clone(),
+            _ => endpoint(s.raddr, s.rport),
         };
         SocketView {
-            proto: crate::packet::proto_name(proto as u8),
-            local: endpoint(s.laddr, s.lport),
-            remote: endpoint(s.raddr, s.rport),
+            proto: crate::packet::proto_str(proto as u8),
+            local,
+            remote,
             state,
-            sk: format!("{:#x}", s.sk),
+            sk: Hex(s.sk),
             ino: self.get(s.sk).map(|k| k.ino).unwrap_or(s.ino),
             netns: s.netns,
             owner: self.owner_at(s, ts),
@@ -259,8 +278,31 @@ impl SocketTable {
     }
 }
 
+/// `127.0.0.1:4000`, `[::1]:4000` (IPv4-mapped IPv6 as IPv4). IPv4 by hand: it runs several
+/// times for every packet.
 pub fn endpoint(addr: IpAddr, port: u16) -> String {
-    SocketAddr::new(addr.to_canonical(), port).to_string()
+    match addr.to_canonical() {
+        IpAddr::V4(a) => {
+            let mut s = String::with_capacity(21);
+            for (i, o) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_u(&mut s, u32::from(*o));
+            }
+            s.push(':');
+            push_u(&mut s, u32::from(port));
+            s
+        }
+        v6 => SocketAddr::new(v6, port).to_string(),
+    }
+}
+
+fn push_u(s: &mut String, v: u32) {
+    if v >= 10 {
+        push_u(s, v / 10);
+    }
+    s.push(char::from(b'0' + (v % 10) as u8));
 }
 
 fn same_addr(a: IpAddr, b: IpAddr) -> bool {
@@ -350,7 +392,7 @@ mod tests {
         let s = sock(7, 4000, 0, 10);
         t.observe(&s, 1);
         assert!(t.owner_unknown(7));
-        t.set_proc_owners(HashMap::from([(s.ino, owner(9, 3))]));
+        t.set_proc_owners(std::collections::HashMap::from([(s.ino, owner(9, 3))]));
         assert_eq!(t.owner(7).unwrap().pid, 9);
         assert_eq!(t.owner_at(&s, 1).unwrap().pid, 9);
     }

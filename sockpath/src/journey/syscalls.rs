@@ -6,12 +6,15 @@
 //! they wait here, per socket, until a later call decides; undecided ones are dropped after a
 //! while.
 
-use std::{collections::HashMap, net::IpAddr};
+use crate::journey::model::Timestamp;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 use sockpath_ebpf::event::SyscallKind;
 
 use super::{
-    clock::{self, Clock},
+    clock::Clock,
     model::{Item, Note, Owner, StateChange, SyscallRecord},
     names,
     sockets::SocketTable,
@@ -28,9 +31,9 @@ const MAX_UNDECIDED: usize = 4096;
 
 pub struct Syscalls {
     filter: WatchFilter,
-    undecided: HashMap<u64, (u64, Vec<SyscallEv>)>,
+    undecided: FxHashMap<u64, (u64, Vec<SyscallEv>)>,
     /// State changes made in process context, waiting for the thread's system call to return.
-    changes: HashMap<u32, Vec<(u64, StateChange)>>,
+    changes: FxHashMap<u32, Vec<(u64, StateChange)>>,
     notes: Vec<Item>,
 }
 
@@ -38,8 +41,8 @@ impl Syscalls {
     pub fn new(filter: WatchFilter) -> Self {
         Self {
             filter,
-            undecided: HashMap::new(),
-            changes: HashMap::new(),
+            undecided: FxHashMap::default(),
+            changes: FxHashMap::default(),
             notes: Vec::new(),
         }
     }
@@ -141,30 +144,6 @@ impl Syscalls {
         Vec::new()
     }
 
-    /// The read-family call a read was made in (reported with the read, one event for both).
-    pub fn read(
-        &mut self,
-        s: &SockEv,
-        sockets: &SocketTable,
-        clock: &Clock,
-    ) -> Option<SyscallRecord> {
-        let call = s.call.as_ref()?;
-        let ret = s.arg0 as i64;
-        let ev = SyscallEv {
-            meta: s.meta.clone(),
-            enter_ns: call.enter_ns,
-            kind: call.kind,
-            fd: call.fd,
-            ret,
-            args: [call.count, 0, 0, 0],
-            addr: None,
-            sock: s.sock.clone(),
-            other: Socket::empty(),
-            comm: s.comm.clone(),
-        };
-        Some(self.record(&ev, sockets, clock))
-    }
-
     fn record(&mut self, s: &SyscallEv, sockets: &SocketTable, clock: &Clock) -> SyscallRecord {
         let wall = clock.wall_ns(s.enter_ns);
         let changes = self
@@ -185,7 +164,7 @@ impl Syscalls {
         };
         SyscallRecord {
             ts_ns: wall,
-            ts: clock::rfc3339(wall),
+            ts: Timestamp(wall),
             duration_ns: s.meta.ts_ns.saturating_sub(s.enter_ns),
             pid: s.meta.pid,
             tid: s.meta.tid,
@@ -227,7 +206,7 @@ fn note(ts: u64, c: StateChange, clock: &Clock, ctx: &str) -> Item {
     };
     Item::Note(Note {
         ts_ns: wall,
-        ts: clock::rfc3339(wall),
+        ts: Timestamp(wall),
         kind: "state_change".into(),
         text: format!("socket {}: {} -> {}{ctx}", c.socket, c.from, c.to),
     })

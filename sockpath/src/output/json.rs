@@ -4,26 +4,37 @@
 use std::io::Write;
 
 use serde::Serialize;
-use serde_json::json;
 
 use super::{Sink, StartInfo};
 use crate::journey::model::{Item, Summary};
 
 pub struct JsonSink<W: Write> {
     out: W,
+    /// Reused for every line.
+    buf: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            buf: Vec::with_capacity(4096),
+        }
     }
 
+    /// `{"type":KIND,` then the object's own fields: serialized once, straight into a buffer
+    /// (no intermediate JSON value; this runs for every packet).
     fn line<T: Serialize>(&mut self, kind: &str, v: &T) -> std::io::Result<()> {
-        let mut obj = serde_json::to_value(v).map_err(std::io::Error::other)?;
-        if let Some(map) = obj.as_object_mut() {
-            map.insert("type".into(), json!(kind));
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, v).map_err(std::io::Error::other)?;
+        let Some(fields) = self.buf.strip_prefix(b"{") else {
+            return Err(std::io::Error::other("not a JSON object"));
+        };
+        write!(self.out, "{{\"type\":\"{kind}\"")?;
+        if fields != b"}" {
+            self.out.write_all(b",")?;
         }
-        serde_json::to_writer(&mut self.out, &obj).map_err(std::io::Error::other)?;
+        self.out.write_all(fields)?;
         self.out.write_all(b"\n")
     }
 }
@@ -49,5 +60,30 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct T {
+        a: u32,
+    }
+
+    #[derive(Serialize)]
+    struct E {}
+
+    #[test]
+    fn type_comes_first_and_lines_are_valid_json() {
+        let mut sink = JsonSink::new(Vec::new());
+        sink.line("x", &T { a: 1 }).unwrap();
+        sink.line("y", &E {}).unwrap();
+        let text = String::from_utf8(sink.out).unwrap();
+        assert_eq!(text, "{\"type\":\"x\",\"a\":1}\n{\"type\":\"y\"}\n");
+        for l in text.lines() {
+            serde_json::from_str::<serde_json::Value>(l).unwrap();
+        }
     }
 }

@@ -249,7 +249,7 @@ mod tests {
             id,
             kernel_id: id,
             ts_ns,
-            ts: String::new(),
+            ts: crate::journey::model::Timestamp(0),
             cpu: 0,
             iface: iface.into(),
             ifindex: 1,

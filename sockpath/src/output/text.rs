@@ -15,11 +15,15 @@ use crate::{
 
 pub struct TextSink<W: Write> {
     out: W,
+    scratch: Scratch,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            scratch: Scratch::default(),
+        }
     }
 }
 
@@ -43,87 +47,103 @@ pub fn packet_line(h: &Headers) -> String {
     line
 }
 
-fn duration(ns: u64) -> String {
-    if ns < 1_000_000 {
-        format!("{:.1}µs", ns as f64 / 1e3)
+/// `12.3µs` or `1.234ms`, appended to `s`.
+fn push_duration(s: &mut String, ns: u64) {
+    use std::fmt::Write as _;
+    let _ = if ns < 1_000_000 {
+        write!(s, "{:.1}µs", ns as f64 / 1e3)
     } else {
-        format!("{:.3}ms", ns as f64 / 1e6)
-    }
-}
-
-fn offset(ns: Option<u64>) -> String {
-    match ns {
-        None => "inferred".to_string(),
-        Some(ns) => format!("+{}", duration(ns)),
-    }
-}
-
-pub fn journey_text(j: &Journey) -> String {
-    let mut s = String::new();
-    let what = match &j.headers {
-        Some(h) => packet_line(h),
-        None if j.iface.is_empty() => "packet not seen at device receive (event lost)".to_string(),
-        None => format!("{} bytes, headers not parsed", j.wire_len),
+        write!(s, "{:.3}ms", ns as f64 / 1e6)
     };
+}
+
+/// Strings reused from line to line: the text output runs for every packet.
+#[derive(Default)]
+struct Scratch {
+    offset: String,
+    hop: String,
+    hook: String,
+}
+
+fn write_journey<W: Write>(w: &mut W, j: &Journey, sc: &mut Scratch) -> std::io::Result<()> {
     let iface = if j.iface.is_empty() { "?" } else { &j.iface };
-    s.push_str(&format!(
-        "{} {iface} {what}  (journey {})\n",
-        time_of_day(j.ts_ns),
-        j.id
-    ));
-    for st in &j.stages {
-        let hook = if st.observed() {
-            format!("{} {}", st.hook.as_str(), st.hook_target)
-        } else {
-            String::new()
-        };
-        // The hop's own latency, when it differs from the time since device receive.
-        let hop = match (st.since_prev_ns, st.offset_ns) {
-            (Some(d), Some(o)) if d != o => format!("(+{})", duration(d)),
-            _ => String::new(),
-        };
-        s.push_str(&format!(
-            "    {:>10} {:>10}  {:<21} {:<37} {}\n",
-            offset(st.offset_ns),
-            hop,
-            st.name,
-            hook,
-            st.detail
-        ));
+    write!(w, "{} {iface} ", time_of_day(j.ts_ns))?;
+    match &j.headers {
+        Some(h) => w.write_all(packet_line(h).as_bytes())?,
+        None if j.iface.is_empty() => {
+            w.write_all(b"packet not seen at device receive (event lost)")?
+        }
+        None => write!(w, "{} bytes, headers not parsed", j.wire_len)?,
     }
-    let mark = if j.complete {
-        String::new()
-    } else {
-        format!(
+    writeln!(w, "  (journey {})", j.id)?;
+    for st in &j.stages {
+        sc.offset.clear();
+        match st.offset_ns {
+            None => sc.offset.push_str("inferred"),
+            Some(ns) => {
+                sc.offset.push('+');
+                push_duration(&mut sc.offset, ns);
+            }
+        }
+        // The hop's own latency, when it differs from the time since device receive.
+        sc.hop.clear();
+        if let (Some(d), Some(o)) = (st.since_prev_ns, st.offset_ns) {
+            if d != o {
+                sc.hop.push_str("(+");
+                push_duration(&mut sc.hop, d);
+                sc.hop.push(')');
+            }
+        }
+        sc.hook.clear();
+        if st.observed() {
+            sc.hook.push_str(st.hook.as_str());
+            sc.hook.push(' ');
+            sc.hook.push_str(st.hook_target);
+        }
+        writeln!(
+            w,
+            "    {:>10} {:>10}  {:<21} {:<37} {}",
+            sc.offset, sc.hop, st.name, sc.hook, st.detail
+        )?;
+    }
+    write!(w, "    => {}", j.outcome.text)?;
+    if !j.complete {
+        write!(
+            w,
             "  [INCOMPLETE: {}]",
             j.incomplete_reason.as_deref().unwrap_or("unknown")
-        )
-    };
-    s.push_str(&format!("    => {}{mark}\n", j.outcome.text));
-    s
+        )?;
+    }
+    w.write_all(b"\n")
 }
 
-pub fn syscall_text(r: &SyscallRecord) -> String {
-    let mut s = format!(
-        "{} {}[{}] {}  <{:.6}s>\n",
+fn write_syscall<W: Write>(w: &mut W, r: &SyscallRecord) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{} {}[{}] {}  <{:.6}s>",
         time_of_day(r.ts_ns),
         r.comm,
         r.pid,
         r.text,
         r.duration_ns as f64 / 1e9
-    );
+    )?;
     for c in &r.state_changes {
-        s.push_str(&format!(
-            "    socket {}: {} -> {}\n",
-            c.socket, c.from, c.to
-        ));
+        writeln!(w, "    socket {}: {} -> {}", c.socket, c.from, c.to)?;
     }
-    s
+    Ok(())
 }
 
-pub fn note_text(n: &Note) -> String {
+fn write_note<W: Write>(w: &mut W, n: &Note) -> std::io::Result<()> {
     let mark = if n.kind == "lost" { "!!" } else { "--" };
-    format!("{} {mark} {}\n", time_of_day(n.ts_ns), n.text)
+    writeln!(w, "{} {mark} {}", time_of_day(n.ts_ns), n.text)
+}
+
+/// A journey as the text output prints it.
+#[cfg(test)]
+pub fn journey_text(j: &Journey) -> String {
+    let mut v = Vec::new();
+    let _ = write_journey(&mut v, j, &mut Scratch::default());
+    String::from_utf8_lossy(&v).into_owned()
 }
 
 pub fn summary_text(s: &Summary) -> String {
@@ -172,12 +192,11 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn item(&mut self, item: &Item) -> std::io::Result<()> {
-        let text = match item {
-            Item::Journey(j) => journey_text(j),
-            Item::Syscall(r) => syscall_text(r),
-            Item::Note(n) => note_text(n),
-        };
-        self.out.write_all(text.as_bytes())
+        match item {
+            Item::Journey(j) => write_journey(&mut self.out, j, &mut self.scratch),
+            Item::Syscall(r) => write_syscall(&mut self.out, r),
+            Item::Note(n) => write_note(&mut self.out, n),
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -205,9 +224,11 @@ mod tests {
     }
 
     #[test]
-    fn offsets_pick_a_unit() {
-        assert_eq!(offset(None), "inferred");
-        assert_eq!(offset(Some(1500)), "+1.5µs");
-        assert_eq!(offset(Some(2_500_000)), "+2.500ms");
+    fn durations_pick_a_unit() {
+        let mut s = String::new();
+        push_duration(&mut s, 1500);
+        s.push(' ');
+        push_duration(&mut s, 2_500_000);
+        assert_eq!(s, "1.5µs 2.500ms");
     }
 }

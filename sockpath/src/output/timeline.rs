@@ -79,7 +79,7 @@ mod tests {
     fn note(ts: u64) -> Item {
         Item::Note(Note {
             ts_ns: ts,
-            ts: String::new(),
+            ts: crate::journey::model::Timestamp(ts),
             kind: "t".into(),
             text: ts.to_string(),
         })

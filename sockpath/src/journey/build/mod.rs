@@ -8,13 +8,14 @@ mod words;
 
 use self::words::{dropped_before_transport, ESTABLISHED, LISTEN, SYN_RECV};
 use super::{
-    clock::{self, Clock},
+    clock::Clock,
     hooks::HookChoice,
     model::{Journey, OutcomeKind},
     names::{self, KernelNames},
     sockets::SocketTable,
     state_change, LookupTable, Obs, Open,
 };
+use crate::journey::model::Timestamp;
 use crate::{decode::Socket, packet::Headers};
 
 /// What the observations say, gathered once for the stages and the outcome.
@@ -200,7 +201,7 @@ pub(crate) fn journey(
         id: o.seq,
         kernel_id: o.kernel_id,
         ts_ns: wall,
-        ts: clock::rfc3339(wall),
+        ts: Timestamp(wall),
         cpu: o.cpu,
         iface,
         ifindex,

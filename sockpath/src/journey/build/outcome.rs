@@ -60,7 +60,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
     let with_reader = |mut out: Outcome, r: &ReadObs| {
         out.pid = Some(r.pid);
         out.comm = Some(r.comm.clone());
-        out.syscall = r.syscall.clone();
+        out.syscall = r.syscall;
         out.fd = r.fd;
         out
     };
@@ -117,7 +117,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
             OutcomeKind::Accepted,
             format!(
                 "connection accepted: {}() = {} in {}[{}]",
-                r.syscall.as_deref().unwrap_or("accept"),
+                r.syscall.unwrap_or("accept"),
                 r.fd.unwrap_or(-1),
                 r.comm,
                 r.pid

@@ -35,9 +35,9 @@ struct Placed {
     stage: Stage,
 }
 
-fn stage(name: &str, (hook, target): (HookKind, String), detail: String) -> Stage {
+fn stage(name: &'static str, (hook, target): (HookKind, &'static str), detail: String) -> Stage {
     Stage {
-        name: name.to_string(),
+        name,
         hook,
         hook_target: target,
         offset_ns: None,
@@ -46,8 +46,8 @@ fn stage(name: &str, (hook, target): (HookKind, String), detail: String) -> Stag
     }
 }
 
-fn inferred(name: &str, detail: String) -> Stage {
-    stage(name, (HookKind::Inferred, String::new()), detail)
+fn inferred(name: &'static str, detail: String) -> Stage {
+    stage(name, (HookKind::Inferred, ""), detail)
 }
 
 fn hop_detail(hop: Hop) -> &'static str {
@@ -281,7 +281,7 @@ fn observed(
             *ts,
             stage(
                 "tcp_receive_reset",
-                (HookKind::TpBtf, "tcp_receive_reset".into()),
+                (HookKind::TpBtf, "tcp_receive_reset"),
                 "RST accepted: connection reset".into(),
             ),
         ),
@@ -290,7 +290,7 @@ fn observed(
             *ts,
             stage(
                 "inet_sk_error_report",
-                (HookKind::TpBtf, "inet_sk_error_report".into()),
+                (HookKind::TpBtf, "inet_sk_error_report"),
                 format!(
                     "{} reported to the socket's user",
                     names::errno(*err as i64)
@@ -349,7 +349,7 @@ fn observed(
             *ts,
             stage(
                 "queue failed",
-                (HookKind::TpBtf, "udp_fail_queue_rcv_skb".into()),
+                (HookKind::TpBtf, "udp_fail_queue_rcv_skb"),
                 format!("socket could not queue it (rc {rc})"),
             ),
         ),
@@ -376,10 +376,10 @@ fn observed(
             r.ts,
             stage(
                 "accept",
-                (HookKind::Tracepoint, "syscalls/sys_exit_accept4".into()),
+                (HookKind::Tracepoint, "syscalls/sys_exit_accept4"),
                 format!(
                     "{}() = {} in {}[{}]",
-                    r.syscall.as_deref().unwrap_or("accept"),
+                    r.syscall.unwrap_or("accept"),
                     r.fd.unwrap_or(-1),
                     r.comm,
                     r.pid
@@ -391,7 +391,7 @@ fn observed(
             r.ts,
             stage(
                 "connect returns",
-                (HookKind::Tracepoint, "syscalls/sys_exit_connect".into()),
+                (HookKind::Tracepoint, "syscalls/sys_exit_connect"),
                 format!(
                     "connect({}) = {} in {}[{}]",
                     r.fd.unwrap_or(-1),

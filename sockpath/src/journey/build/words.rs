@@ -9,12 +9,20 @@ pub const ESTABLISHED: u8 = 1;
 
 /// `nc[123] via read(4)`
 pub fn who(r: &ReadObs) -> String {
-    let call = match (&r.syscall, r.fd) {
-        (Some(c), Some(fd)) => format!(" via {c}({fd})"),
-        (Some(c), None) => format!(" via {c}()"),
-        _ => String::new(),
-    };
-    format!("{}[{}]{call}", r.comm, r.pid)
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(40);
+    s.push_str(&r.comm);
+    let _ = write!(s, "[{}]", r.pid);
+    if let Some(c) = &r.syscall {
+        s.push_str(" via ");
+        s.push_str(c);
+        s.push('(');
+        if let Some(fd) = r.fd {
+            let _ = write!(s, "{fd}");
+        }
+        s.push(')');
+    }
+    s
 }
 
 /// `0`, or `-1 ECONNREFUSED`.
