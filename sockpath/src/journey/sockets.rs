@@ -44,6 +44,17 @@ pub struct SocketTable {
     by_sk: FxHashMap<u64, Entry>,
     /// Owners found in /proc, by socket inode.
     proc_owners: FxHashMap<u64, Owner>,
+    /// Sockets with a local port and no remote one (listeners, unconnected UDP), by
+    /// (netns, port, protocol): `listeners_at` runs for every packet a listener takes, and
+    /// must not walk every socket known.
+    by_port: FxHashMap<PortKey, Vec<u64>>,
+}
+
+type PortKey = (u32, u16, u16);
+
+/// The `by_port` key of a socket, if it waits on a port.
+fn port_key(s: &Socket) -> Option<PortKey> {
+    (s.lport != 0 && s.rport == 0).then_some((s.netns, s.lport, s.protocol))
 }
 
 impl SocketTable {
@@ -57,6 +68,7 @@ impl SocketTable {
         if self.by_sk.len() >= MAX_SOCKETS && !self.by_sk.contains_key(&s.sk) {
             self.evict_oldest();
         }
+        let new = !self.by_sk.contains_key(&s.sk);
         let e = self.by_sk.entry(s.sk).or_insert_with(|| Entry {
             sock: s.clone(),
             local: endpoint(s.laddr, s.lport),
@@ -96,16 +108,38 @@ impl SocketTable {
             s.protocol
         };
         let ino = if s.ino == 0 { e.sock.ino } else { s.ino };
+        // A socket just met has no index entry yet, whatever its key.
+        let old_key = if new { None } else { port_key(&e.sock) };
         e.sock = Socket {
             protocol,
             ino,
             ..s.clone()
         };
+        let new_key = port_key(&e.sock);
+        if old_key != new_key {
+            if let Some(k) = old_key {
+                self.unindex(k, s.sk);
+            }
+            if let Some(k) = new_key {
+                self.by_port.entry(k).or_default().push(s.sk);
+            }
+        }
+    }
+
+    fn unindex(&mut self, key: PortKey, sk: u64) {
+        if let Some(v) = self.by_port.get_mut(&key) {
+            v.retain(|&x| x != sk);
+            if v.is_empty() {
+                self.by_port.remove(&key);
+            }
+        }
     }
 
     fn evict_oldest(&mut self) {
         if let Some((&sk, _)) = self.by_sk.iter().min_by_key(|(_, e)| e.last_seen) {
-            self.by_sk.remove(&sk);
+            if let Some(k) = self.by_sk.remove(&sk).and_then(|e| port_key(&e.sock)) {
+                self.unindex(k, sk);
+            }
         }
     }
 
@@ -194,9 +228,12 @@ impl SocketTable {
     /// lookup chose among (one may have closed since).
     pub fn listeners_at(&self, netns: u32, port: u16, protocol: u16, ts: u64) -> Vec<Socket> {
         let during = |from: u64, until: Option<u64>| from <= ts && until.is_none_or(|u| u >= ts);
-        let mut v: Vec<Socket> = self
-            .by_sk
-            .values()
+        let Some(sks) = self.by_port.get(&(netns, port, protocol)) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Socket> = sks
+            .iter()
+            .filter_map(|sk| self.by_sk.get(sk))
             .filter(|e| {
                 let s = &e.sock;
                 if s.netns != netns || s.lport != port || s.protocol != protocol || s.rport != 0 {
@@ -420,6 +457,24 @@ mod tests {
         t.observe(&child, 5);
         t.set_owner(&child, owner(1, 4), 50);
         assert_eq!(t.owner_at(&child, 10).unwrap().fd, 4);
+    }
+
+    #[test]
+    fn listeners_on_a_port_follow_sockets_that_move() {
+        let mut t = SocketTable::default();
+        t.observe(&sock(7, 4000, 0, 10), 100);
+        t.observe(&sock(9, 4000, 0, 10), 110);
+        t.observe(&sock(5, 5000, 0, 10), 120);
+        let sks = |t: &SocketTable, ts| -> Vec<u64> {
+            t.listeners_at(1, 4000, 6, ts).iter().map(|s| s.sk).collect()
+        };
+        assert_eq!(sks(&t, 130), vec![7, 9]);
+        // Listener 9 closes and its memory becomes a connection on another port.
+        t.observe(&sock(9, 4000, 0, 7), 200);
+        t.observe(&sock(9, 6000, 4444, 1), 210);
+        assert_eq!(sks(&t, 300), vec![7]);
+        assert!(t.by_port.get(&(1, 4000, 6)).is_some_and(|v| v == &[7]));
+        assert!(t.listeners_at(1, 4001, 6, 130).is_empty());
     }
 
     #[test]
