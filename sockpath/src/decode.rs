@@ -238,7 +238,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 });
             }
             // Read the fixed part through a zero-padded copy: only cap_len data bytes were sent.
-            let mut full = vec![0u8; std::mem::size_of::<PacketEvent>()];
+            // On the stack: this runs for every packet.
+            let mut full = [0u8; std::mem::size_of::<PacketEvent>()];
             full[..bytes.len()].copy_from_slice(bytes);
             let p: PacketEvent = read(&full);
             let cap = p.cap_len as usize;
