@@ -13,6 +13,21 @@ use std::{
 use serde_json::Value;
 use sockpath_tests::{bin, connect_from, free_port, require_root, unique, Netns, VethPair};
 
+/// The tests read files with the real tshark; without it they fail and say why (rather than
+/// pass having checked nothing).
+fn require_tshark() {
+    let found = Command::new("tshark")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "tshark is not installed: `cargo xtask setup` installs it (Debian package tshark)"
+    );
+}
+
 /// Runs `cmd`, asserts it succeeded, returns its stdout.
 fn sh(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -439,6 +454,7 @@ fn traffic(ns: &Netns, port: u16, cport: u16) -> Done {
 
 #[test]
 fn loopback_export_and_annotation_agree_with_tcpdump_and_tshark() {
+    require_tshark();
     let ns = Netns::new("pcapng");
     let port = free_port();
     let cport = free_port();
@@ -588,6 +604,7 @@ fn loopback_export_and_annotation_agree_with_tcpdump_and_tshark() {
 
 #[test]
 fn veth_export_has_an_interface_per_receiving_interface_and_annotation_covers_both_ways() {
+    require_tshark();
     let pair = VethPair::new();
     let port = free_port();
     let filter = format!("tcp port {port}");
@@ -659,6 +676,7 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn annotate_reports_the_unmatched_and_refuses_bad_input_with_exit_code_2() {
+    require_tshark();
     let dir = temp_path("d");
     std::fs::create_dir_all(&dir).unwrap();
     let p = |n: &str| dir.join(n).to_str().unwrap().to_string();

@@ -193,11 +193,10 @@ impl<W: Write> PcapngSink<W> {
             Err(e) => vec![format!("sockpath journey {}: {e}", j.id)],
         };
         let epb = packet_block(id, j.ts_ns, data, wire_len, comments, true);
-        let w = self.writer()?;
-        w.write_pcapng_block(epb).map_err(pcap_err)?;
-        // Whole blocks on disk as they come: the file can be opened while sockpath runs and
-        // survives its being killed.
-        w.get_mut().flush()
+        self.writer()?
+            .write_pcapng_block(epb)
+            .map_err(pcap_err)
+            .map(drop)
     }
 }
 
@@ -227,6 +226,12 @@ impl<W: Write> Sink for PcapngSink<W> {
     }
 
     fn summary(&mut self, _s: &Summary) -> std::io::Result<()> {
+        self.flush()
+    }
+
+    /// Every tick: the blocks written so far reach the file whole, so it can be opened while
+    /// sockpath runs, and a sockpath killed loses at most the last tick's frames.
+    fn flush(&mut self) -> std::io::Result<()> {
         match &mut self.state {
             State::Writing(w) => w.get_mut().flush(),
             _ => Ok(()),
