@@ -466,7 +466,10 @@ mod tests {
         t.observe(&sock(9, 4000, 0, 10), 110);
         t.observe(&sock(5, 5000, 0, 10), 120);
         let sks = |t: &SocketTable, ts| -> Vec<u64> {
-            t.listeners_at(1, 4000, 6, ts).iter().map(|s| s.sk).collect()
+            t.listeners_at(1, 4000, 6, ts)
+                .iter()
+                .map(|s| s.sk)
+                .collect()
         };
         assert_eq!(sks(&t, 130), vec![7, 9]);
         // Listener 9 closes and its memory becomes a connection on another port.

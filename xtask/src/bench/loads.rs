@@ -61,9 +61,10 @@ fn iperf3(port: u16, client_args: &[&str], secs: u64) -> anyhow::Result<Value> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting iperf3 -s (apt-get install iperf3)")?;
-    // The server needs a moment to listen.
+    // The server needs a moment to listen. Not probed by connecting: `-1` serves one client
+    // and a probe would be it.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !listening(port) {
         if Instant::now() > deadline {
             let _ = server.kill();
             return Err(anyhow!("iperf3 server did not start on port {port}"));
@@ -89,6 +90,18 @@ fn iperf3(port: u16, client_args: &[&str], secs: u64) -> anyhow::Result<Value> {
         return Err(anyhow!("iperf3: {e}"));
     }
     Ok(v)
+}
+
+/// Whether a TCP socket listens on `port` (/proc/net/tcp: local address `0100007F:PORT`,
+/// state 0A).
+fn listening(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+        })
+    })
 }
 
 /// The iperf3 control connection used the same port once; the load is the run itself.
