@@ -31,6 +31,8 @@ use crate::{
 const TICK: Duration = Duration::from_millis(50);
 /// Items held for time ordering at most; past this the oldest go out at once.
 const MAX_BUFFERED: usize = 100_000;
+/// Ring records handled before the other work of the loop gets a turn.
+const BATCH: usize = 8192;
 
 pub struct Session {
     pub filter: WatchFilter,
@@ -104,7 +106,14 @@ pub async fn run(
         facts,
         info,
     } = attach(&session.filter, session.output.ring_kib, started)?;
-    let names = facts.names;
+    // Only the names outlive start-up; the kernel's BTF and symbol set (tens of MiB) go now,
+    // and the heap they held goes back to the system.
+    let names = {
+        let f = facts;
+        f.names
+    };
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
 
     let cfg = journey::Config {
         filter: session.filter.clone(),
@@ -158,10 +167,21 @@ pub async fn run(
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 let rb = guard.get_inner_mut();
-                while let Some(rec) = rb.next() {
-                    handle(&mut asm, &rec);
+                // A bounded batch: under a flood the ring is never empty, and the tick (which
+                // finishes journeys and writes them out) must still run.
+                let mut more = true;
+                for _ in 0..BATCH {
+                    match rb.next() {
+                        Some(rec) => handle(&mut asm, &rec),
+                        None => {
+                            more = false;
+                            break;
+                        }
+                    }
                 }
-                guard.clear_ready();
+                if !more {
+                    guard.clear_ready();
+                }
             }
             _ = tick.tick() => {
                 let now = monotonic_ns();
