@@ -36,6 +36,18 @@ pub fn current_journey() -> (u16, u64) {
     }
 }
 
+/// Whether the CPU serves a NET_RX softirq in which no watched packet came by yet: whatever a
+/// socket or packet hook sees then belongs to unwatched traffic. The first check of those hooks,
+/// so that traffic on other ports costs them one per-CPU lookup.
+#[inline(always)]
+pub fn softirq_unwatched() -> bool {
+    match rx_ctx() {
+        // SAFETY: per-CPU slot, read on the CPU that owns it.
+        Some(c) => unsafe { (*c).in_net_rx != 0 && (*c).watched == 0 },
+        None => false,
+    }
+}
+
 #[inline(always)]
 pub fn header(kind: EventKind, size: usize, ctx: u16, journey: u64) -> EventHeader {
     EventHeader {

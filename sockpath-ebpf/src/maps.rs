@@ -2,12 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     Global,
 };
 use sockpath_ebpf::{
     config::{counter, Filter, KernelOffsets, MAX_SYSCALL_NR},
-    event::{CallInfo, PacketEvent, SyscallEvent},
+    event::{PacketEvent, SyscallEvent},
 };
 
 /// Set by user space from the running kernel's BTF before load.
@@ -76,14 +76,21 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// A packet that started a journey, keyed by its sk_buff address.
+/// A packet that started a journey, in the slot its data buffer's address hashes to.
 ///
 /// The fingerprint (head, network-header offset, port bytes) tells a later hook whether the
 /// sk_buff at that address is still the same packet: sk_buffs are freed without any tracepoint
 /// on many paths (TCP's pure ACKs and read data) and their addresses are reused at once.
+///
+/// A direct-mapped array rather than a hash map: every watched packet writes an entry, and an
+/// array slot costs no lock, no hashing helper and no LRU bookkeeping. A colliding packet
+/// overwrites the older entry, which only ends that older packet's tracking early (its journey
+/// is then marked by what it is missing, like any journey whose hooks stop firing).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Tracked {
+    /// The sk_buff address; 0 while the slot is free or being written.
+    pub skb: u64,
     pub journey: u64,
     pub head: u64,
     pub nh_off: u16,
@@ -91,8 +98,18 @@ pub struct Tracked {
     pub ports: u32,
 }
 
+pub const TRACKED_SLOTS: u32 = 1 << 16;
+
 #[map]
-pub static TRACKED: LruHashMap<u64, Tracked> = LruHashMap::with_max_entries(65536, 0);
+pub static TRACKED: Array<Tracked> = Array::with_max_entries(TRACKED_SLOTS, 0);
+
+/// The slot of a packet, from its data buffer's address (skb->head): the sk_buff address
+/// itself cannot be hashed, the verifier allows no arithmetic but adding on a typed kernel
+/// pointer. Buffers are 64-byte aligned; folding in higher bits spreads pages and slabs.
+#[inline(always)]
+pub fn tracked_slot(head: u64) -> u32 {
+    ((head >> 6) ^ (head >> 18)) as u32 & (TRACKED_SLOTS - 1)
+}
 
 /// What the CPU is doing right now.
 #[derive(Clone, Copy)]
@@ -100,7 +117,9 @@ pub static TRACKED: LruHashMap<u64, Tracked> = LruHashMap::with_max_entries(6553
 pub struct RxCtx {
     /// Non-zero while the CPU serves the NET_RX softirq.
     pub in_net_rx: u32,
-    pub _pad: u32,
+    /// Non-zero once a watched packet came by in this NET_RX softirq: until then, socket and
+    /// packet hooks firing in it concern unwatched packets and return at once.
+    pub watched: u32,
     /// The journey of the packet netif_receive_skb last announced in this softirq (0: unwatched).
     pub journey: u64,
     /// Per-CPU journey sequence number.
@@ -118,13 +137,10 @@ pub static PACKET_SCRATCH: PerCpuArray<PacketEvent> = PerCpuArray::with_max_entr
 #[map]
 pub static SYSCALL_SCRATCH: PerCpuArray<SyscallEvent> = PerCpuArray::with_max_entries(1, 0);
 
-/// Syscalls in flight, by thread id: filled at entry, completed and sent at exit.
+/// Syscalls in flight, by thread id: filled at entry, completed and sent at exit (which always
+/// comes, even for a thread killed in the call), so a plain hash map without LRU upkeep.
 #[map]
-pub static PENDING_SYSCALLS: LruHashMap<u32, SyscallEvent> = LruHashMap::with_max_entries(8192, 0);
-
-/// Read-family calls in flight, by thread id: the read they make is reported with them.
-#[map]
-pub static READ_CALLS: LruHashMap<u32, CallInfo> = LruHashMap::with_max_entries(8192, 0);
+pub static PENDING_SYSCALLS: HashMap<u32, SyscallEvent> = HashMap::with_max_entries(8192, 0);
 
 /// Processes that own a watched socket: only their read/write/close calls are followed.
 /// User space seeds it with the owners of sockets that existed before start-up.

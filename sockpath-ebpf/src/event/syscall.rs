@@ -65,7 +65,8 @@ impl SyscallKind {
         )
     }
 
-    /// Reads: recorded at entry and reported with the read (SockWhat::Recv), not on their own.
+    /// Reads: not hooked as system calls; a read (SockWhat::Recv) names the call it was made in,
+    /// from the reader's registers.
     pub fn is_read(self) -> bool {
         matches!(self, Self::Read | Self::Recvfrom | Self::Recvmsg)
     }

@@ -15,9 +15,9 @@ use crate::{
     filter,
     kernel::{
         offsets, read, read_ptr,
-        skb::{self, parse_flow},
+        skb::{self, parse_flow, track},
     },
-    maps::{count, Tracked, EVENTS, PACKET_SCRATCH, TRACKED},
+    maps::{count, Tracked, EVENTS, PACKET_SCRATCH},
 };
 
 /// `TP_PROTO(struct sk_buff *skb)`, fired in __netif_receive_skb_core() after the driver (or
@@ -68,14 +68,19 @@ fn try_netif_receive_skb(skb: u64) -> Result<u64, i32> {
         // CPU in the top bits: ids are unique across CPUs without a shared counter.
         (((bpf_get_smp_processor_id() as u64) + 1) << 48) | ((*c).seq & 0xffff_ffff_ffff)
     };
-    let tracked = Tracked {
-        journey,
-        head,
-        nh_off,
-        l4_off: flow.l4_off,
-        ports: flow.ports,
-    };
-    let _ = TRACKED.insert(skb, tracked, 0);
+    // SAFETY: per-CPU slot.
+    unsafe { (*c).watched = 1 };
+    track(
+        skb,
+        Tracked {
+            skb,
+            journey,
+            head,
+            nh_off,
+            l4_off: flow.l4_off,
+            ports: flow.ports,
+        },
+    );
     count(counter::PACKETS_MATCHED);
 
     let Some(ev) = PACKET_SCRATCH.get_ptr_mut(0) else {

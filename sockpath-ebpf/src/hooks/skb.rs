@@ -12,13 +12,18 @@ use sockpath_ebpf::{
 
 use crate::{
     emit,
-    kernel::{offsets, skb::tracked},
-    maps::TRACKED,
+    kernel::{
+        offsets,
+        skb::{tracked, untrack},
+    },
 };
 
 /// Sends an event about `skb` if it is a tracked packet; `more` completes it.
 #[inline(always)]
 pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent)) -> bool {
+    if emit::softirq_unwatched() {
+        return false;
+    }
     let Some(journey) = tracked(skb, &offsets()) else {
         return false;
     };
@@ -74,7 +79,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
         ev.sk = arg_if(&ctx, 3, rx_sk);
     });
     if sent {
-        let _ = TRACKED.remove(skb);
+        untrack(skb, offsets());
     }
     0
 }

@@ -1,14 +1,19 @@
 //! Socket-side hooks: the socket a packet reached, what the socket did with it, and its readers.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
-use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockInfo, SockWhat};
+use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockInfo, SockWhat, SyscallKind};
 
 use crate::{
     emit, filter,
-    kernel::{offsets, skb::tracked, sock},
-    maps::{READ_CALLS, WATCHED_TGIDS},
+    kernel::{offsets, read, skb::tracked, sock},
+    maps::{SYSCALL_KINDS, WATCHED_TGIDS},
 };
 
 /// Fills the common part of a socket event in place.
@@ -36,6 +41,9 @@ fn fill(ev: &mut SockEvent, what: SockWhat, flags: u16, journey: u64) {
 /// tagged with the packet the CPU is processing when in NET_RX.
 #[inline(always)]
 pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEvent)) {
+    if emit::softirq_unwatched() {
+        return;
+    }
     let o = offsets();
     let f = filter::get();
     if !sock::ports_match(sk, f.port, &o) {
@@ -79,6 +87,9 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
 /// names both the packet and the established socket the lookup found for it.
 #[btf_tracepoint(function = "tcp_probe")]
 pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
+    if emit::softirq_unwatched() {
+        return 0;
+    }
     let o = offsets();
     let skb: u64 = ctx.arg(1);
     let Some(journey) = tracked(skb, &o) else {
@@ -133,13 +144,44 @@ pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
         if ev.sock.protocol == sock::IPPROTO_TCP {
             ev.arg2 = sock::tcp_copied_seq(sk, offsets());
         }
-        let tid = bpf_get_current_pid_tgid() as u32;
-        // SAFETY: the entry is this thread's; it is copied out at once.
-        if let Some(call) = unsafe { READ_CALLS.get(tid) } {
-            ev.call = *call;
-        }
+        ev.call = current_call();
         watch_current();
     });
+}
+
+/// The system call the current thread is in, from the registers it entered the kernel with:
+/// which read-family call, its fd and byte count. Read this way rather than from the
+/// syscalls' own tracepoints, which would run for every read() on the machine, files and
+/// pipes included. A read not made by a followed system call (io_uring) gets no call.
+#[inline(always)]
+fn current_call() -> CallInfo {
+    let mut call = CallInfo::default();
+    // SAFETY: helpers for tracing programs; the task pointer is the current one, its saved
+    // user registers are read through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    if regs == 0 {
+        return call;
+    }
+    // x86-64 struct pt_regs: dx at 96, si at 104, di at 112, orig_ax (the syscall number)
+    // at 120. The first argument is in di, the third in dx.
+    let Ok(r) = read::<[u64; 4]>(regs, 96) else {
+        return call;
+    };
+    let (dx, di, nr) = (r[0], r[2], r[3]);
+    let Some(kind) = SYSCALL_KINDS
+        .get(nr as u32)
+        .and_then(|k| SyscallKind::from_u8(*k))
+        .filter(|k| k.is_read())
+    else {
+        return call;
+    };
+    call.kind = kind as u8;
+    call.fd = di as i32;
+    // recvmsg's third argument is its flags; the byte count is in the msghdr.
+    if kind != SyscallKind::Recvmsg {
+        call.count = dx;
+    }
+    call
 }
 
 /// `TP_PROTO(struct sock *sk)`: the TCP socket is being freed.

@@ -35,6 +35,7 @@ fn set(ctx: BtfTracePointContext, on: u32) -> i32 {
         unsafe {
             (*c).in_net_rx = on;
             (*c).journey = 0;
+            (*c).watched = 0;
         }
     }
     0

@@ -1,6 +1,9 @@
 //! Socket system calls of watched processes, as strace shows them: arguments at entry, return
 //! value at exit.
 //!
+//! Read-family calls are not hooked here: they are among the most frequent calls on any machine,
+//! and the read hooks find the call a read came from in the reader's registers.
+//!
 //! One program serves every syscalls/sys_enter_* tracepoint it is attached to (and one every
 //! sys_exit_*): their records share a layout (`__syscall_nr` at 8, then six u64 arguments at 16;
 //! the exit record has `ret` at 16), and the syscall number says which call it is.
@@ -12,14 +15,14 @@ use aya_ebpf::{
 };
 use sockpath_ebpf::{
     config::KernelOffsets,
-    event::{CallInfo, EventKind, SockAddrRaw, SockInfo, SyscallEvent, SyscallKind},
+    event::{EventKind, SockAddrRaw, SockInfo, SyscallEvent, SyscallKind},
 };
 
 use crate::{
     emit, filter,
     hooks::socket::watch_current,
     kernel::{offsets, sock, task::fd_to_sock},
-    maps::{PENDING_SYSCALLS, READ_CALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
+    maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
 };
 
 #[inline(always)]
@@ -84,16 +87,6 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    if kind.is_read() {
-        let call = CallInfo {
-            enter_ns: now,
-            count: arg(ctx, 2),
-            fd: arg(ctx, 0) as i32,
-            kind: kind as u8,
-            _pad: [0; 3],
-        };
-        return READ_CALLS.insert(pid_tgid as u32, call, 0);
-    }
     let o = offsets();
     let f = filter::get();
     let ev = SYSCALL_SCRATCH.get_ptr_mut(0).ok_or(-1)?;
@@ -181,10 +174,6 @@ pub fn sys_exit(ctx: TracePointContext) -> i32 {
 
 fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
     let tid = bpf_get_current_pid_tgid() as u32;
-    if kind.is_read() {
-        let _ = READ_CALLS.remove(tid);
-        return Ok(());
-    }
     let ev = PENDING_SYSCALLS.get_ptr_mut(tid).ok_or(0)?;
     // SAFETY: entries are keyed by thread id; only this thread touches its own.
     let ev = unsafe { &mut *ev };

@@ -4,7 +4,7 @@ use aya_ebpf::helpers::bpf_probe_read_kernel_buf;
 use sockpath_ebpf::config::KernelOffsets;
 
 use super::{read, read_ptr};
-use crate::maps::{Tracked, TRACKED};
+use crate::maps::{tracked_slot, Tracked, TRACKED};
 
 /// ~0 in skb->mac_header/network_header means "not set" (skb_mac_header_was_set()).
 const HEADER_UNSET: u16 = 0xffff;
@@ -42,8 +42,10 @@ pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
         saddr: [0; 16],
         daddr: [0; 16],
     };
+    // One read for the IP header and the ports behind it when there are no IP options (almost
+    // always): this runs for every packet the machine receives.
     if ethertype == ETH_P_IP {
-        let mut ip = [0u8; 20];
+        let mut ip = [0u8; 24];
         // SAFETY: probe read into a stack buffer of the requested size.
         unsafe { bpf_probe_read_kernel_buf(nh as *const u8, &mut ip)? };
         if ip[0] >> 4 != 4 {
@@ -56,11 +58,17 @@ pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
         flow.daddr[..4].copy_from_slice(&ip[16..20]);
         // A fragment other than the first has no transport header.
         let frag_off = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
-        if frag_off != 0 {
+        if frag_off != 0 || (flow.l4_proto != IPPROTO_TCP && flow.l4_proto != IPPROTO_UDP) {
             return Ok(flow);
         }
+        let ports = if flow.l4_off == 20 {
+            [ip[20], ip[21], ip[22], ip[23]]
+        } else {
+            read::<[u8; 4]>(nh, flow.l4_off as u32)?
+        };
+        flow.set_ports(ports);
     } else if ethertype == ETH_P_IPV6 {
-        let mut ip = [0u8; 40];
+        let mut ip = [0u8; 44];
         // SAFETY: as above.
         unsafe { bpf_probe_read_kernel_buf(nh as *const u8, &mut ip)? };
         flow.version = 6;
@@ -68,28 +76,35 @@ pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
         flow.l4_off = 40;
         flow.saddr.copy_from_slice(&ip[8..24]);
         flow.daddr.copy_from_slice(&ip[24..40]);
+        if flow.l4_proto == IPPROTO_TCP || flow.l4_proto == IPPROTO_UDP {
+            flow.set_ports([ip[40], ip[41], ip[42], ip[43]]);
+        }
     } else {
         return Err(-1);
-    }
-    if flow.l4_proto == IPPROTO_TCP || flow.l4_proto == IPPROTO_UDP {
-        let ports: [u8; 4] = read(nh, flow.l4_off as u32)?;
-        flow.sport = u16::from_be_bytes([ports[0], ports[1]]);
-        flow.dport = u16::from_be_bytes([ports[2], ports[3]]);
-        flow.ports = u32::from_ne_bytes(ports);
     }
     Ok(flow)
 }
 
-/// Network-header and transport fingerprint of an sk_buff as it is now.
+impl Flow {
+    #[inline(always)]
+    fn set_ports(&mut self, ports: [u8; 4]) {
+        self.sport = u16::from_be_bytes([ports[0], ports[1]]);
+        self.dport = u16::from_be_bytes([ports[2], ports[3]]);
+        self.ports = u32::from_ne_bytes(ports);
+    }
+}
+
+/// Whether `skb` (whose data buffer is at `head`) is still the packet `t` remembers: the
+/// network-header offset and the port bytes too.
 #[inline(always)]
-fn same_packet(skb: u64, t: &Tracked, o: &KernelOffsets) -> bool {
-    let Ok(head) = read::<u64>(skb, o.skb_head) else {
+fn same_packet(skb: u64, head: u64, t: &Tracked, o: &KernelOffsets) -> bool {
+    if t.skb != skb || t.head != head {
         return false;
-    };
+    }
     let Ok(nh) = read::<u16>(skb, o.skb_network_header) else {
         return false;
     };
-    if head != t.head || nh != t.nh_off || nh == HEADER_UNSET {
+    if nh != t.nh_off || nh == HEADER_UNSET {
         return false;
     }
     if t.ports == 0 {
@@ -101,16 +116,60 @@ fn same_packet(skb: u64, t: &Tracked, o: &KernelOffsets) -> bool {
     }
 }
 
+/// Remembers a watched packet. The slot's `skb` is cleared first and set last, so a reader on
+/// another CPU never takes a half-written entry for a whole one (x86 keeps stores in order;
+/// volatile keeps the compiler from reordering them).
+#[inline(always)]
+pub fn track(skb: u64, t: Tracked) {
+    let Some(slot) = TRACKED.get_ptr_mut(tracked_slot(t.head)) else {
+        return;
+    };
+    // SAFETY: a valid array slot; see above for the order of the writes.
+    unsafe {
+        core::ptr::write_volatile(&mut (*slot).skb, 0);
+        (*slot).journey = t.journey;
+        (*slot).head = t.head;
+        (*slot).nh_off = t.nh_off;
+        (*slot).l4_off = t.l4_off;
+        (*slot).ports = t.ports;
+        core::ptr::write_volatile(&mut (*slot).skb, skb);
+    }
+}
+
+/// Forgets `skb` (it was freed) if its slot still holds it.
+#[inline(always)]
+pub fn untrack(skb: u64, o: &KernelOffsets) {
+    let Ok(head) = read::<u64>(skb, o.skb_head) else {
+        return;
+    };
+    if let Some(slot) = TRACKED.get_ptr_mut(tracked_slot(head)) {
+        // SAFETY: a valid array slot.
+        unsafe {
+            if core::ptr::read_volatile(&(*slot).skb) == skb {
+                core::ptr::write_volatile(&mut (*slot).skb, 0);
+            }
+        }
+    }
+}
+
 /// The journey id of `skb`, if it is a packet a journey was started for and it still is.
 #[inline(always)]
 pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
     if skb == 0 {
         return None;
     }
-    // SAFETY: the value is copied out at once; a concurrent update only risks a stale match,
-    // which same_packet() then rejects.
-    let t = unsafe { *TRACKED.get(skb)? };
-    if same_packet(skb, &t, o) {
+    let head = read::<u64>(skb, o.skb_head).ok()?;
+    let slot = TRACKED.get_ptr(tracked_slot(head))?;
+    // SAFETY: a valid array slot, copied out; the address is checked again after the copy so
+    // that an entry rewritten meanwhile is not used.
+    let t = unsafe {
+        let t = *slot;
+        if core::ptr::read_volatile(&(*slot).skb) != t.skb {
+            return None;
+        }
+        t
+    };
+    if same_packet(skb, head, &t, o) {
         Some(t.journey)
     } else {
         None

@@ -459,8 +459,21 @@ fn chain(e: &dyn std::error::Error) -> String {
         s.push_str(&inner.to_string());
         src = inner.source();
     }
-    // Verifier logs can be long; the first lines say what failed.
-    s.lines().take(3).collect::<Vec<_>>().join(" | ")
+    // Verifier logs can be long: the first line says which call failed, the last ones why.
+    // The log ends with statistics ("verification time", "processed N insns"); the lines
+    // just before them are the refusal.
+    let lines: Vec<&str> = s.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("verification time"))
+        .unwrap_or(lines.len());
+    if end <= 4 {
+        return lines.join(" | ");
+    }
+    let mut short = vec![lines[0], "..."];
+    short.extend_from_slice(&lines[end - 3..end]);
+    short.extend_from_slice(&lines[lines.len() - 1..]);
+    short.join(" | ")
 }
 
 /// Why a hook cannot work here, found without loading anything.
@@ -531,7 +544,8 @@ fn attach_one(ebpf: &mut Ebpf, btf: &Btf, program: &str, attach: Attach) -> Resu
         Attach::Syscalls { exit } => {
             let p: &mut TracePoint = prog.try_into().map_err(e)?;
             p.load().map_err(e)?;
-            for k in SyscallKind::ALL {
+            // Reads are told by the read hooks (see sockpath-ebpf's hooks/syscalls.rs).
+            for k in SyscallKind::ALL.into_iter().filter(|k| !k.is_read()) {
                 let name = format!("sys_{}_{}", if exit { "exit" } else { "enter" }, k.name());
                 p.attach("syscalls", &name)
                     .map_err(|err| format!("tracepoint syscalls/{name}: {}", chain(&err)))?;
