@@ -129,6 +129,18 @@ pub fn run(load: Load, port: u16, secs: u64) -> anyhow::Result<Rate> {
     }
 }
 
+/// 64-byte UDP datagrams at `pps` (iperf3 paces by payload bits per second).
+pub fn small_udp_at(port: u16, secs: u64, pps: f64) -> anyhow::Result<Rate> {
+    let bits = format!("{:.0}", pps * 64.0 * 8.0);
+    let v = iperf3(port, &["-u", "-b", &bits, "-l", "64"], secs)?;
+    let recv = &v["end"]["sum_received"];
+    let secs = recv["seconds"].as_f64().unwrap_or(secs as f64);
+    let received = recv["bytes"].as_f64().unwrap_or(0.0) / 64.0;
+    Ok(Rate {
+        value: received / secs,
+    })
+}
+
 /// One client thread and one server thread. The server closes first, so the TIME_WAIT sockets
 /// are the server's and the client never runs out of ephemeral ports.
 fn short_connections(port: u16, secs: u64) -> anyhow::Result<Rate> {

@@ -9,6 +9,7 @@
 //! target/bench/results.md.
 
 mod bpf_stats;
+mod fixed;
 mod loads;
 mod table;
 mod watchers;
@@ -104,6 +105,18 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    // Fixed rates up to what tcpdump sustained: where each watcher starts losing.
+    let tcpdump_pps = {
+        let mut v: Vec<f64> = trials
+            .iter()
+            .filter(|t| t.load == Load::SmallUdp && t.cond == Condition::Tcpdump)
+            .map(|t| t.rate.value)
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let fixed_rows = fixed::run(&sockpath, tcpdump_pps, PORT, OTHER_PORT, args.seconds, &dir)?;
+
     // The per-program cost, on its own trials: timing every program run costs a little.
     let mut hooks = HashMap::new();
     for load in Load::ALL {
@@ -160,6 +173,7 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let text = table::render(
         &machine, &trials, &hooks, &attach, &samples, &soak, &soak_rate,
     );
+    let text = text + &fixed::render(&fixed_rows, args.seconds);
     println!("{text}");
     std::fs::write(dir.join("results.md"), &text)?;
     eprintln!("bench: written to {}", dir.join("results.md").display());

@@ -83,7 +83,7 @@ pub fn render(
     s.push_str(&format!(
         "Machine: {machine}. Loopback; each load ran {secs} s per trial, {rounds} rounds, conditions in rotated order; medians.\n\n"
     ));
-    s.push_str("| load | condition | rate | vs nothing | lost events | watcher CPU (% of a core) | watcher peak RSS |\n");
+    s.push_str("| load | condition | rate | vs nothing | lost (all rounds) | watcher CPU (% of a core) | watcher peak RSS |\n");
     s.push_str("|---|---|---|---|---|---|---|\n");
     for load in Load::ALL {
         let of = |c: Condition| -> Vec<&Trial> {
@@ -104,17 +104,20 @@ pub fn render(
                 continue;
             };
             let ratio = base.map(|b| format!("{:.2}", rate / b)).unwrap_or_default();
-            let lost: Option<u64> = if matches!(
-                cond,
-                Condition::SockpathOtherPort | Condition::SockpathLoadedPort
-            ) {
-                Some(
+            let lost: Option<String> = match cond {
+                Condition::SockpathOtherPort | Condition::SockpathLoadedPort => Some(
                     ts.iter()
                         .filter_map(|t| t.cost.summary.as_ref()?["events_lost"].as_u64())
-                        .sum(),
-                )
-            } else {
-                None
+                        .sum::<u64>()
+                        .to_string(),
+                ),
+                Condition::Tcpdump => Some(format!(
+                    "{} packets dropped",
+                    ts.iter()
+                        .filter_map(|t| t.cost.tcpdump_dropped)
+                        .sum::<u64>()
+                )),
+                Condition::Nothing => None,
             };
             let cpu = median(
                 ts.iter()
@@ -129,7 +132,7 @@ pub fn render(
                 fmt_rate(load, rate),
                 load.unit(),
                 ratio,
-                lost.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                lost.unwrap_or_else(|| "-".into()),
                 cpu.map(|c| format!("{c:.0}%"))
                     .unwrap_or_else(|| "-".into()),
                 rss.map(|r| format!("{:.1} MiB", r as f64 / 1024.0))

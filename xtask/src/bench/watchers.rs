@@ -50,6 +50,8 @@ pub struct Cost {
     pub summary: Option<Value>,
     /// sockpath's start object (attach_ms, hooks).
     pub start: Option<Value>,
+    /// Packets tcpdump said the kernel dropped for it.
+    pub tcpdump_dropped: Option<u64>,
 }
 
 pub struct Running {
@@ -190,13 +192,22 @@ impl Running {
                 _ => return Err(anyhow!("tcpdump did not start")),
             }
         }
-        thread::spawn(move || for _ in lines {});
+        // At exit tcpdump says "N packets dropped by kernel": its own lost events.
+        let last_line = Arc::new(Mutex::new(None));
+        let l2 = last_line.clone();
+        let reader = thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if l.contains("dropped by kernel") {
+                    *l2.lock().unwrap() = Some(l);
+                }
+            }
+        });
         let pid = child.id();
         Ok(Self {
             cpu_at_start: cpu_seconds(pid).unwrap_or(0.0),
             child,
-            last_line: Arc::new(Mutex::new(None)),
-            reader: None,
+            last_line,
+            reader: Some(reader),
             start: None,
             capture: Some(file),
         })
@@ -227,17 +238,24 @@ impl Running {
         if let Some(f) = &self.capture {
             let _ = std::fs::remove_file(f);
         }
-        let summary = self
-            .last_line
-            .lock()
-            .unwrap()
-            .as_deref()
-            .and_then(|l| serde_json::from_str(l).ok());
+        let last = self.last_line.lock().unwrap().clone();
+        let (summary, dropped) = if self.capture.is_some() {
+            let n = last
+                .as_deref()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok());
+            (None, n)
+        } else {
+            (
+                last.as_deref().and_then(|l| serde_json::from_str(l).ok()),
+                None,
+            )
+        };
         Ok(Cost {
             cpu_s: cpu,
             peak_rss_kib: peak,
             summary,
             start: self.start.take(),
+            tcpdump_dropped: dropped,
         })
     }
 }
