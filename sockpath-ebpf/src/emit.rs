@@ -13,6 +13,12 @@ use sockpath_ebpf::{
 
 use crate::maps::{count, RxCtx, EVENTS, RX_CTX};
 
+/// Ring buffer writes never wake the reader (BPF_RB_NO_WAKEUP): user space drains the ring on
+/// a short timer instead. With the default, every event written after the reader caught up
+/// queues an irq_work and wakes it, which at tens of thousands of packets a second cost more
+/// than reading the events themselves, on both sides.
+pub const RB_FLAGS: u64 = 1;
+
 /// The CPU's receive context: whether it serves NET_RX now, and which journey.
 #[inline(always)]
 pub fn rx_ctx() -> Option<*mut RxCtx> {
@@ -81,7 +87,7 @@ pub fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
 /// Writes an event that already sits in map memory.
 #[inline(always)]
 pub fn send<T: 'static>(event: &T) {
-    if EVENTS.output::<T>(event, 0).is_err() {
+    if EVENTS.output::<T>(event, RB_FLAGS).is_err() {
         count(counter::EVENTS_LOST);
     }
 }

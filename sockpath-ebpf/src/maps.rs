@@ -124,6 +124,13 @@ pub struct RxCtx {
     pub journey: u64,
     /// Per-CPU journey sequence number.
     pub seq: u64,
+    /// The device of the last watched packet on this CPU, with its ifindex, namespace and
+    /// name: consecutive packets almost always come from the same device, and reading these
+    /// through its pointers costs four reads.
+    pub dev: u64,
+    pub ifindex: u32,
+    pub netns: u32,
+    pub ifname: [u8; 16],
 }
 
 #[map]

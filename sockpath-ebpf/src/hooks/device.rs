@@ -17,7 +17,7 @@ use crate::{
         offsets, read, read_ptr,
         skb::{self, parse_flow, track},
     },
-    maps::{count, Tracked, EVENTS, PACKET_SCRATCH},
+    maps::{count, RxCtx, Tracked, EVENTS, PACKET_SCRATCH},
 };
 
 /// `TP_PROTO(struct sk_buff *skb)`, fired in __netif_receive_skb_core() after the driver (or
@@ -26,23 +26,25 @@ use crate::{
 #[btf_tracepoint(function = "netif_receive_skb")]
 pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
     count(counter::PACKETS_SEEN);
+    let Some(c) = rx_ctx() else {
+        return 0;
+    };
+    // SAFETY: per-CPU slot, used by this program on this CPU only while it runs.
+    let c = unsafe { &mut *c };
     let skb: u64 = ctx.arg(0);
-    let journey = match try_netif_receive_skb(skb) {
+    // An unwatched packet clears the journey so that its socket events are not taken for the
+    // previous packet's.
+    c.journey = match try_netif_receive_skb(skb, c) {
         Ok(j) => j,
         Err(_) => {
             count(counter::READ_ERRORS);
             0
         }
     };
-    if let Some(c) = rx_ctx() {
-        // SAFETY: per-CPU slot. An unwatched packet clears the slot so that its socket events
-        // are not taken for the previous packet's.
-        unsafe { (*c).journey = journey };
-    }
     0
 }
 
-fn try_netif_receive_skb(skb: u64) -> Result<u64, i32> {
+fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     let o = offsets();
     let f = filter::get();
     let data = read_ptr(skb, o.skb_data)?;
@@ -54,22 +56,34 @@ fn try_netif_receive_skb(skb: u64) -> Result<u64, i32> {
     if !filter::packet_matches(&f, &flow) {
         return Ok(0);
     }
-    let (ifindex, ifname, netns) = skb::device(skb, &o);
-    if !filter::ifname_matches(&f, &ifname) {
+    // The device: from the per-CPU cache when the pointer and ifindex are the ones seen last
+    // (a freed device's memory reused for another would not have its ifindex).
+    let dev = read_ptr(skb, o.skb_dev).unwrap_or(0);
+    let ifindex = if dev == 0 {
+        0
+    } else {
+        read::<u32>(dev, o.dev_ifindex).unwrap_or(0)
+    };
+    if dev != c.dev || ifindex != c.ifindex {
+        let (name, netns) = skb::device(dev, &o);
+        c.dev = dev;
+        c.ifindex = ifindex;
+        c.ifname = name;
+        c.netns = netns;
+    }
+    if !filter::ifname_matches(&f, &c.ifname) {
         return Ok(0);
     }
+    let (ifname, netns) = (c.ifname, c.netns);
 
     let head = read_ptr(skb, o.skb_head)?;
     let nh_off = (data - head) as u16;
-    let Some(c) = rx_ctx() else { return Ok(0) };
-    // SAFETY: per-CPU slot.
-    let journey = unsafe {
-        (*c).seq += 1;
-        // CPU in the top bits: ids are unique across CPUs without a shared counter.
-        (((bpf_get_smp_processor_id() as u64) + 1) << 48) | ((*c).seq & 0xffff_ffff_ffff)
-    };
-    // SAFETY: per-CPU slot.
-    unsafe { (*c).watched = 1 };
+    c.seq += 1;
+    // CPU in the top bits: ids are unique across CPUs without a shared counter.
+    // SAFETY: helper without preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
+    let journey = ((cpu + 1) << 48) | (c.seq & 0xffff_ffff_ffff);
+    c.watched = 1;
     track(
         skb,
         Tracked {
@@ -130,7 +144,7 @@ fn try_netif_receive_skb(skb: u64) -> Result<u64, i32> {
     ev._pad = 0;
     // SAFETY: the slice covers the fixed part plus `cap` valid data bytes of the scratch event.
     let bytes = unsafe { core::slice::from_raw_parts(ev as *const _ as *const u8, size) };
-    if size <= core::mem::size_of_val(ev) && EVENTS.output::<[u8]>(bytes, 0).is_err() {
+    if size <= core::mem::size_of_val(ev) && EVENTS.output::<[u8]>(bytes, emit::RB_FLAGS).is_err() {
         count(counter::EVENTS_LOST);
     }
     Ok(journey)

@@ -44,7 +44,7 @@ fn looked_up(table: LookupTable, found: u64) {
     let o = offsets();
     sock::info_into(&mut ev.sock, found, o);
     sock::info_into(&mut ev.other, 0, o);
-    entry.submit(0);
+    entry.submit(emit::RB_FLAGS);
 }
 
 /// `$fexit` and `$kretprobe` programs for a lookup function returning `struct sock *`.

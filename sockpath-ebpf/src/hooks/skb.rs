@@ -49,7 +49,7 @@ pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent
     ev.sk = 0;
     ev.comm = emit::comm();
     more(ev);
-    entry.submit(0);
+    entry.submit(emit::RB_FLAGS);
     true
 }
 

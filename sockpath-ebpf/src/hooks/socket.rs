@@ -56,13 +56,13 @@ pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEve
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     sock::info_into(&mut ev.sock, sk, &o);
     if !filter::sock_matches(&f, &ev.sock) {
-        entry.discard(0);
+        entry.discard(emit::RB_FLAGS);
         return;
     }
     let (flags, journey) = emit::current_journey();
     fill(ev, what, flags, journey);
     more(ev);
-    entry.submit(0);
+    entry.submit(emit::RB_FLAGS);
 }
 
 /// `TP_PROTO(const struct sock *sk)`: sock_def_readable() and friends, after a packet was queued
@@ -105,7 +105,7 @@ pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
     fill(ev, SockWhat::TcpRcv, flags, journey);
     sock::info_into(&mut ev.sock, sk, &o);
     ev.skb = skb;
-    entry.submit(0);
+    entry.submit(emit::RB_FLAGS);
     0
 }
 

@@ -52,6 +52,6 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
     sock::info_into(&mut ev.other, req, &o);
     ev.comm = emit::comm();
     ev.call = CallInfo::default();
-    entry.submit(0);
+    entry.submit(emit::RB_FLAGS);
     0
 }

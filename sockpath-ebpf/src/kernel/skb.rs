@@ -176,19 +176,18 @@ pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
     }
 }
 
-/// Device fields: ifindex, name, and the device's network namespace inode.
+/// A device's name and the inode of its network namespace.
 #[inline(always)]
-pub fn device(skb: u64, o: &KernelOffsets) -> (u32, [u8; 16], u32) {
-    let Ok(dev) = read_ptr(skb, o.skb_dev) else {
-        return (0, [0; 16], 0);
-    };
-    let ifindex = read::<u32>(dev, o.dev_ifindex).unwrap_or(0);
+pub fn device(dev: u64, o: &KernelOffsets) -> ([u8; 16], u32) {
+    if dev == 0 {
+        return ([0; 16], 0);
+    }
     let name = read::<[u8; 16]>(dev, o.dev_name).unwrap_or([0; 16]);
     let netns = match read_ptr(dev, o.dev_nd_net) {
         Ok(net) => read::<u32>(net, o.net_inum).unwrap_or(0),
         Err(_) => 0,
     };
-    (ifindex, name, netns)
+    (name, netns)
 }
 
 pub fn header_unset(v: u16) -> bool {

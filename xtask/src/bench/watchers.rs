@@ -144,24 +144,31 @@ impl Running {
             .map_err(|e| anyhow!("sockpath did not start ({e}): {first:?}"))?;
         let last_line = Arc::new(Mutex::new(None));
         let l2 = last_line.clone();
-        // Journeys are read and thrown away: what printing them costs sockpath is measured, not
-        // what storing them would cost us. The summary is the last line.
+        // Journeys are read in large chunks and thrown away, keeping only the tail: the
+        // summary is the last line. (Reading line by line in this unoptimised build was slower
+        // than sockpath writes, and the full pipe made sockpath lose events.)
         let reader = thread::spawn(move || {
-            let mut line = String::new();
-            let mut buf = Vec::with_capacity(1 << 16);
+            let mut chunk = vec![0u8; 1 << 20];
+            let mut tail: Vec<u8> = Vec::new();
             loop {
-                line.clear();
-                buf.clear();
-                match out.read_until(b'\n', &mut buf) {
+                match out.read(&mut chunk) {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if buf.starts_with(b"{\"") && buf.windows(9).any(|w| w == b"\"summary\"") {
-                            *l2.lock().unwrap() = Some(String::from_utf8_lossy(&buf).into_owned());
+                    Ok(n) => {
+                        tail.extend_from_slice(&chunk[..n]);
+                        if tail.len() > 8192 {
+                            tail.drain(..tail.len() - 8192);
                         }
                     }
                 }
             }
-            let _ = out.read_to_end(&mut buf);
+            let text = String::from_utf8_lossy(&tail);
+            if let Some(l) = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("{\"type\":\"summary\""))
+            {
+                *l2.lock().unwrap() = Some(l.to_string());
+            }
         });
         let pid = child.id();
         Ok(Self {
