@@ -17,6 +17,7 @@ mod output;
 mod packet;
 mod probes_cmd;
 mod procfs;
+mod text;
 #[cfg(test)]
 mod throughput;
 mod watch;

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::text::push_padded;
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Clock {
     /// realtime - monotonic, nanoseconds.
@@ -64,44 +66,25 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Appends `v` in decimal, zero-padded to `width` digits.
-fn push_num(s: &mut String, v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for _ in buf.len() - i..width {
-        s.push('0');
-    }
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
-}
-
 /// RFC 3339 UTC with nanoseconds, for JSON. Written by hand: it runs for every item.
 pub fn rfc3339(wall_ns: u64) -> String {
     let secs = (wall_ns / 1_000_000_000) as i64;
     let (y, mo, d) = civil(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400) as u64;
     let mut s = String::with_capacity(30);
-    push_num(&mut s, y as u64, 4);
+    push_padded(&mut s, y as u64, 4);
     s.push('-');
-    push_num(&mut s, mo.into(), 2);
+    push_padded(&mut s, mo.into(), 2);
     s.push('-');
-    push_num(&mut s, d.into(), 2);
+    push_padded(&mut s, d.into(), 2);
     s.push('T');
-    push_num(&mut s, sod / 3600, 2);
+    push_padded(&mut s, sod / 3600, 2);
     s.push(':');
-    push_num(&mut s, sod / 60 % 60, 2);
+    push_padded(&mut s, sod / 60 % 60, 2);
     s.push(':');
-    push_num(&mut s, sod % 60, 2);
+    push_padded(&mut s, sod % 60, 2);
     s.push('.');
-    push_num(&mut s, wall_ns % 1_000_000_000, 9);
+    push_padded(&mut s, wall_ns % 1_000_000_000, 9);
     s.push('Z');
     s
 }
@@ -131,13 +114,13 @@ pub fn time_of_day(wall_ns: u64) -> String {
     let secs = (wall_ns / 1_000_000_000) as i64;
     let local = (secs + local_offset(secs)).rem_euclid(86_400) as u64;
     let mut s = String::with_capacity(15);
-    push_num(&mut s, local / 3600, 2);
+    push_padded(&mut s, local / 3600, 2);
     s.push(':');
-    push_num(&mut s, local / 60 % 60, 2);
+    push_padded(&mut s, local / 60 % 60, 2);
     s.push(':');
-    push_num(&mut s, local % 60, 2);
+    push_padded(&mut s, local % 60, 2);
     s.push('.');
-    push_num(&mut s, wall_ns % 1_000_000_000 / 1000, 6);
+    push_padded(&mut s, wall_ns % 1_000_000_000 / 1000, 6);
     s
 }
 

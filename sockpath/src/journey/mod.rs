@@ -17,7 +17,7 @@ pub mod sockets;
 mod syscalls;
 
 use crate::journey::model::Timestamp;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -54,7 +54,7 @@ impl Default for Config {
             filter: WatchFilter::default(),
             settle_ns: 100_000_000,
             hold_ns: 2_000_000_000,
-            max_open: 50_000,
+            max_open: 20_000,
             hooks: hooks::HookChoice::default(),
         }
     }
@@ -191,6 +191,9 @@ pub struct Assembler {
     names: KernelNames,
     clock: Clock,
     open: FxHashMap<u64, Open>,
+    /// The open journeys by start time: the oldest, for eviction and the output's watermark,
+    /// without a scan of all of them for every packet.
+    by_t0: BTreeSet<(u64, u64)>,
     /// Recently finished journey ids (late events for them are not orphans).
     finished: FxHashSet<u64>,
     finished_order: VecDeque<u64>,
@@ -222,6 +225,7 @@ impl Assembler {
             names,
             clock,
             open: FxHashMap::default(),
+            by_t0: BTreeSet::new(),
             finished: FxHashSet::default(),
             finished_order: VecDeque::new(),
             sockets: SocketTable::default(),
@@ -258,6 +262,27 @@ impl Assembler {
     }
 
     /// Sockets whose owner is unknown though they have a file: worth a /proc rescan.
+    /// How much the assembler holds, for `RUST_LOG=debug`.
+    pub fn debug_sizes(&self) -> String {
+        format!(
+            "open={} finished={} order={} segments={} dgrams={}/{} fins={} accepts={} backlog={} ready={} socks={} undecided={} changes={} notes={}",
+            self.open.len(),
+            self.finished.len(),
+            self.finished_order.len(),
+            self.segments.values().map(|v| v.len()).sum::<usize>(),
+            self.datagrams.len(),
+            self.datagrams.values().map(|v| v.len()).sum::<usize>(),
+            self.fins.len(),
+            self.accepts.len(),
+            self.backlog.len(),
+            self.ready.len(),
+            self.sockets.len(),
+            self.syscalls.undecided_len(),
+            self.syscalls.changes_len(),
+            self.syscalls.notes_len(),
+        )
+    }
+
     pub fn needs_owner_scan(&self) -> bool {
         self.open.values().any(|o| {
             o.obs.iter().any(|ob| match ob {
@@ -272,7 +297,7 @@ impl Assembler {
 
     /// Earliest start of a journey still open (nothing older can still appear in the output).
     pub fn oldest_open(&self) -> Option<u64> {
-        self.open.values().map(|o| o.t0).min()
+        self.by_t0.first().map(|(t0, _)| *t0)
     }
 
     pub fn take_ready(&mut self) -> Vec<Item> {
@@ -319,7 +344,9 @@ impl Assembler {
             if o.pkt.is_none() {
                 // Events about the packet were read before its device-receive event (a record
                 // committed late): the journey was opened for them, and is now whole.
+                self.by_t0.remove(&(o.t0, id));
                 o.t0 = p.meta.ts_ns;
+                self.by_t0.insert((o.t0, id));
                 o.cpu = p.meta.cpu;
                 o.lost = p.meta.ts_ns <= self.lost_until;
                 o.headers = headers;
@@ -332,10 +359,13 @@ impl Assembler {
             }
         }
         if self.open.len() >= self.cfg.max_open {
-            if let Some(oldest) = self.open.values().min_by_key(|o| o.t0).map(|o| o.kernel_id) {
+            if let Some(&(_, oldest)) = self.by_t0.first() {
                 if let Some(mut o) = self.open.remove(&oldest) {
-                    o.evicted = true;
-                    self.summary.evicted += 1;
+                    // One that has all it waits for was only settling: it ends as it is.
+                    if o.awaiting && !o.terminal() {
+                        o.evicted = true;
+                        self.summary.evicted += 1;
+                    }
                     self.finalize(o);
                 }
             }
@@ -356,6 +386,7 @@ impl Assembler {
             evicted: false,
             waits_on: Vec::new(),
         };
+        self.by_t0.insert((t0, id));
         self.open.insert(id, o);
     }
 
@@ -367,6 +398,7 @@ impl Assembler {
         }
         if !self.open.contains_key(&id) {
             self.next_seq += 1;
+            self.by_t0.insert((ts, id));
             self.open.insert(
                 id,
                 Open {
@@ -877,6 +909,7 @@ impl Assembler {
 
     fn finalize(&mut self, o: Open) {
         let id = o.kernel_id;
+        self.by_t0.remove(&(o.t0, id));
         self.finished.insert(id);
         self.finished_order.push_back(id);
         while self.finished_order.len() > 65536 {

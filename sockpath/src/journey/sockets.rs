@@ -9,7 +9,7 @@ use super::{
     model::{Hex, Owner, SocketView},
     names::tcp_state,
 };
-use crate::{decode::Socket, packet::Headers};
+use crate::{decode::Socket, packet::Headers, text::uint};
 
 /// At most this many sockets are remembered; the least recently seen go first.
 const MAX_SOCKETS: usize = 65536;
@@ -58,6 +58,9 @@ fn port_key(s: &Socket) -> Option<PortKey> {
 }
 
 impl SocketTable {
+    pub fn len(&self) -> usize {
+        self.by_sk.len()
+    }
     /// Records what an event showed of a socket at time `ts`. Events do not arrive in time
     /// order (a system call is reported when it returns, with what its socket looked like on
     /// entry): a snapshot older than what is known only fills in what was missing.
@@ -325,21 +328,14 @@ pub fn endpoint(addr: IpAddr, port: u16) -> String {
                 if i > 0 {
                     s.push('.');
                 }
-                push_u(&mut s, u32::from(*o));
+                s.push_str(uint(*o).as_str());
             }
             s.push(':');
-            push_u(&mut s, u32::from(port));
+            s.push_str(uint(port).as_str());
             s
         }
         v6 => SocketAddr::new(v6, port).to_string(),
     }
-}
-
-fn push_u(s: &mut String, v: u32) {
-    if v >= 10 {
-        push_u(s, v / 10);
-    }
-    s.push(char::from(b'0' + (v % 10) as u8));
 }
 
 fn same_addr(a: IpAddr, b: IpAddr) -> bool {

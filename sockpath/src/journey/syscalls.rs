@@ -38,6 +38,15 @@ pub struct Syscalls {
 }
 
 impl Syscalls {
+    pub fn undecided_len(&self) -> usize {
+        self.undecided.len()
+    }
+    pub fn changes_len(&self) -> usize {
+        self.changes.len()
+    }
+    pub fn notes_len(&self) -> usize {
+        self.notes.len()
+    }
     pub fn new(filter: WatchFilter) -> Self {
         Self {
             filter,

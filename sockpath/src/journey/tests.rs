@@ -534,3 +534,60 @@ fn text_block_shows_summary_stages_and_outcome() {
         "    => no socket for 127.0.0.1:4000: RST sent, dropped (NO_SOCKET)"
     );
 }
+
+#[test]
+fn over_the_cap_the_oldest_journey_ends_given_up_only_if_it_still_waited() {
+    let cfg = Config {
+        filter: WatchFilter {
+            port: Some(4000),
+            ..WatchFilter::default()
+        },
+        max_open: 2,
+        ..Config::default()
+    };
+    let mut a = Assembler::new(cfg, KernelNames::for_tests(), Clock::fixed(0));
+    let bound = sock(7, 17, 4000, 0, 7);
+    let mut events = vec![];
+    // Datagram 1 is queued and read (only settling); datagram 2 is queued and never read.
+    for i in 1..=2u64 {
+        events.push(packet(MS * i, i, udp4(5000, 4000, b"x")));
+        events.push(Event::Sock(sock_ev(
+            MS * i + 1,
+            i,
+            true,
+            SockWhat::DataReady,
+            bound.clone(),
+        )));
+        if i == 1 {
+            let mut r = sock_ev(MS * i + 2, 0, false, SockWhat::Recv, bound.clone());
+            r.arg0 = 1;
+            events.push(Event::Sock(r));
+        }
+    }
+    // Two more packets push both out, oldest first.
+    for i in 3..=4u64 {
+        events.push(packet(MS * i, i, udp4(5000, 4000, b"x")));
+    }
+    for e in events {
+        a.push(e);
+    }
+    let mut out: Vec<Journey> = a
+        .take_ready()
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Journey(j) => Some(*j),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|j| j.id);
+    assert_eq!(out.len(), 2, "the two oldest were pushed out");
+    assert!(out[0].complete, "{:?}", out[0].incomplete_reason);
+    assert_eq!(out[0].outcome.kind, OutcomeKind::Read);
+    assert!(!out[1].complete);
+    assert_eq!(
+        out[1].incomplete_reason.as_deref(),
+        Some("given up on: too many journeys in flight")
+    );
+    assert_eq!(a.summary().evicted, 1);
+    assert_eq!(a.oldest_open(), Some(3 * MS));
+}

@@ -11,6 +11,7 @@ use crate::{
         sockets::endpoint,
     },
     packet::Headers,
+    text::{push_padded, uint},
 };
 
 pub struct TextSink<W: Write> {
@@ -29,32 +30,54 @@ impl<W: Write> TextSink<W> {
 
 /// The packet as a capture shows it: `127.0.0.1:4444 → 127.0.0.1:4000 TCP [SYN, ACK] Seq=.. Ack=.. Win=.. Len=0`.
 pub fn packet_line(h: &Headers) -> String {
-    let ports = h.sport.zip(h.dport);
-    let (src, dst) = match ports {
-        Some((s, d)) => (endpoint(h.src, s), endpoint(h.dst, d)),
-        None => (h.src.to_string(), h.dst.to_string()),
-    };
-    let proto = h.proto_name().to_uppercase();
-    let mut line = format!("{src} → {dst} {proto}");
-    if let Some(t) = &h.tcp {
-        line.push_str(&format!(" [{}] Seq={}", t.flags.join(", "), t.seq));
-        if t.flags.contains(&"ACK") {
-            line.push_str(&format!(" Ack={}", t.ack));
+    let mut line = String::with_capacity(112);
+    match h.sport.zip(h.dport) {
+        Some((s, d)) => {
+            line.push_str(&endpoint(h.src, s));
+            line.push_str(" → ");
+            line.push_str(&endpoint(h.dst, d));
         }
-        line.push_str(&format!(" Win={}", t.window));
+        None => {
+            line.push_str(&h.src.to_string());
+            line.push_str(" → ");
+            line.push_str(&h.dst.to_string());
+        }
     }
-    line.push_str(&format!(" Len={}", h.payload_len));
+    line.push(' ');
+    line.push_str(&h.proto_name().to_uppercase());
+    if let Some(t) = &h.tcp {
+        line.push_str(" [");
+        line.push_str(&t.flags.join(", "));
+        line.push_str("] Seq=");
+        line.push_str(uint(t.seq).as_str());
+        if t.flags.contains(&"ACK") {
+            line.push_str(" Ack=");
+            line.push_str(uint(t.ack).as_str());
+        }
+        line.push_str(" Win=");
+        line.push_str(uint(t.window).as_str());
+    }
+    line.push_str(" Len=");
+    line.push_str(uint(h.payload_len).as_str());
     line
 }
 
 /// `12.3µs` or `1.234ms`, appended to `s`.
 fn push_duration(s: &mut String, ns: u64) {
-    use std::fmt::Write as _;
-    let _ = if ns < 1_000_000 {
-        write!(s, "{:.1}µs", ns as f64 / 1e3)
+    // Integer arithmetic, rounded half up: float formatting cost more than the rest of a line.
+    if ns < 1_000_000 {
+        let tenths = (ns + 50) / 100;
+        s.push_str(uint(tenths / 10).as_str());
+        s.push('.');
+        s.push_str(uint(tenths % 10).as_str());
+        s.push_str("µs");
     } else {
-        write!(s, "{:.3}ms", ns as f64 / 1e6)
-    };
+        let thousandths = (ns + 500) / 1000;
+        s.push_str(uint(thousandths / 1000).as_str());
+        s.push('.');
+        push_padded(s, thousandths % 1000, 3);
+        s.push_str("ms");
+    }
 }
 
 /// Strings reused from line to line: the text output runs for every packet.

@@ -38,6 +38,9 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
     pub fn push(&mut self, item: Item) {
         self.seq += 1;
         self.heap.push(Reverse(Entry {

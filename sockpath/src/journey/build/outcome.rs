@@ -10,6 +10,7 @@ use super::{
     words::{syscall_result, time_wait, who, ESTABLISHED, LISTEN, SYN_RECV},
     Facts,
 };
+use crate::text::{cat, uint};
 
 pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
     let Facts {
@@ -131,7 +132,11 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         let got: u64 = reads.iter().map(|r| r.bytes).sum();
         if let Some(last) = reads.last() {
             let text = if got >= payload {
-                format!("{payload} bytes delivered and read by {}", who(last))
+                cat(&[
+                    uint(payload).as_str(),
+                    " bytes delivered and read by ",
+                    &who(last),
+                ])
             } else {
                 format!(
                     "{got} of {payload} bytes read by {}, the rest still queued",

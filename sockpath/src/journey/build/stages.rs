@@ -15,7 +15,10 @@ use super::{
     words::{sock_text, syscall_result, time_wait, transport_fn, who, LISTEN},
     Facts,
 };
-use crate::decode::Socket;
+use crate::{
+    decode::Socket,
+    text::{cat, uint},
+};
 
 /// Where a stage belongs on the receive path, for placing inferred stages among observed ones.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,14 +149,18 @@ fn inferred_lookup(o: &Open, f: &Facts, sockets: &SocketTable) -> String {
                     _ => None,
                 })
                 .unwrap_or(s.state);
-            return format!(
-                "4-tuple match {} <- {} ({})",
-                endpoint(s.laddr, s.lport),
-                endpoint(s.raddr, s.rport),
-                names::tcp_state(found)
-            );
+            let v = sockets.view_at(s, o.t0);
+            return cat(&[
+                "4-tuple match ",
+                &v.local,
+                " <- ",
+                &v.remote,
+                " (",
+                names::tcp_state(found),
+                ")",
+            ]);
         }
-        let mut d = format!("bound socket {}", endpoint(s.laddr, s.lport));
+        let mut d = cat(&["bound socket ", &sockets.view_at(s, o.t0).local]);
         let why = listener_choice(s, h, sockets, o.t0);
         if !why.is_empty() {
             d.push_str(": ");
@@ -223,7 +230,7 @@ fn observed(
             stage(
                 "tcp_rcv_established",
                 hooks.hook(StageId::EstablishedReceive),
-                format!("on {}", view(sock)),
+                cat(&["on ", &view(sock)]),
             ),
         ),
         Obs::SynAck { ts, listener, req } => (
@@ -243,22 +250,23 @@ fn observed(
         Obs::State { ts, sock, from, to } => (
             Phase::Socket,
             *ts,
-            stage(
-                "inet_sock_set_state",
-                hooks.hook(StageId::TcpState),
-                format!(
-                    "{} -> {} on {} <- {}{}",
+            stage("inet_sock_set_state", hooks.hook(StageId::TcpState), {
+                let v = sockets.view_at(sock, o.t0);
+                cat(&[
                     names::tcp_state(*from),
+                    " -> ",
                     names::tcp_state(*to),
-                    endpoint(sock.laddr, sock.lport),
-                    endpoint(sock.raddr, sock.rport),
+                    " on ",
+                    &v.local,
+                    " <- ",
+                    &v.remote,
                     if time_wait(h, *from, *to) {
                         " (continues as a TIME_WAIT socket)"
                     } else {
                         ""
-                    }
-                ),
-            ),
+                    },
+                ])
+            }),
         ),
         Obs::DataReady { ts, sock } => (
             Phase::Socket,
@@ -267,12 +275,13 @@ fn observed(
                 "sk_data_ready",
                 hooks.hook(StageId::Queue),
                 if sock.state == LISTEN {
-                    format!(
-                        "connection queued on the accept queue of {}; accept() woken",
-                        view(sock)
-                    )
+                    cat(&[
+                        "connection queued on the accept queue of ",
+                        &view(sock),
+                        "; accept() woken",
+                    ])
                 } else {
-                    format!("queued on {}; reader woken", view(sock))
+                    cat(&["queued on ", &view(sock), "; reader woken"])
                 },
             ),
         ),
@@ -359,7 +368,7 @@ fn observed(
             stage(
                 "read",
                 hooks.hook(StageId::Read),
-                format!("{} bytes read by {}", r.bytes, who(r)),
+                cat(&[uint(r.bytes).as_str(), " bytes read by ", &who(r)]),
             ),
         ),
         Obs::Eof(r) => (
@@ -368,7 +377,7 @@ fn observed(
             stage(
                 "read",
                 hooks.hook(StageId::Read),
-                format!("end of file read by {} = 0", who(r)),
+                cat(&["end of file read by ", &who(r), " = 0"]),
             ),
         ),
         Obs::Accepted(r) => (
@@ -419,10 +428,15 @@ pub fn stages(
             stage: stage(
                 "netif_receive_skb",
                 hooks.hook(StageId::DeviceReceive),
-                format!(
-                    "dev {} (ifindex {}), {} bytes",
-                    p.ifname, p.ifindex, p.wire_len
-                ),
+                cat(&[
+                    "dev ",
+                    &p.ifname,
+                    " (ifindex ",
+                    uint(p.ifindex).as_str(),
+                    "), ",
+                    uint(p.wire_len).as_str(),
+                    " bytes",
+                ]),
             ),
         });
     }

@@ -1,7 +1,11 @@
 //! Small pieces of text the journey is told with.
 
-use super::super::{model::SocketView, names, sockets::endpoint, ReadObs};
-use crate::{decode::Socket, packet::Headers};
+use super::super::{model::SocketView, names, ReadObs};
+use crate::{
+    decode::Socket,
+    packet::Headers,
+    text::{int, uint},
+};
 
 pub const LISTEN: u8 = 10;
 pub const SYN_RECV: u8 = 3;
@@ -9,16 +13,17 @@ pub const ESTABLISHED: u8 = 1;
 
 /// `nc[123] via read(4)`
 pub fn who(r: &ReadObs) -> String {
-    use std::fmt::Write as _;
     let mut s = String::with_capacity(40);
     s.push_str(&r.comm);
-    let _ = write!(s, "[{}]", r.pid);
+    s.push('[');
+    s.push_str(uint(r.pid).as_str());
+    s.push(']');
     if let Some(c) = &r.syscall {
         s.push_str(" via ");
         s.push_str(c);
         s.push('(');
         if let Some(fd) = r.fd {
-            let _ = write!(s, "{fd}");
+            s.push_str(int(fd).as_str());
         }
         s.push(')');
     }
@@ -36,30 +41,36 @@ pub fn syscall_result(ret: i64) -> String {
 
 /// ` (nc[123] fd 4)`, or nothing when the owner is unknown.
 pub fn owner(view: &SocketView) -> String {
-    match &view.owner {
-        Some(o) => format!(" ({}[{}] fd {})", o.comm, o.pid, o.fd),
-        None => String::new(),
+    let mut s = String::new();
+    push_owner(&mut s, view);
+    s
+}
+
+fn push_owner(s: &mut String, view: &SocketView) {
+    if let Some(o) = &view.owner {
+        s.push_str(" (");
+        s.push_str(&o.comm);
+        s.push('[');
+        s.push_str(uint(o.pid).as_str());
+        s.push_str("] fd ");
+        s.push_str(int(o.fd).as_str());
+        s.push(')');
     }
 }
 
-/// `127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[123] fd 4)`
+/// `127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[123] fd 4)`. `view` is `s` as the socket
+/// table shows it, endpoints already in text.
 pub fn sock_text(s: &Socket, view: &SocketView) -> String {
-    if s.rport == 0 {
-        format!(
-            "{} {}{}",
-            endpoint(s.laddr, s.lport),
-            view.state,
-            owner(view)
-        )
-    } else {
-        format!(
-            "{} <- {} {}{}",
-            endpoint(s.laddr, s.lport),
-            endpoint(s.raddr, s.rport),
-            view.state,
-            owner(view)
-        )
+    let mut t = String::with_capacity(96);
+    t.push_str(&view.local);
+    if s.rport != 0 {
+        t.push_str(" <- ");
+        t.push_str(&view.remote);
     }
+    t.push(' ');
+    t.push_str(view.state);
+    push_owner(&mut t, view);
+    t
 }
 
 /// The kernel ends a connection that received the final FIN (or the ACK of ours in CLOSING) by
