@@ -44,7 +44,8 @@ pub fn require_root() {
     );
 }
 
-fn sh(cmd: &mut Command) -> String {
+/// Runs `cmd`, asserts it succeeded, returns its stdout.
+pub fn sh(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),

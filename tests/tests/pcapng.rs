@@ -11,7 +11,7 @@ use std::{
 };
 
 use serde_json::Value;
-use sockpath_tests::{bin, connect_from, free_port, require_root, unique, Netns, VethPair};
+use sockpath_tests::{bin, connect_from, free_port, require_root, sh, unique, Netns, VethPair};
 
 /// The tests read files with the real tshark; without it they fail and say why (rather than
 /// pass having checked nothing).
@@ -26,17 +26,6 @@ fn require_tshark() {
         found,
         "tshark is not installed: `cargo xtask setup` installs it (Debian package tshark)"
     );
-}
-
-/// Runs `cmd`, asserts it succeeded, returns its stdout.
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn temp_path(ext: &str) -> PathBuf {

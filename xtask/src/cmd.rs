@@ -66,3 +66,42 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+/// Whether a Debian package is installed.
+pub fn installed(pkg: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_some_and(|s| s.contains("install ok installed"))
+}
+
+/// Installs whichever of `packages` (name, what needs it) are missing; does nothing when all are
+/// present. `who` names the caller in messages; `hint` is added when the install fails.
+pub fn apt_install(packages: &[(&str, &str)], who: &str, hint: &str) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if which("apt-get").is_none() {
+        return Err(anyhow!(
+            "{who} needs these Debian packages and there is no apt-get to install them: {}",
+            missing.join(" ")
+        ));
+    }
+    eprintln!("{who}: installing Debian packages: {}", missing.join(" "));
+    let install = |update: bool| -> anyhow::Result<()> {
+        if update {
+            run(as_root("apt-get").args(["update", "-q"]))?;
+        }
+        run(as_root("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing))
+    };
+    // A fresh machine may have no package lists yet.
+    install(false)
+        .or_else(|_| install(true))
+        .with_context(|| format!("installing {}{hint}", missing.join(" ")))
+}

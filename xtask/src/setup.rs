@@ -7,9 +7,9 @@
 
 use std::process::Command;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 
-use crate::cmd::{self, as_root, output, run, which};
+use crate::cmd::{self, output, run, which};
 
 /// Debian packages and what needs them.
 pub const PACKAGES: &[(&str, &str)] = &[
@@ -26,43 +26,12 @@ pub const PACKAGES: &[(&str, &str)] = &[
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-fn installed(pkg: &str) -> bool {
-    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
-        .is_some_and(|s| s.contains("install ok installed"))
-}
-
 fn packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .map(|(p, _)| *p)
-        .filter(|p| !installed(p))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if which("apt-get").is_none() {
-        return Err(anyhow!(
-            "these Debian packages are needed and there is no apt-get to install them: {}",
-            missing.join(" ")
-        ));
-    }
-    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
-    let install = |update: bool| -> anyhow::Result<()> {
-        if update {
-            run(as_root("apt-get").arg("update").arg("-q"))?;
-        }
-        run(as_root("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing))
-    };
-    // A fresh machine may have no package lists yet.
-    install(false).or_else(|_| install(true)).with_context(|| {
-        format!(
-            "installing {}: on Ubuntu and older Debian, LLVM 22 comes from apt.llvm.org",
-            missing.join(" ")
-        )
-    })
+    cmd::apt_install(
+        PACKAGES,
+        "xtask",
+        ": on Ubuntu and older Debian, LLVM 22 comes from apt.llvm.org",
+    )
 }
 
 fn nightly() -> anyhow::Result<()> {
