@@ -17,13 +17,16 @@ use std::{
 use anyhow::{anyhow, Context as _};
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Load {
     /// 64-byte UDP datagrams, `iperf3 -u -b 0 -l 64`.
+    #[value(name = "udp")]
     SmallUdp,
     /// One TCP stream, `iperf3`.
+    #[value(name = "bulk")]
     BulkTcp,
     /// Short TCP connections: connect, send a byte, the server reads it and closes, close.
+    #[value(name = "short")]
     ShortTcp,
 }
 

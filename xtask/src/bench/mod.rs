@@ -36,6 +36,16 @@ pub struct BenchArgs {
     /// Seconds of the long run that watches sockpath's memory.
     #[arg(long, default_value_t = 60)]
     soak_seconds: u64,
+    /// Only these loads (repeatable; all by default).
+    #[arg(long = "load", value_enum)]
+    loads: Vec<Load>,
+    /// Only these conditions (repeatable; all by default).
+    #[arg(long = "condition", value_enum)]
+    conditions: Vec<Condition>,
+    /// Only the main table: no fixed rates, per-program costs, attach times or memory run.
+    /// For comparing one change quickly; the README's figures come from a full run.
+    #[arg(long)]
+    main_only: bool,
 }
 
 /// The loaded port and a port nobody uses (sockpath watching it filters everything out).
@@ -78,11 +88,21 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let sockpath = build_release()?;
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
+    let loads = if args.loads.is_empty() {
+        Load::ALL.to_vec()
+    } else {
+        args.loads.clone()
+    };
+    let conditions = if args.conditions.is_empty() {
+        Condition::ALL.to_vec()
+    } else {
+        args.conditions.clone()
+    };
     let mut trials = Vec::new();
-    for load in Load::ALL {
+    for &load in &loads {
         for round in 0..args.rounds {
             // Rotate the order so no condition always runs first or last.
-            let mut order = Condition::ALL.to_vec();
+            let mut order = conditions.clone();
             let n = order.len();
             order.rotate_left(round % n);
             for cond in order {
@@ -103,6 +123,12 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
                 });
             }
         }
+    }
+
+    if args.main_only {
+        let text = table::render_trials(&table::machine(), &trials);
+        println!("{text}");
+        return Ok(());
     }
 
     // Fixed rates up to what tcpdump sustained: where each watcher starts losing.

@@ -74,10 +74,17 @@ pub fn render(
     soak: &Cost,
     soak_rate: &[f64],
 ) -> String {
+    let mut s = render_trials(machine, trials);
+    s.push_str(&render_rest(hooks, attach_ms, rss, soak, soak_rate));
+    s
+}
+
+/// The main table: every load under every condition, medians and ratios.
+pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
     let mut s = String::new();
     let rounds = trials
         .iter()
-        .filter(|t| t.load == Load::SmallUdp && t.cond == Condition::Nothing)
+        .filter(|t| trials.first().is_some_and(|f| f.load == t.load && f.cond == t.cond))
         .count();
     let secs = trials.first().map(|t| t.secs).unwrap_or(0);
     s.push_str(&format!(
@@ -141,6 +148,17 @@ pub fn render(
         }
     }
 
+    s
+}
+
+fn render_rest(
+    hooks: &HashMap<(Load, Condition), Vec<ProgStats>>,
+    attach_ms: &[f64],
+    rss: &[(f64, u64)],
+    soak: &Cost,
+    soak_rate: &[f64],
+) -> String {
+    let mut s = String::new();
     s.push_str("\nIn-kernel cost per program run (kernel.bpf_stats_enabled, separate trials), busiest programs:\n\n");
     s.push_str(
         "| load | sockpath watching | program | runs | ns per run |\n|---|---|---|---|---|\n",

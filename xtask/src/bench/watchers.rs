@@ -13,10 +13,12 @@ use std::{
 use anyhow::{anyhow, Context as _};
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Condition {
     Nothing,
+    #[value(name = "other-port")]
     SockpathOtherPort,
+    #[value(name = "loaded-port")]
     SockpathLoadedPort,
     Tcpdump,
 }
