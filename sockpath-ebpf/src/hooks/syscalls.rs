@@ -71,6 +71,33 @@ fn is_inet(si: &SockInfo) -> bool {
     si.family == sock::AF_INET || si.family == sock::AF_INET6
 }
 
+/// The cheap first look at the socket a call is about (one read): false when the call cannot
+/// concern a watched socket, so every other process's calls cost little. Not an IP socket; or,
+/// with a port filter, a socket already bound to another port and not connected to the port,
+/// unless the call is a connect() to it (bind() is always looked at: user space holds a
+/// client's bind until its connect() says whether it is watched).
+#[inline(always)]
+fn wanted_at_all(
+    ctx: &TracePointContext,
+    kind: SyscallKind,
+    sk: u64,
+    o: &KernelOffsets,
+    f: &sockpath_ebpf::config::Filter,
+) -> bool {
+    let p = sock::ports(sk, o);
+    if p.family != sock::AF_INET && p.family != sock::AF_INET6 {
+        return false;
+    }
+    if f.port == 0 || p.lport == 0 || p.lport == f.port || p.rport == f.port {
+        return true;
+    }
+    match kind {
+        SyscallKind::Bind => true,
+        SyscallKind::Connect => read_sockaddr(arg(ctx, 1), arg(ctx, 2)).port == f.port,
+        _ => false,
+    }
+}
+
 /// Entry to any followed socket call.
 #[tracepoint(category = "syscalls", name = "sys_enter")]
 pub fn sys_enter(ctx: TracePointContext) -> i32 {
@@ -111,7 +138,7 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     } else {
         let fd = arg(ctx, 0) as i64;
         let sk = fd_to_sock(fd, &o);
-        if sk == 0 {
+        if sk == 0 || !wanted_at_all(ctx, kind, sk, &o, &f) {
             return Ok(());
         }
         sock::info_into(&mut ev.sock, sk, &o);

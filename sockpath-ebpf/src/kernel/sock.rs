@@ -67,6 +67,34 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
     }
 }
 
+/// A socket's family and ports, for deciding early that a call is not about a watched socket.
+pub struct Ports {
+    pub family: u16,
+    pub lport: u16,
+    pub rport: u16,
+}
+
+/// Reads family and ports in one probe read where they sit side by side in sock_common
+/// (skc_dport, skc_num, then skc_family, as on every kernel so far), in three where BTF says
+/// otherwise.
+#[inline(always)]
+pub fn ports(sk: u64, o: &KernelOffsets) -> Ports {
+    if o.skc_num == o.skc_dport + 2 && o.skc_family == o.skc_dport + 4 {
+        let b = read::<[u8; 6]>(sk, o.skc_dport).unwrap_or([0; 6]);
+        Ports {
+            rport: u16::from_be_bytes([b[0], b[1]]),
+            lport: u16::from_ne_bytes([b[2], b[3]]),
+            family: u16::from_ne_bytes([b[4], b[5]]),
+        }
+    } else {
+        Ports {
+            family: read::<u16>(sk, o.skc_family).unwrap_or(0),
+            lport: read::<u16>(sk, o.skc_num).unwrap_or(0),
+            rport: u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0)),
+        }
+    }
+}
+
 /// The cheap part of the filter: two reads of the socket's ports. Hooks such as sk_data_ready
 /// fire for every socket on the machine, so this runs before anything is reserved or copied.
 #[inline(always)]

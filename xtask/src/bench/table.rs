@@ -84,7 +84,11 @@ pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
     let mut s = String::new();
     let rounds = trials
         .iter()
-        .filter(|t| trials.first().is_some_and(|f| f.load == t.load && f.cond == t.cond))
+        .filter(|t| {
+            trials
+                .first()
+                .is_some_and(|f| f.load == t.load && f.cond == t.cond)
+        })
         .count();
     let secs = trials.first().map(|t| t.secs).unwrap_or(0);
     s.push_str(&format!(
