@@ -10,6 +10,7 @@
 
 mod bpf_stats;
 mod fixed;
+mod hook_groups;
 mod loads;
 mod table;
 mod watchers;
@@ -46,11 +47,15 @@ pub struct BenchArgs {
     /// For comparing one change quickly; the README's figures come from a full run.
     #[arg(long)]
     main_only: bool,
+    /// Also measure what each group of hooks costs traffic on another port (small UDP and
+    /// short connections, one group attached at a time; about 5 minutes more).
+    #[arg(long)]
+    hook_groups: bool,
 }
 
 /// The loaded port and a port nobody uses (sockpath watching it filters everything out).
-const PORT: u16 = 5201;
-const OTHER_PORT: u16 = 5299;
+pub(crate) const PORT: u16 = 5201;
+pub(crate) const OTHER_PORT: u16 = 5299;
 
 fn build_release() -> anyhow::Result<PathBuf> {
     run(
@@ -125,8 +130,13 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    let groups = if args.hook_groups {
+        hook_groups::run(&sockpath, args.rounds, args.seconds)?
+    } else {
+        String::new()
+    };
     if args.main_only {
-        let text = table::render_trials(&table::machine(), &trials);
+        let text = table::render_trials(&table::machine(), &trials) + &groups;
         println!("{text}");
         return Ok(());
     }
@@ -199,7 +209,7 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let text = table::render(
         &machine, &trials, &hooks, &attach, &samples, &soak, &soak_rate,
     );
-    let text = text + &fixed::render(&fixed_rows, args.seconds);
+    let text = text + &fixed::render(&fixed_rows, args.seconds) + &groups;
     println!("{text}");
     std::fs::write(dir.join("results.md"), &text)?;
     eprintln!("bench: written to {}", dir.join("results.md").display());

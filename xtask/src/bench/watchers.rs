@@ -132,11 +132,26 @@ impl Running {
     }
 
     pub fn sockpath(bin: &Path, args: &[&str]) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
+        Self::sockpath_only(bin, args, None)
+    }
+
+    /// sockpath with only `programs` attached (SOCKPATH_ONLY_PROGRAMS), or all of them.
+    pub fn sockpath_only(
+        bin: &Path,
+        args: &[&str],
+        programs: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
+        if let Some(p) = programs {
+            // Its warning that journeys are incomplete is expected here.
+            cmd.env("SOCKPATH_ONLY_PROGRAMS", p).stderr(Stdio::null());
+        } else {
+            cmd.stderr(Stdio::inherit());
+        }
+        let mut child = cmd
             .args(["watch", "--json"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut out = BufReader::new(child.stdout.take().context("stdout")?);
