@@ -148,6 +148,19 @@ pub enum Event {
     Syscall(SyscallEv),
 }
 
+impl Event {
+    /// When the kernel took it (monotonic nanoseconds).
+    pub fn ts_ns(&self) -> u64 {
+        match self {
+            Event::Packet(e) => e.meta.ts_ns,
+            Event::Sock(e) => e.meta.ts_ns,
+            Event::Skb(e) => e.meta.ts_ns,
+            Event::Fib(e) => e.meta.ts_ns,
+            Event::Syscall(e) => e.meta.ts_ns,
+        }
+    }
+}
+
 /// Reads a `T` from the start of `bytes`, which the caller has checked is long enough.
 fn read<T: Copy>(bytes: &[u8]) -> T {
     assert!(bytes.len() >= std::mem::size_of::<T>());

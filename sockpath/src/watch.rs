@@ -25,11 +25,13 @@ use crate::{
     procfs,
 };
 
-const TICK: Duration = Duration::from_millis(50);
+/// How often journeys that are due are finished and the output is written.
+const TICK: Duration = Duration::from_millis(25);
 /// Items held for time ordering at most; past this the oldest go out at once.
 const MAX_BUFFERED: usize = 20_000;
-/// Ring records handled before the other work of the loop gets a turn.
-const BATCH: usize = 32768;
+/// Ring records handled before the other work of the loop gets a turn: about 10 ms of work at
+/// the speed measured, so journeys are finished and written out on time under a flood.
+const BATCH: usize = 4096;
 /// How often the ring buffer is drained: the 16 MiB default holds about half a second of the
 /// heaviest load measured.
 const DRAIN: Duration = Duration::from_millis(10);
@@ -146,6 +148,8 @@ pub async fn run(
     let mut last_clock = Instant::now();
     let mut last_scan = Instant::now();
     let mut decode_warned = false;
+    // Every event the kernel took before this (monotonic) time has been read.
+    let mut known_until = monotonic_ns();
     tokio::pin!(stop);
 
     let mut handle = |asm: &mut Assembler, bytes: &[u8]| match decode::decode(bytes) {
@@ -168,12 +172,22 @@ pub async fn run(
                 // A bounded batch: under a flood the ring is never empty, and the tick (which
                 // finishes journeys and writes them out) must still run. A drain that falls
                 // behind its period runs again at once (missed ticks burst).
+                let drain_started = monotonic_ns();
+                let mut emptied = false;
                 for _ in 0..BATCH {
                     match ring.next() {
                         Some(rec) => handle(&mut asm, &rec),
-                        None => break,
+                        None => {
+                            emptied = true;
+                            break;
+                        }
                     }
                 }
+                known_until = if emptied {
+                    drain_started
+                } else {
+                    known_until.max(asm.newest_event())
+                };
                 // Journeys finished meanwhile (an overload finishes the oldest open one for
                 // each new packet) go to the timeline now, which sends out what is over its
                 // bound: nothing piles up between ticks.
@@ -192,11 +206,16 @@ pub async fn run(
                     last_lost = lost;
                 }
                 if last_clock.elapsed() >= Duration::from_secs(1) {
-                    tracing::debug!("{} timeline={}", asm.debug_sizes(), timeline.len());
+                    tracing::debug!(
+                        "{} timeline={} reading {} ms behind",
+                        asm.debug_sizes(),
+                        timeline.len(),
+                        now.saturating_sub(known_until) / 1_000_000
+                    );
                     asm.set_clock(Clock::sample());
                     last_clock = Instant::now();
                 }
-                asm.tick(now);
+                asm.tick(known_until);
                 if asm.needs_owner_scan() && last_scan.elapsed() >= Duration::from_millis(250) {
                     let scan = procfs::scan(&session.filter);
                     for pid in &scan.watched_pids {
@@ -209,7 +228,7 @@ pub async fn run(
                     timeline.push(item);
                 }
                 let clock = asm.clock();
-                let horizon = clock.wall_ns(now.saturating_sub(settle_ns));
+                let horizon = clock.wall_ns(known_until.saturating_sub(settle_ns));
                 let watermark = asm
                     .oldest_open()
                     .map(|t| clock.wall_ns(t).saturating_sub(1).min(horizon))

@@ -35,10 +35,18 @@ use crate::{
     packet::{Headers, IPPROTO_TCP, IPPROTO_UDP},
 };
 
+/// How many of the latest open journeys an event that names no journey is tried against. The
+/// packet it belongs to is among the last few the CPU received (a NAPI batch is at most 64; a
+/// socket's backlog is processed when its owner releases it), far fewer than this.
+const ATTRIBUTE_WINDOW: usize = 1024;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub filter: WatchFilter,
-    /// A journey is finished this long after its last event, once it needs nothing more.
+    /// A journey is finished this long after its last event, once it needs nothing more. The
+    /// time is the time up to which every event has been read (see `Assembler::tick`), so a
+    /// reader that falls behind finishes nothing early; this only covers events of one packet
+    /// taken on different CPUs and committed to the ring out of order.
     pub settle_ns: u64,
     /// A journey waiting for a read or an accept is finished this long after it started.
     pub hold_ns: u64,
@@ -52,7 +60,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             filter: WatchFilter::default(),
-            settle_ns: 100_000_000,
+            settle_ns: 30_000_000,
             hold_ns: 2_000_000_000,
             max_open: 20_000,
             hooks: hooks::HookChoice::default(),
@@ -214,6 +222,8 @@ pub struct Assembler {
     next_seq: u64,
     /// Journeys that start at or before this time may have lost events.
     lost_until: u64,
+    /// The latest kernel timestamp of the events read so far.
+    newest: u64,
     summary: Summary,
 }
 
@@ -237,6 +247,7 @@ impl Assembler {
             ready: Vec::new(),
             next_seq: 0,
             lost_until: 0,
+            newest: 0,
             summary: Summary::default(),
         }
     }
@@ -264,8 +275,9 @@ impl Assembler {
     /// Sockets whose owner is unknown though they have a file: worth a /proc rescan.
     /// How much the assembler holds, for `RUST_LOG=debug`.
     pub fn debug_sizes(&self) -> String {
+        let awaiting = self.open.values().filter(|o| o.awaiting).count();
         format!(
-            "open={} finished={} order={} segments={} dgrams={}/{} fins={} accepts={} backlog={} ready={} socks={} undecided={} changes={} notes={}",
+            "open={} (waiting for a reader {awaiting}) finished={} order={} segments={} dgrams={}/{} fins={} accepts={} backlog={} ready={} socks={} undecided={} changes={} notes={}",
             self.open.len(),
             self.finished.len(),
             self.finished_order.len(),
@@ -304,7 +316,14 @@ impl Assembler {
         std::mem::take(&mut self.ready)
     }
 
+    /// The latest kernel timestamp of the events read so far: while the ring is not empty, the
+    /// time up to which events are known.
+    pub fn newest_event(&self) -> u64 {
+        self.newest
+    }
+
     pub fn push(&mut self, ev: Event) {
+        self.newest = self.newest.max(ev.ts_ns());
         match ev {
             Event::Packet(p) => self.packet(p),
             Event::Sock(s) => self.sock(s),
@@ -430,11 +449,22 @@ impl Assembler {
                 return Some(hint);
             }
         }
-        self.open
-            .values()
-            .filter(|o| o.cpu == cpu && o.t0 <= ts && fit(o))
-            .max_by_key(|o| o.t0)
+        self.latest_before(ts, ATTRIBUTE_WINDOW)
+            .find(|o| o.cpu == cpu && fit(o))
             .map(|o| o.kernel_id)
+    }
+
+    /// Open journeys that started at or before `ts`, newest first, at most `window` of them:
+    /// the candidates for an event that names no journey. Walking the start-time index keeps
+    /// this cheap when thousands are open (under a flood, events whose packet event was lost
+    /// come for every packet; a scan of all open journeys for each made user space fall
+    /// further behind).
+    fn latest_before(&self, ts: u64, window: usize) -> impl Iterator<Item = &Open> {
+        self.by_t0
+            .range(..=(ts, u64::MAX))
+            .rev()
+            .take(window)
+            .filter_map(|(_, id)| self.open.get(id))
     }
 
     /// The journey a socket event outside softirq belongs to, if a packet caused it: the socket
@@ -452,10 +482,8 @@ impl Assembler {
                 return Some(id);
             }
         }
-        self.open
-            .values()
-            .filter(|o| fit(o))
-            .max_by_key(|o| o.t0)
+        self.latest_before(ts, ATTRIBUTE_WINDOW)
+            .find(|o| fit(o))
             .map(|o| o.kernel_id)
     }
 
@@ -819,9 +847,11 @@ impl Assembler {
     /// changed the socket from SYN_SENT while the call was in progress is the answer it got.
     fn connect_returned(&mut self, s: &SyscallEv) {
         let ts = s.meta.ts_ns;
+        // The answer arrived while the call was in progress.
         let answered = self
-            .open
-            .values()
+            .by_t0
+            .range((s.enter_ns, 0)..=(ts, u64::MAX))
+            .filter_map(|(_, id)| self.open.get(id))
             .find(|o| {
                 o.obs.iter().any(|x| {
                     matches!(x, Obs::State { sock, from: 2, ts: t, .. }
@@ -834,9 +864,10 @@ impl Assembler {
         };
         // The SYN this connect() sent: the answer's addresses and ports the other way round.
         let syn = answer_h.and_then(|ah| {
-            self.open
-                .values()
-                .filter(|o| o.t0 >= s.enter_ns && o.t0 <= answer_t0 && o.kernel_id != answer)
+            self.by_t0
+                .range((s.enter_ns, 0)..=(answer_t0, u64::MAX))
+                .filter_map(|(_, id)| self.open.get(id))
+                .filter(|o| o.kernel_id != answer)
                 .find(|o| {
                     o.headers.as_ref().is_some_and(|h| {
                         h.has_flag("SYN")
@@ -868,7 +899,10 @@ impl Assembler {
         }
     }
 
-    /// Finishes the journeys that are due at monotonic time `now`.
+    /// Finishes the journeys that are due at monotonic time `now`: the time up to which every
+    /// event from the kernel has been read (the clock when the ring was last found empty, else
+    /// the newest event read), not the wall clock, which under a flood runs ahead of what
+    /// has been read.
     pub fn tick(&mut self, now: u64) {
         let due: Vec<u64> = self
             .open

@@ -410,6 +410,33 @@ fn wrong_softirq_hint_is_corrected_by_addresses() {
 }
 
 #[test]
+fn an_event_naming_a_lost_packet_goes_to_the_latest_that_fits_among_many_open() {
+    // Thousands in flight, and the CPU's hint names a packet whose event was lost: the socket
+    // event goes to the newest packet received before it whose addresses fit, not to one that
+    // came after it, and finding it does not mean trying every open journey.
+    let mut a = asm();
+    let s1 = sock(3, 6, 4000, 4444, 1);
+    let mut events = Vec::new();
+    for i in 0..3000 {
+        events.push(packet(
+            MS + i,
+            100 + i,
+            tcp4(4444, 4000, 5 + i as u32, Some(6), "A", &[]),
+        ));
+    }
+    // Between packets 2000 and 2001; journey 99 was never seen.
+    events.insert(2001, state(MS + 2000, 99, true, s1, 1, 8));
+    let (j, _) = run(&mut a, events);
+    assert_eq!(j.len(), 3000);
+    let with_change: Vec<u64> = j
+        .iter()
+        .filter(|j| !j.state_changes.is_empty())
+        .map(|j| j.kernel_id)
+        .collect();
+    assert_eq!(with_change, vec![2100]);
+}
+
+#[test]
 fn reused_skb_address_is_two_journeys() {
     // The same sk_buff address for two packets: journeys are keyed by the kernel's journey id,
     // so the drop of the second does not touch the first.
