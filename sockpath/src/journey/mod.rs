@@ -312,8 +312,11 @@ impl Assembler {
         self.by_t0.first().map(|(t0, _)| *t0)
     }
 
-    pub fn take_ready(&mut self) -> Vec<Item> {
-        std::mem::take(&mut self.ready)
+    /// The items finished since the last call. A drain, not a new vector: the buffer is kept
+    /// (a fresh one per batch grew through sizes that made glibc's allocator consolidate its
+    /// free lists every time).
+    pub fn take_ready(&mut self) -> std::vec::Drain<'_, Item> {
+        self.ready.drain(..)
     }
 
     /// The latest kernel timestamp of the events read so far: while the ring is not empty, the

@@ -466,9 +466,9 @@ fn unread_data_is_queued_after_the_hold_time() {
     a.push(packet(MS, 81, tcp4(4444, 4000, 5, Some(6), "AP", b"data")));
     a.push(Event::Sock(t));
     a.tick(MS + 500 * MS);
-    assert!(a.take_ready().is_empty(), "waits for the read");
+    assert_eq!(a.take_ready().len(), 0, "waits for the read");
     a.tick(MS + 2_100 * MS);
-    let items = a.take_ready();
+    let items: Vec<Item> = a.take_ready().collect();
     let Some(Item::Journey(j)) = items.first() else {
         panic!("journey not finished after the hold time")
     };
@@ -600,7 +600,6 @@ fn over_the_cap_the_oldest_journey_ends_given_up_only_if_it_still_waited() {
     }
     let mut out: Vec<Journey> = a
         .take_ready()
-        .into_iter()
         .filter_map(|i| match i {
             Item::Journey(j) => Some(*j),
             _ => None,

@@ -52,25 +52,26 @@ impl Timeline {
 
     /// The oldest items beyond `cap`: waiting for a journey still open must not grow memory
     /// without bound under load (such items may then come out a little early).
-    pub fn overflow(&mut self, cap: usize) -> Vec<Item> {
-        let mut out = Vec::new();
-        while self.heap.len() > cap {
-            if let Some(Reverse(e)) = self.heap.pop() {
-                out.push(e.item);
+    /// Taken one at a time as the caller writes them out: no vector of thousands per call.
+    pub fn overflow(&mut self, cap: usize) -> impl Iterator<Item = Item> + '_ {
+        std::iter::from_fn(move || {
+            if self.heap.len() > cap {
+                self.heap.pop().map(|Reverse(e)| e.item)
+            } else {
+                None
             }
-        }
-        out
+        })
     }
 
     /// Items at or before `watermark` (wall-clock ns), oldest first.
-    pub fn release(&mut self, watermark: u64) -> Vec<Item> {
-        let mut out = Vec::new();
-        while self.heap.peek().is_some_and(|Reverse(e)| e.ts <= watermark) {
-            if let Some(Reverse(e)) = self.heap.pop() {
-                out.push(e.item);
+    pub fn release(&mut self, watermark: u64) -> impl Iterator<Item = Item> + '_ {
+        std::iter::from_fn(move || {
+            if self.heap.peek().is_some_and(|Reverse(e)| e.ts <= watermark) {
+                self.heap.pop().map(|Reverse(e)| e.item)
+            } else {
+                None
             }
-        }
-        out
+        })
     }
 }
 
@@ -94,9 +95,9 @@ mod tests {
         for ts in [30, 10, 20, 40] {
             t.push(note(ts));
         }
-        let out: Vec<u64> = t.release(30).iter().map(Item::ts_ns).collect();
+        let out: Vec<u64> = t.release(30).map(|i| i.ts_ns()).collect();
         assert_eq!(out, vec![10, 20, 30]);
         assert_eq!(t.heap.len(), 1);
-        assert_eq!(t.release(u64::MAX).len(), 1);
+        assert_eq!(t.release(u64::MAX).count(), 1);
     }
 }
