@@ -35,18 +35,33 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
     if sk == 0 {
         return;
     }
-    si.family = read::<u16>(sk, o.skc_family).unwrap_or(0);
-    si.state = read::<u8>(sk, o.skc_state).unwrap_or(0);
-    si.lport = read::<u16>(sk, o.skc_num).unwrap_or(0);
-    si.rport = u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0));
+    if common_packed(o) {
+        // Six fields in one probe read (each read costs about 60 ns; these hooks run for
+        // every watched packet).
+        let b = read::<[u8; 20]>(sk, o.skc_daddr).unwrap_or([0; 20]);
+        si.family = u16::from_ne_bytes([b[16], b[17]]);
+        si.state = b[18];
+        si.lport = u16::from_ne_bytes([b[14], b[15]]);
+        si.rport = u16::from_be_bytes([b[12], b[13]]);
+        if si.family != AF_INET6 {
+            si.raddr[..4].copy_from_slice(&b[0..4]);
+            si.laddr[..4].copy_from_slice(&b[4..8]);
+        }
+    } else {
+        si.family = read::<u16>(sk, o.skc_family).unwrap_or(0);
+        si.state = read::<u8>(sk, o.skc_state).unwrap_or(0);
+        si.lport = read::<u16>(sk, o.skc_num).unwrap_or(0);
+        si.rport = u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0));
+        if si.family != AF_INET6 {
+            let l = read::<[u8; 4]>(sk, o.skc_rcv_saddr).unwrap_or([0; 4]);
+            let r = read::<[u8; 4]>(sk, o.skc_daddr).unwrap_or([0; 4]);
+            si.laddr[..4].copy_from_slice(&l);
+            si.raddr[..4].copy_from_slice(&r);
+        }
+    }
     if si.family == AF_INET6 {
         si.laddr = read::<[u8; 16]>(sk, o.skc_v6_rcv_saddr).unwrap_or([0; 16]);
         si.raddr = read::<[u8; 16]>(sk, o.skc_v6_daddr).unwrap_or([0; 16]);
-    } else {
-        let l = read::<[u8; 4]>(sk, o.skc_rcv_saddr).unwrap_or([0; 4]);
-        let r = read::<[u8; 4]>(sk, o.skc_daddr).unwrap_or([0; 4]);
-        si.laddr[..4].copy_from_slice(&l);
-        si.raddr[..4].copy_from_slice(&r);
     }
     if let Ok(net) = read_ptr(sk, o.skc_net) {
         si.netns = read::<u32>(net, o.net_inum).unwrap_or(0);
@@ -65,6 +80,18 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
             si.ino = read::<u64>(sock, o.socket_ino).unwrap_or(0);
         }
     }
+}
+
+/// Whether sock_common starts as on every kernel so far: skc_daddr, skc_rcv_saddr, skc_hash,
+/// skc_dport, skc_num, skc_family, skc_state, side by side in 19 bytes. Where BTF says
+/// otherwise, the fields are read one by one.
+#[inline(always)]
+fn common_packed(o: &KernelOffsets) -> bool {
+    o.skc_rcv_saddr == o.skc_daddr + 4
+        && o.skc_dport == o.skc_daddr + 12
+        && o.skc_num == o.skc_daddr + 14
+        && o.skc_family == o.skc_daddr + 16
+        && o.skc_state == o.skc_daddr + 18
 }
 
 /// A socket's family and ports, for deciding early that a call is not about a watched socket.
@@ -95,8 +122,9 @@ pub fn ports(sk: u64, o: &KernelOffsets) -> Ports {
     }
 }
 
-/// The cheap part of the filter: two reads of the socket's ports. Hooks such as sk_data_ready
-/// fire for every socket on the machine, so this runs before anything is reserved or copied.
+/// The cheap part of the filter: one read of the socket's ports (two where they are not side
+/// by side). Hooks such as sk_data_ready and sock_recv_length fire for every socket on the
+/// machine, so this runs before anything is reserved or copied.
 #[inline(always)]
 pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
     if port == 0 {
@@ -105,8 +133,19 @@ pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
     if sk == 0 {
         return false;
     }
-    let lport = read::<u16>(sk, o.skc_num).unwrap_or(0);
-    if lport == port || u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0)) == port {
+    let (lport, rport) = if o.skc_num == o.skc_dport + 2 {
+        let b = read::<[u8; 4]>(sk, o.skc_dport).unwrap_or([0; 4]);
+        (
+            u16::from_ne_bytes([b[2], b[3]]),
+            u16::from_be_bytes([b[0], b[1]]),
+        )
+    } else {
+        (
+            read::<u16>(sk, o.skc_num).unwrap_or(0),
+            u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0)),
+        )
+    };
+    if lport == port || rport == port {
         return true;
     }
     // On the way to TCP_CLOSE, inet_put_port() has already cleared skc_num; the port is still in
