@@ -120,7 +120,7 @@ pub fn scan(filter: &WatchFilter) -> Scan {
                 .entry(ns.to_string_lossy().into_owned())
                 .or_insert(pid);
         }
-        let c = comm(pid);
+        let c: std::sync::Arc<str> = comm(pid).into();
         for (fd, ino) in &fds {
             owners.entry(*ino).or_insert(Owner {
                 pid,

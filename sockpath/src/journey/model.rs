@@ -1,6 +1,8 @@
 //! What sockpath reports: journeys, syscalls, notes and the summary. These are the JSON Lines
 //! objects (`--json`) and what the text output formats.
 
+use std::{borrow::Cow, sync::Arc};
+
 use serde::Serialize;
 
 use crate::packet::Headers;
@@ -56,7 +58,8 @@ pub struct Stage {
     pub offset_ns: Option<u64>,
     /// Nanoseconds since the previous observed stage: this hop's latency.
     pub since_prev_ns: Option<u64>,
-    pub detail: String,
+    /// Fixed text for most inferred and some observed stages: not copied for every packet.
+    pub detail: Cow<'static, str>,
 }
 
 impl Stage {
@@ -69,7 +72,8 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Owner {
     pub pid: u32,
-    pub comm: String,
+    /// Shared, like the socket's endpoints: every view of the socket names its owner.
+    pub comm: Arc<str>,
     pub fd: i32,
 }
 
@@ -86,9 +90,10 @@ impl Serialize for Hex {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SocketView {
     pub proto: &'static str,
-    /// "127.0.0.1:4000", "[::1]:4000"
-    pub local: String,
-    pub remote: String,
+    /// "127.0.0.1:4000", "[::1]:4000". Shared with the socket table: a journey names its socket
+    /// several times, and a copy of the text each time was a good part of the allocations.
+    pub local: Arc<str>,
+    pub remote: Arc<str>,
     /// TCP state name (LISTEN, ESTABLISHED, ...); for UDP "UNCONNECTED" or "CONNECTED".
     pub state: &'static str,
     /// Kernel address of the struct sock, hex.

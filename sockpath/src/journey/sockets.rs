@@ -1,7 +1,10 @@
 //! What sockpath knows about sockets: their latest addresses and state, and which process holds
 //! them (from the system calls seen, and from /proc for sockets older than sockpath).
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use rustc_hash::FxHashMap;
 
@@ -28,8 +31,8 @@ struct Span {
 struct Entry {
     sock: Socket,
     /// `sock`'s endpoints as text, made once (every journey prints them).
-    local: String,
-    remote: String,
+    local: Arc<str>,
+    remote: Arc<str>,
     owners: Vec<Span>,
     /// When it was in TCP_LISTEN: (from, until).
     listening: Vec<(u64, Option<u64>)>,
@@ -74,8 +77,8 @@ impl SocketTable {
         let new = !self.by_sk.contains_key(&s.sk);
         let e = self.by_sk.entry(s.sk).or_insert_with(|| Entry {
             sock: s.clone(),
-            local: endpoint(s.laddr, s.lport),
-            remote: endpoint(s.raddr, s.rport),
+            local: endpoint(s.laddr, s.lport).into(),
+            remote: endpoint(s.raddr, s.rport).into(),
             owners: Vec::new(),
             listening: Vec::new(),
             last_seen: ts,
@@ -99,10 +102,10 @@ impl SocketTable {
             }
         }
         if (e.sock.laddr, e.sock.lport) != (s.laddr, s.lport) {
-            e.local = endpoint(s.laddr, s.lport);
+            e.local = endpoint(s.laddr, s.lport).into();
         }
         if (e.sock.raddr, e.sock.rport) != (s.raddr, s.rport) {
-            e.remote = endpoint(s.raddr, s.rport);
+            e.remote = endpoint(s.raddr, s.rport).into();
         }
         // Request and time-wait sockets have no protocol field; keep what we knew.
         let protocol = if s.protocol == 0 {
@@ -291,11 +294,11 @@ impl SocketTable {
         let entry = self.by_sk.get(&s.sk);
         let local = match entry {
             Some(e) if (e.sock.laddr, e.sock.lport) == (s.laddr, s.lport) => e.local.clone(),
-            _ => endpoint(s.laddr, s.lport),
+            _ => endpoint(s.laddr, s.lport).into(),
         };
         let remote = match entry {
             Some(e) if (e.sock.raddr, e.sock.rport) == (s.raddr, s.rport) => e.remote.clone(),
-            _ => endpoint(s.raddr, s.rport),
+            _ => endpoint(s.raddr, s.rport).into(),
         };
         SocketView {
             proto: crate::packet::proto_str(proto as u8),

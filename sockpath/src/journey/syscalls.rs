@@ -89,7 +89,7 @@ impl Syscalls {
         sockets.observe(&s.other, s.enter_ns);
         let owner = |fd: i32| Owner {
             pid: s.meta.pid,
-            comm: s.comm.clone(),
+            comm: s.comm.as_str().into(),
             fd,
         };
         match s.kind {

@@ -174,7 +174,7 @@ fn syn_reaches_the_listener_named_by_its_syn_ack() {
     assert_eq!(j.outcome.kind, OutcomeKind::SynAckSent);
     assert!(j.complete);
     let s = j.socket.as_ref().unwrap();
-    assert_eq!(s.local, "127.0.0.1:4000");
+    assert_eq!(&*s.local, "127.0.0.1:4000");
     assert_eq!(s.owner.as_ref().unwrap().pid, SERVER);
     assert_eq!(s.owner.as_ref().unwrap().fd, 3);
     let names: Vec<&str> = j.stages.iter().map(|s| s.name).collect();

@@ -1,6 +1,8 @@
 //! The stages of a journey, in the order the packet passed them: observed stages by their time,
 //! stages no hook saw on this kernel put where they belong and marked inferred.
 
+use std::{borrow::Cow, fmt::Write};
+
 use sockpath_ebpf::event::{Hop, LookupTable};
 
 use super::{
@@ -38,18 +40,22 @@ struct Placed {
     stage: Stage,
 }
 
-fn stage(name: &'static str, (hook, target): (HookKind, &'static str), detail: String) -> Stage {
+fn stage(
+    name: &'static str,
+    (hook, target): (HookKind, &'static str),
+    detail: impl Into<Cow<'static, str>>,
+) -> Stage {
     Stage {
         name,
         hook,
         hook_target: target,
         offset_ns: None,
         since_prev_ns: None,
-        detail,
+        detail: detail.into(),
     }
 }
 
-fn inferred(name: &'static str, detail: String) -> Stage {
+fn inferred(name: &'static str, detail: impl Into<Cow<'static, str>>) -> Stage {
     stage(name, (HookKind::Inferred, ""), detail)
 }
 
@@ -209,11 +215,7 @@ fn observed(
         Obs::Hop { ts, hop } => (
             hop_phase(*hop),
             *ts,
-            stage(
-                hop.function(),
-                hooks.hop(*hop),
-                hop_detail(*hop).to_string(),
-            ),
+            stage(hop.function(), hooks.hop(*hop), hop_detail(*hop)),
         ),
         Obs::Lookup { ts, table, found } => (
             Phase::Lookup,
@@ -291,7 +293,7 @@ fn observed(
             stage(
                 "tcp_receive_reset",
                 (HookKind::TpBtf, "tcp_receive_reset"),
-                "RST accepted: connection reset".into(),
+                "RST accepted: connection reset",
             ),
         ),
         Obs::ErrorReport { ts, err } => (
@@ -420,7 +422,7 @@ pub fn stages(
     names: &KernelNames,
     hooks: &HookChoice,
 ) -> Vec<Stage> {
-    let mut placed: Vec<Placed> = Vec::new();
+    let mut placed: Vec<Placed> = Vec::with_capacity(o.obs.len() + 4);
     if let Some(p) = &o.pkt {
         placed.push(Placed {
             phase: Phase::Device,
@@ -461,14 +463,14 @@ pub fn stages(
             } else {
                 "ipv6_rcv"
             };
-            let detail = match &f.drop {
-                Some((r, _, _)) if !f.reached_transport => format!("dropped here ({r})"),
-                _ => "headers valid, local destination".to_string(),
+            let detail: Cow<'static, str> = match &f.drop {
+                Some((r, _, _)) if !f.reached_transport => format!("dropped here ({r})").into(),
+                _ => "headers valid, local destination".into(),
             };
             missing.push((Phase::Ip, inferred(name, detail)));
         }
         if f.reached_transport && !has(Phase::Transport) {
-            missing.push((Phase::Transport, inferred(transport_fn(h), String::new())));
+            missing.push((Phase::Transport, inferred(transport_fn(h), "")));
         }
         if f.reached_transport && !has(Phase::Lookup) {
             missing.push((
@@ -509,7 +511,7 @@ pub fn stages(
                 prev = Some(ts);
                 if let (Phase::LocalDeliver, Some(ip)) = (p.phase, ip_entry) {
                     let us = ts.saturating_sub(ip) as f64 / 1e3;
-                    s.detail.push_str(&format!(" ({us:.1}µs in IP)"));
+                    let _ = write!(s.detail.to_mut(), " ({us:.1}µs in IP)");
                 }
             }
             s
