@@ -47,8 +47,8 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
 fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     let o = offsets();
     let f = filter::get();
-    let data = read_ptr(skb, o.skb_data)?;
-    let ethertype = u16::from_be(read::<u16>(skb, o.skb_protocol)?);
+    let w = skb::where_(skb, &o)?;
+    let (data, ethertype) = (w.data, w.ethertype);
     let Ok(flow) = parse_flow(data, ethertype) else {
         // Not IP (ARP, LLDP, ...): never a journey, not an error.
         return Ok(0);
@@ -76,7 +76,7 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     }
     let (ifname, netns) = (c.ifname, c.netns);
 
-    let head = read_ptr(skb, o.skb_head)?;
+    let head = w.head;
     let nh_off = (data - head) as u16;
     c.seq += 1;
     // CPU in the top bits: ids are unique across CPUs without a shared counter.
@@ -102,9 +102,8 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     };
     // SAFETY: per-CPU scratch slot, only this program on this CPU uses it.
     let ev = unsafe { &mut *ev };
-    let len = read::<u32>(skb, o.skb_len)?;
-    let data_len = read::<u32>(skb, o.skb_data_len)?;
-    let mac_header = read::<u16>(skb, o.skb_mac_header)?;
+    let (len, data_len) = skb::lengths(skb, &o)?;
+    let mac_header = w.mac_header;
     let mac_len = if skb::header_unset(mac_header) || mac_header > nh_off {
         0
     } else {

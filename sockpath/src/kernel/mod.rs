@@ -109,6 +109,7 @@ impl Kernel {
             .offsets()
             .context("reading kernel struct offsets from BTF")?;
         offsets.features = facts.features();
+        tracing::debug!("kernel offsets from BTF: {offsets:?}");
         let btf = Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
