@@ -141,18 +141,31 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
         if sk == 0 || !wanted_at_all(ctx, kind, sk, &o, &f) {
             return Ok(());
         }
+        ev.fd = fd as i32;
+        if matches!(
+            kind,
+            SyscallKind::Bind | SyscallKind::Connect | SyscallKind::Listen | SyscallKind::Shutdown
+        ) {
+            // What these calls are about is read at exit, after the call changed the socket
+            // (`decide`); at entry only which socket (wanted_at_all saw it is an IP one). A
+            // full read here cost every connect() on the machine a dozen probe reads.
+            ev.sock.sk = sk;
+            match kind {
+                SyscallKind::Bind | SyscallKind::Connect => {
+                    ev.addr = read_sockaddr(arg(ctx, 1), arg(ctx, 2));
+                    ev.args = [arg(ctx, 2), 0, 0, 0];
+                }
+                _ => ev.args = [arg(ctx, 1), 0, 0, 0],
+            }
+            return PENDING_SYSCALLS.insert(pid_tgid as u32, &*ev, 0);
+        }
         sock::info_into(&mut ev.sock, sk, &o);
         let si = &ev.sock;
         if !is_inet(si) {
             return Ok(());
         }
-        ev.fd = fd as i32;
         let wanted = filter::sock_matches(&f, si);
         match kind {
-            SyscallKind::Bind | SyscallKind::Connect => {
-                ev.addr = read_sockaddr(arg(ctx, 1), arg(ctx, 2));
-                ev.args = [arg(ctx, 2), 0, 0, 0];
-            }
             SyscallKind::Setsockopt => {
                 let optlen = arg(ctx, 4);
                 let mut val = 0u64;
@@ -171,9 +184,6 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
                     return Ok(());
                 }
                 ev.args = [arg(ctx, 1), 0, arg(ctx, 3), 0];
-            }
-            SyscallKind::Listen | SyscallKind::Shutdown => {
-                ev.args = [arg(ctx, 1), 0, 0, 0];
             }
             _ => {
                 // close: nothing more to read.
