@@ -1,6 +1,7 @@
 //! Installing prerequisites, each step only if it is missing.
 //!
-//! - Debian packages: LLVM 22 development files (bpf-linker links against them), and the tools
+//! - Debian packages: LLVM 22 development files (bpf-linker links against them), gcc and make
+//!   (jemalloc, sockpath's allocator, is built from C), and the tools
 //!   the tests and the benchmark drive (iproute2, tcpdump, tshark, iperf3, netcat, bpftool).
 //! - rustup's nightly toolchain with rust-src (eBPF programs are built with -Z build-std=core).
 //! - bpf-linker 0.13 built against LLVM 22 (a plain `cargo install bpf-linker` fails here).
@@ -15,6 +16,8 @@ use crate::cmd::{self, output, run, which};
 pub const PACKAGES: &[(&str, &str)] = &[
     ("llvm-22-dev", "bpf-linker build"),
     ("libclang-22-dev", "bpf-linker build"),
+    ("gcc", "jemalloc build (sockpath's allocator)"),
+    ("make", "jemalloc build (sockpath's allocator)"),
     ("iproute2", "tests: network namespaces and veth pairs"),
     ("netcat-openbsd", "tests and README examples"),
     ("tcpdump", "tests and benchmark: captures to compare with"),
