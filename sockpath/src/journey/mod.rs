@@ -654,6 +654,16 @@ impl Assembler {
     /// copy_linear_skb(), which has no tracepoint naming the packet).
     fn recv(&mut self, s: &SockEv) {
         let (ts, ret, copied) = (s.meta.ts_ns, s.arg0, s.arg2);
+        // The read's release_sock() processed the socket's backlog before this event: a later
+        // event of the thread on this socket comes from another call (a close() that processes
+        // the final ACK), not from the packet the read's backlog held.
+        if self
+            .backlog
+            .get(&s.meta.tid)
+            .is_some_and(|&(_, sk)| sk == s.sock.sk)
+        {
+            self.backlog.remove(&s.meta.tid);
+        }
         // The read's system call (s.call) is told in the journeys of the packets it read, not
         // on a line of its own: a stream of reads would double the output.
         // MSG_PEEK leaves the data queued.

@@ -437,6 +437,42 @@ fn an_event_naming_a_lost_packet_goes_to_the_latest_that_fits_among_many_open() 
 }
 
 #[test]
+fn a_backlog_hint_ends_with_the_read_that_processed_the_backlog() {
+    // The client's FIN came while the server was in recvfrom() holding the socket: processed
+    // from the backlog in the server's thread (tcp_probe outside softirq). The read returned
+    // end of file; then close() sent the server's FIN, the client's final ACK came while close()
+    // held the socket, and its LAST_ACK -> CLOSE ran in the server's thread too. That change
+    // is the final ACK's, not the FIN's the earlier read processed.
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, 1);
+    // tcp_probe names its packet through the sk_buff, in any context.
+    let mut fin_rcv = sock_ev(MS + 2_000, 71, false, SockWhat::TcpRcv, child.clone());
+    fin_rcv.skb = 0xff00 + 71;
+    let mut eof = sock_ev(MS + 5_000, 0, false, SockWhat::Recv, child.clone());
+    eof.arg0 = 0;
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 71, tcp4(4444, 4000, 7, Some(9), "AF", &[])),
+            Event::Sock(fin_rcv),
+            state(MS + 3_000, 0, false, child.clone(), 1, 8),
+            Event::Sock(eof),
+            packet(MS + 100_000, 72, tcp4(4444, 4000, 8, Some(10), "A", &[])),
+            state(MS + 110_000, 0, false, child.clone(), 9, 7),
+        ],
+    );
+    assert_eq!(j.len(), 2);
+    let changes = |j: &Journey| {
+        j.state_changes
+            .iter()
+            .map(|c| format!("{} -> {}", c.from, c.to))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(changes(&j[0]), vec!["ESTABLISHED -> CLOSE_WAIT"]);
+    assert_eq!(changes(&j[1]), vec!["LAST_ACK -> CLOSE"]);
+}
+
+#[test]
 fn reused_skb_address_is_two_journeys() {
     // The same sk_buff address for two packets: journeys are keyed by the kernel's journey id,
     // so the drop of the second does not touch the first.
