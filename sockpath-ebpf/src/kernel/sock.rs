@@ -122,9 +122,9 @@ pub fn ports(sk: u64, o: &KernelOffsets) -> Ports {
     }
 }
 
-/// The cheap part of the filter: one read of the socket's ports (two where they are not side
-/// by side). Hooks such as sk_data_ready and sock_recv_length fire for every socket on the
-/// machine, so this runs before anything is reserved or copied.
+/// The cheap part of the filter: one read of the socket's ports (`ports`). Hooks such as
+/// sk_data_ready and sock_recv_length fire for every socket on the machine, so this runs
+/// before anything is reserved or copied.
 #[inline(always)]
 pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
     if port == 0 {
@@ -133,18 +133,7 @@ pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
     if sk == 0 {
         return false;
     }
-    let (lport, rport) = if o.skc_num == o.skc_dport + 2 {
-        let b = read::<[u8; 4]>(sk, o.skc_dport).unwrap_or([0; 4]);
-        (
-            u16::from_ne_bytes([b[2], b[3]]),
-            u16::from_be_bytes([b[0], b[1]]),
-        )
-    } else {
-        (
-            read::<u16>(sk, o.skc_num).unwrap_or(0),
-            u16::from_be(read::<u16>(sk, o.skc_dport).unwrap_or(0)),
-        )
-    };
+    let Ports { lport, rport, .. } = ports(sk, o);
     if lport == port || rport == port {
         return true;
     }
