@@ -143,6 +143,10 @@ fn run(a: &mut Assembler, events: Vec<Event>) -> (Vec<Journey>, Vec<SyscallRecor
         }
     }
     journeys.sort_by_key(|j| j.id);
+    for j in &journeys {
+        // Every scenario's journeys double as fixtures for the JSON writer's fast path.
+        crate::output::journey_json::assert_same_as_serde(j);
+    }
     (journeys, calls)
 }
 

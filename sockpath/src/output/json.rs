@@ -27,6 +27,11 @@ impl<W: Write> JsonSink<W> {
     fn line<T: Serialize>(&mut self, kind: &str, v: &T) -> std::io::Result<()> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, v).map_err(std::io::Error::other)?;
+        self.typed(kind)
+    }
+
+    /// Writes the object in `buf` with `"type":KIND` as its first field.
+    fn typed(&mut self, kind: &str) -> std::io::Result<()> {
         let Some(fields) = self.buf.strip_prefix(b"{") else {
             return Err(std::io::Error::other("not a JSON object"));
         };
@@ -47,7 +52,11 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn item(&mut self, item: &Item) -> std::io::Result<()> {
         match item {
-            Item::Journey(j) => self.line("journey", j),
+            Item::Journey(j) => {
+                self.buf.clear();
+                super::journey_json::write(&mut self.buf, j);
+                self.typed("journey")
+            }
             Item::Syscall(s) => self.line("syscall", s),
             Item::Note(n) => self.line("note", n),
         }

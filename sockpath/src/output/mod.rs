@@ -2,6 +2,7 @@
 //! optionally a pcapng file with each packet's journey as its comments.
 
 pub mod comment;
+pub mod journey_json;
 pub mod json;
 pub mod pcapng;
 pub mod text;
