@@ -988,7 +988,7 @@ impl Assembler {
                 }
             }
         }
-        let j = build::journey(&o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
+        let j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
         self.summary.journeys += 1;
         if j.complete {
             self.summary.complete += 1;

@@ -152,15 +152,17 @@ fn facts<'a>(o: &'a Open, names: &KernelNames) -> Facts<'a> {
     }
 }
 
+/// Takes the open journey by value: its frame bytes, interface name and headers move into the
+/// journey instead of being copied for every packet.
 pub(crate) fn journey(
-    o: &Open,
+    o: Open,
     sockets: &SocketTable,
     names: &KernelNames,
     clock: &Clock,
     hooks: &HookChoice,
 ) -> Journey {
-    let f = facts(o, names);
-    let stages = stages::stages(o, &f, sockets, names, hooks);
+    let f = facts(&o, names);
+    let stages = stages::stages(&o, &f, sockets, names, hooks);
     let state_changes = o
         .obs
         .iter()
@@ -169,7 +171,9 @@ pub(crate) fn journey(
             _ => None,
         })
         .collect::<Vec<_>>();
-    let outcome = outcome::outcome(o, &f, sockets);
+    let outcome = outcome::outcome(&o, &f, sockets);
+    let socket = f.delivered.map(|s| sockets.view_at(s, o.t0));
+    let no_headers = f.h.is_none();
 
     let reason = if o.evicted {
         Some("given up on: too many journeys in flight")
@@ -177,7 +181,7 @@ pub(crate) fn journey(
         Some("the device-receive event was lost")
     } else if o.lost {
         Some("events were lost while this packet was in flight")
-    } else if f.h.is_none() {
+    } else if no_headers {
         Some("packet headers could not be parsed")
     } else if outcome.kind == OutcomeKind::Unknown {
         Some("nothing was observed after device receive")
@@ -186,15 +190,8 @@ pub(crate) fn journey(
     };
 
     let wall = clock.wall_ns(o.t0);
-    let (iface, ifindex, netns, wire_len, frame, mac_len) = match &o.pkt {
-        Some(p) => (
-            p.ifname.clone(),
-            p.ifindex,
-            p.netns,
-            p.wire_len,
-            p.data.clone(),
-            p.mac_len,
-        ),
+    let (iface, ifindex, netns, wire_len, frame, mac_len) = match o.pkt {
+        Some(p) => (p.ifname, p.ifindex, p.netns, p.wire_len, p.data, p.mac_len),
         None => (String::new(), 0, 0, 0, Vec::new(), 0),
     };
     Journey {
@@ -207,9 +204,9 @@ pub(crate) fn journey(
         ifindex,
         netns,
         wire_len,
-        headers: o.headers.clone(),
+        headers: o.headers,
         stages,
-        socket: f.delivered.map(|s| sockets.view_at(s, o.t0)),
+        socket,
         state_changes,
         outcome,
         complete: reason.is_none(),
