@@ -11,52 +11,49 @@ pub fn cat(parts: &[&str]) -> String {
     s
 }
 
-/// An integer's decimal digits, on the stack: `cat(&["fd ", int(4).as_str()])`.
+/// An integer's decimal digits, on the stack (itoa's buffer): `cat(&["fd ", int(4).as_str()])`.
+/// The digits are written when asked for, straight into the buffer the `&str` borrows.
 pub struct Digits {
-    buf: [u8; 20],
-    start: usize,
+    buf: itoa::Buffer,
+    v: Num,
+}
+
+enum Num {
+    U(u64),
+    I(i64),
 }
 
 impl Digits {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("")
-    }
-}
-
-pub fn uint(v: impl Into<u64>) -> Digits {
-    let mut v: u64 = v.into();
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return d;
+    pub fn as_str(&mut self) -> &str {
+        match self.v {
+            Num::U(v) => self.buf.format(v),
+            Num::I(v) => self.buf.format(v),
         }
     }
 }
 
-pub fn int(v: impl Into<i64>) -> Digits {
-    let v: i64 = v.into();
-    let mut d = uint(v.unsigned_abs());
-    if v < 0 {
-        // 19 digits at most for an i64: there is room for the sign.
-        d.start -= 1;
-        d.buf[d.start] = b'-';
+pub fn uint(v: impl Into<u64>) -> Digits {
+    Digits {
+        buf: itoa::Buffer::new(),
+        v: Num::U(v.into()),
     }
-    d
+}
+
+pub fn int(v: impl Into<i64>) -> Digits {
+    Digits {
+        buf: itoa::Buffer::new(),
+        v: Num::I(v.into()),
+    }
 }
 
 /// Appends `v`'s digits, left-padded with zeros to `width`.
 pub fn push_padded(s: &mut String, v: u64, width: usize) {
-    let d = uint(v);
-    for _ in d.as_str().len()..width {
+    let mut buf = itoa::Buffer::new();
+    let d = buf.format(v);
+    for _ in d.len()..width {
         s.push('0');
     }
-    s.push_str(d.as_str());
+    s.push_str(d);
 }
 
 #[cfg(test)]

@@ -68,28 +68,44 @@ fn civil(days: i64) -> (i64, u32, u32) {
 
 /// RFC 3339 UTC with nanoseconds, for JSON. Written by hand: it runs for every item.
 pub fn rfc3339(wall_ns: u64) -> String {
-    let secs = (wall_ns / 1_000_000_000) as i64;
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400) as u64;
     let mut s = String::with_capacity(30);
-    push_padded(&mut s, y as u64, 4);
-    s.push('-');
-    push_padded(&mut s, mo.into(), 2);
-    s.push('-');
-    push_padded(&mut s, d.into(), 2);
-    s.push('T');
-    push_padded(&mut s, sod / 3600, 2);
-    s.push(':');
-    push_padded(&mut s, sod / 60 % 60, 2);
-    s.push(':');
-    push_padded(&mut s, sod % 60, 2);
-    s.push('.');
+    SECOND.with_borrow_mut(|(at, prefix)| {
+        let secs = (wall_ns / 1_000_000_000) as i64;
+        if *at != secs {
+            *at = secs;
+            prefix.clear();
+            date_and_second(prefix, secs);
+        }
+        s.push_str(prefix);
+    });
     push_padded(&mut s, wall_ns % 1_000_000_000, 9);
     s.push('Z');
     s
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.`
+fn date_and_second(s: &mut String, secs: i64) {
+    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u64;
+    push_padded(s, y as u64, 4);
+    s.push('-');
+    push_padded(s, mo.into(), 2);
+    s.push('-');
+    push_padded(s, d.into(), 2);
+    s.push('T');
+    push_padded(s, sod / 3600, 2);
+    s.push(':');
+    push_padded(s, sod / 60 % 60, 2);
+    s.push(':');
+    push_padded(s, sod % 60, 2);
+    s.push('.');
+}
+
 thread_local! {
+    /// (UTC second, its date and time of day as RFC 3339 text): worked out once per second, not
+    /// once per journey.
+    static SECOND: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
     /// (UTC second, local offset in seconds then): the time zone is looked up once per second,
     /// not once per line.
     static LOCAL_OFFSET: std::cell::Cell<(i64, i64)> = const { std::cell::Cell::new((i64::MIN, 0)) };
@@ -144,6 +160,7 @@ mod tests {
             0u64,
             951_782_400_000_000_001,   // 2000-02-29
             1_700_000_000_123_456_789, // 2023-11-14
+            1_700_000_000_999_999_999, // the same second again
             4_102_444_800_999_999_999, // 2100-01-01
         ] {
             let t = DateTime::<Utc>::from_timestamp_nanos(ns as i64);

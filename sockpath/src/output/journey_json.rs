@@ -231,8 +231,23 @@ impl W<'_> {
     }
 
     fn ip(&mut self, ip: IpAddr) {
-        // Digits, dots, colons and hex: nothing to escape.
-        let _ = write!(self.0, "\"{ip}\"");
+        match ip {
+            // Most packets: four numbers, without the formatting machinery.
+            IpAddr::V4(a) => {
+                self.raw(b"\"");
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.raw(b".");
+                    }
+                    self.num(o);
+                }
+                self.raw(b"\"");
+            }
+            // Hex digits and colons: nothing to escape.
+            IpAddr::V6(a) => {
+                let _ = write!(self.0, "\"{a}\"");
+            }
+        }
     }
 
     fn str(&mut self, s: &str) {
