@@ -144,6 +144,8 @@ pub async fn run(
     let mut timeline = Timeline::default();
     let mut tick = tokio::time::interval(TICK);
     let mut last_lost = 0u64;
+    // Losses are placed in time between two checks of the counter: the first is now.
+    asm.lost(0, monotonic_ns());
     let mut last_clock = Instant::now();
     let mut last_scan = Instant::now();
     let mut decode_warned = false;
@@ -198,12 +200,11 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                let now = monotonic_ns();
                 let lost = kernel.lost();
-                if lost > last_lost {
-                    asm.lost(lost - last_lost, now);
-                    last_lost = lost;
-                }
+                // Read after the counter: every loss it counts happened before this time.
+                let now = monotonic_ns();
+                asm.lost(lost.saturating_sub(last_lost), now);
+                last_lost = lost;
                 if last_clock.elapsed() >= Duration::from_secs(1) {
                     tracing::debug!(
                         "{} timeline={} reading {} ms behind",
@@ -252,9 +253,7 @@ pub async fn run(
         }
     }
     let lost = kernel.lost();
-    if lost > last_lost {
-        asm.lost(lost - last_lost, monotonic_ns());
-    }
+    asm.lost(lost.saturating_sub(last_lost), monotonic_ns());
     asm.finish();
     for item in asm.take_ready() {
         timeline.push(item);

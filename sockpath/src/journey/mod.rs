@@ -194,6 +194,9 @@ fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
+/// How long a loss window is remembered after it closed.
+const LOSS_MEMORY_NS: u64 = 10_000_000_000;
+
 pub struct Assembler {
     cfg: Config,
     names: KernelNames,
@@ -220,8 +223,13 @@ pub struct Assembler {
     syscalls: syscalls::Syscalls,
     ready: Vec<Item>,
     next_seq: u64,
-    /// Journeys that start at or before this time may have lost events.
-    lost_until: u64,
+    /// When events were lost: (previous check, check that counted losses], kernel clock,
+    /// oldest first. A journey alive during one may be missing events.
+    losses: VecDeque<(u64, u64)>,
+    /// When the loss counter was last checked.
+    loss_checked: u64,
+    /// The time the last tick was given: journeys finished then were waited on up to it.
+    ticked: u64,
     /// The latest kernel timestamp of the events read so far.
     newest: u64,
     summary: Summary,
@@ -246,7 +254,9 @@ impl Assembler {
             backlog: FxHashMap::default(),
             ready: Vec::new(),
             next_seq: 0,
-            lost_until: 0,
+            losses: VecDeque::new(),
+            loss_checked: 0,
+            ticked: 0,
             newest: 0,
             summary: Summary::default(),
         }
@@ -336,27 +346,54 @@ impl Assembler {
         }
     }
 
-    /// The kernel could not deliver `n` events (seen at monotonic time `now`): every journey in
-    /// flight, and any that started before now, may miss a stage.
+    /// The loss counter, checked at monotonic time `now`, grew by `n` (called at every check,
+    /// `n` = 0 included): the events were lost since the previous check. Any journey alive in
+    /// that window, even one read much later by a reader that is behind, may miss a stage and
+    /// is marked incomplete when it finishes; one that ended before it is not.
     pub fn lost(&mut self, n: u64, now: u64) {
+        let since = std::mem::replace(&mut self.loss_checked, now);
         if n == 0 {
             return;
         }
         self.summary.events_lost += n;
-        for o in self.open.values_mut() {
-            o.lost = true;
+        match self.losses.back_mut() {
+            // Losses at every check, as under a flood, make one window.
+            Some(w) if w.1 >= since => w.1 = now,
+            _ => self.losses.push_back((since, now)),
         }
-        self.lost_until = now;
+        // A journey finishing now began at most a few seconds ago (the hold time, or the
+        // reader's delay, is far shorter).
+        let keep_after = now.saturating_sub(LOSS_MEMORY_NS);
+        while self.losses.len() > 1 && self.losses.front().is_some_and(|w| w.1 < keep_after) {
+            self.losses.pop_front();
+        }
         let ts = self.clock.wall_ns(now);
         self.ready.push(Item::Note(Note {
             ts_ns: ts,
             ts: Timestamp(ts),
             kind: "lost".into(),
             text: format!(
-                "{n} events lost: the ring buffer was full (total {}); journeys in flight are marked incomplete",
-                self.summary.events_lost
+                "{n} events lost: the ring buffer was full (total {}); journeys in flight in the last {} ms are marked incomplete",
+                self.summary.events_lost,
+                now.saturating_sub(since).div_ceil(1_000_000)
             ),
         }));
+    }
+
+    /// Whether events were lost while `o` was alive: from its first event until it stopped
+    /// waiting for more. One that waited for nothing ended a settling delay after its last
+    /// event (a later event would have come too late for it anyway); one that still waited
+    /// (data not read) was alive until now.
+    fn lived_through_loss(&self, o: &Open) -> bool {
+        let end = if o.awaiting && !o.terminal() {
+            self.ticked.max(self.newest)
+        } else {
+            o.last.saturating_add(self.cfg.settle_ns)
+        };
+        self.losses
+            .iter()
+            .rev()
+            .any(|&(since, until)| since < end && until >= o.t0)
     }
 
     fn packet(&mut self, p: PacketRx) {
@@ -370,7 +407,9 @@ impl Assembler {
                 o.t0 = p.meta.ts_ns;
                 self.by_t0.insert((o.t0, id));
                 o.cpu = p.meta.cpu;
-                o.lost = p.meta.ts_ns <= self.lost_until;
+                // It was marked for its lost device-receive event; losses are checked when
+                // it finishes.
+                o.lost = false;
                 o.headers = headers;
                 o.pkt = Some(p);
                 return;
@@ -404,7 +443,7 @@ impl Assembler {
             headers,
             obs: Vec::new(),
             awaiting: false,
-            lost: t0 <= self.lost_until,
+            lost: false,
             evicted: false,
             waits_on: Vec::new(),
         };
@@ -917,6 +956,7 @@ impl Assembler {
     /// the newest event read), not the wall clock, which under a flood runs ahead of what
     /// has been read.
     pub fn tick(&mut self, now: u64) {
+        self.ticked = self.ticked.max(now);
         let due: Vec<u64> = self
             .open
             .values()
@@ -942,6 +982,7 @@ impl Assembler {
 
     /// Finishes everything (at exit).
     pub fn finish(&mut self) {
+        self.ticked = u64::MAX;
         let mut ids: Vec<(u64, u64)> = self.open.values().map(|o| (o.t0, o.kernel_id)).collect();
         ids.sort();
         for (_, id) in ids {
@@ -954,7 +995,8 @@ impl Assembler {
         }
     }
 
-    fn finalize(&mut self, o: Open) {
+    fn finalize(&mut self, mut o: Open) {
+        o.lost = o.lost || self.lived_through_loss(&o);
         let id = o.kernel_id;
         self.by_t0.remove(&(o.t0, id));
         self.finished.insert(id);

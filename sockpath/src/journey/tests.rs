@@ -364,6 +364,55 @@ fn lost_events_mark_journeys_in_flight_incomplete() {
     assert_eq!(a.summary().events_lost, 3);
 }
 
+/// A reader that is behind learns of a loss long after journeys it has not read yet ended:
+/// only those alive when the events were lost are marked.
+#[test]
+fn only_journeys_alive_when_events_were_lost_are_marked() {
+    let mut a = asm();
+    let bound = sock(7, 17, 4000, 0, 7);
+    let datagram = |a: &mut Assembler, t: u64, id: u64| {
+        a.push(packet(t, id, udp4(5000, 4000, b"x")));
+        a.push(Event::Sock(sock_ev(
+            t + 1,
+            id,
+            true,
+            SockWhat::DataReady,
+            bound.clone(),
+        )));
+    };
+    let read = |a: &mut Assembler, t: u64| {
+        let mut r = sock_ev(t, 0, false, SockWhat::Recv, bound.clone());
+        r.arg0 = 1;
+        a.push(Event::Sock(r));
+    };
+    a.lost(0, 0);
+    datagram(&mut a, MS, 1);
+    // Counted at 110 ms, lost after the check at 100 ms.
+    a.lost(0, 100 * MS);
+    a.lost(5, 110 * MS);
+    // Read from the ring only now: ended at 2 ms, long before the loss.
+    read(&mut a, 2 * MS);
+    // Queued at 3 ms and never read: still waiting when the events were lost.
+    datagram(&mut a, 3 * MS, 2);
+    // After the loss, and not read either.
+    datagram(&mut a, 200 * MS, 3);
+    let (j, _) = run(&mut a, vec![]);
+    let kinds: Vec<OutcomeKind> = j.iter().map(|j| j.outcome.kind).collect();
+    assert_eq!(
+        kinds,
+        [OutcomeKind::Read, OutcomeKind::Queued, OutcomeKind::Queued]
+    );
+    let complete: Vec<bool> = j.iter().map(|j| j.complete).collect();
+    assert_eq!(
+        complete,
+        [true, false, true],
+        "{:?}",
+        j.iter().map(|j| &j.incomplete_reason).collect::<Vec<_>>()
+    );
+    assert!(j[1].incomplete_reason.as_ref().unwrap().contains("lost"));
+    assert_eq!(a.summary().events_lost, 5);
+}
+
 #[test]
 fn an_event_whose_packet_was_lost_is_an_incomplete_journey() {
     let mut a = asm();
