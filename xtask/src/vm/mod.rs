@@ -76,12 +76,16 @@ struct KernelRun {
     error: Option<String>,
     elapsed: Option<Duration>,
     timed_out: bool,
+    /// The guest kernel locked up (qemu killed early).
+    locked_up: bool,
+    /// An earlier boot of this kernel locked up; this is the second.
+    second_boot: bool,
     report: GuestReport,
 }
 
 impl KernelRun {
     fn finished(&self) -> bool {
-        self.error.is_none() && !self.timed_out && self.report.done
+        self.error.is_none() && !self.timed_out && !self.locked_up && self.report.done
     }
 }
 
@@ -110,16 +114,18 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
 
     let mut runs = Vec::new();
     for spec in specs {
-        let mut r = KernelRun {
-            spec,
-            kernel: None,
-            error: None,
-            elapsed: None,
-            timed_out: false,
-            report: GuestReport::default(),
-        };
-        if let Err(e) = run_kernel(&mut r, &files, &cmds, &vm_root, &args) {
-            r.error = Some(format!("{e:#}"));
+        let mut r = boot_kernel(spec, false, &files, &cmds, &vm_root, &args);
+        if r.locked_up {
+            // Once: a kernel that locks up again fails the run. The first boot's console stays
+            // in console-lockup.log.
+            eprintln!(
+                "xtask vm: kernel {}: the emulated kernel locked up (a CPU stuck for minutes); \
+                 booting it once more",
+                spec.label
+            );
+            let dir = vm_root.join(spec.label);
+            let _ = fs::rename(dir.join("console.log"), dir.join("console-lockup.log"));
+            r = boot_kernel(spec, true, &files, &cmds, &vm_root, &args);
         }
         let table = table(&r, &cmds, &vm_root);
         eprintln!("{table}");
@@ -163,6 +169,30 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn boot_kernel(
+    spec: KernelSpec,
+    second_boot: bool,
+    files: &[commands::GuestFile],
+    cmds: &[GuestCommand],
+    vm_root: &Path,
+    args: &VmArgs,
+) -> KernelRun {
+    let mut r = KernelRun {
+        spec,
+        kernel: None,
+        error: None,
+        elapsed: None,
+        timed_out: false,
+        locked_up: false,
+        second_boot,
+        report: GuestReport::default(),
+    };
+    if let Err(e) = run_kernel(&mut r, files, cmds, vm_root, args) {
+        r.error = Some(format!("{e:#}"));
+    }
+    r
+}
+
 fn run_kernel(
     r: &mut KernelRun,
     files: &[commands::GuestFile],
@@ -202,6 +232,7 @@ fn run_kernel(
     )?;
     r.elapsed = Some(boot.elapsed);
     r.timed_out = boot.timed_out;
+    r.locked_up = boot.locked_up;
     r.report = report::parse(&boot.console);
     for c in cmds {
         let (Some(file), Some(res)) = (
@@ -269,8 +300,13 @@ fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
     if let Some(e) = r.elapsed {
         let _ = write!(s, ", VM ran {} s", e.as_secs());
     }
+    if r.second_boot {
+        s.push_str(", second boot (the first locked up)");
+    }
     s.push_str(if r.timed_out {
         ", killed at the time limit\n"
+    } else if r.locked_up {
+        ", killed: the kernel locked up\n"
     } else if r.report.done {
         ", finished\n"
     } else if r.error.is_some() {

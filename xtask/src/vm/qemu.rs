@@ -24,6 +24,21 @@ pub struct Boot {
     pub elapsed: Duration,
     /// qemu was killed because the VM ran past the time limit.
     pub timed_out: bool,
+    /// qemu was killed because the guest kernel reported a CPU stuck for `LOCKUP_GIVE_UP_S`.
+    pub locked_up: bool,
+}
+
+/// A guest CPU stuck in the kernel this long will not come back. Under TCG the emulated
+/// kernel has been seen to wedge both CPUs (soft lockups on every CPU, the RCU grace-period
+/// thread starved) in a test that passes on every other boot; the guest's own per-test
+/// timeout cannot run then, and the VM would sit until the time limit.
+const LOCKUP_GIVE_UP_S: u64 = 120;
+
+/// Seconds from `watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [sockpath:157]`.
+pub fn lockup_seconds(line: &str) -> Option<u64> {
+    let rest = line.split("soft lockup - CPU#").nth(1)?;
+    let secs = rest.split(" stuck for ").nth(1)?.split("s!").next()?;
+    secs.trim().parse().ok()
 }
 
 /// Boots `vmlinuz` with `initrd`, writing the console to `log` as it arrives and handing each
@@ -68,6 +83,7 @@ pub fn boot(
     let deadline = started + timeout;
     let mut console = String::new();
     let mut timed_out = false;
+    let mut locked_up = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
@@ -78,6 +94,11 @@ pub fn boot(
                 on_line(&line);
                 console.push_str(&line);
                 console.push('\n');
+                if lockup_seconds(&line).is_some_and(|s| s >= LOCKUP_GIVE_UP_S) {
+                    locked_up = true;
+                    let _ = child.kill();
+                    break;
+                }
             }
             // Both pipes closed: qemu is gone.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -104,10 +125,17 @@ pub fn boot(
     if timed_out {
         writeln!(file, "xtask vm: killed qemu after {} s", timeout.as_secs())?;
     }
+    if locked_up {
+        writeln!(
+            file,
+            "xtask vm: killed qemu: a guest CPU was stuck for {LOCKUP_GIVE_UP_S} s"
+        )?;
+    }
     Ok(Boot {
         console,
         elapsed: started.elapsed(),
         timed_out,
+        locked_up,
     })
 }
 
@@ -127,5 +155,25 @@ fn forward_lines(r: impl std::io::Read, tx: &mpsc::Sender<String>, prefix: &str)
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_lockup_lines_give_their_seconds() {
+        assert_eq!(
+            lockup_seconds(
+                "[  124.627577] watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [sockpath:157]"
+            ),
+            Some(45)
+        );
+        assert_eq!(lockup_seconds("test lifecycle ... ok"), None);
+        assert_eq!(
+            lockup_seconds("rcu: INFO: rcu_preempt self-detected stall on CPU"),
+            None
+        );
     }
 }
