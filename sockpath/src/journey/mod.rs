@@ -390,10 +390,13 @@ impl Assembler {
         } else {
             o.last.saturating_add(self.cfg.settle_ns)
         };
+        // Windows are disjoint and in time order: from the newest back to the first that
+        // closed before the journey began.
         self.losses
             .iter()
             .rev()
-            .any(|&(since, until)| since < end && until >= o.t0)
+            .take_while(|&&(_, until)| until >= o.t0)
+            .any(|&(since, _)| since < end)
     }
 
     fn packet(&mut self, p: PacketRx) {
