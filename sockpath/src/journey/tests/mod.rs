@@ -147,8 +147,11 @@ fn run(a: &mut Assembler, events: Vec<Event>) -> (Vec<Journey>, Vec<SyscallRecor
         // Every scenario's journeys double as fixtures for the JSON writer's fast path.
         crate::output::journey_json::assert_same_as_serde(j);
     }
+    golden::check(&journeys, &calls);
     (journeys, calls)
 }
+
+mod golden;
 
 #[test]
 fn syn_reaches_the_listener_named_by_its_syn_ack() {
