@@ -1,10 +1,5 @@
-//! sockpath: per-packet kernel journeys, from the network device to the socket and the process
-//! that reads it.
-//!
-//! Layout: `kernel/` loads the eBPF programs (sockpath-ebpf) and knows the running kernel (BTF,
-//! probe registry); `decode` turns ring-buffer records into events; `journey/` assembles events
-//! into journeys and syscall records; `output/` prints them (text, JSON, pcapng); `watch` and
-//! `demo` run sessions; `annotate` puts a journey log's journeys into a capture's frames.
+//! The `sockpath` command: parses the command line, runs the command, and turns its result into
+//! an exit code (2 for a usage error, 1 for any other failure).
 
 /// jemalloc, not glibc's malloc: every packet's journey is a few dozen small allocations, and
 /// under glibc the agent spent a fifth of its time in malloc and free, much of it merging freed
@@ -14,27 +9,16 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-mod annotate;
-mod cli;
-mod decode;
-mod demo;
-mod filter;
-mod journey;
-mod kernel;
-mod output;
-mod packet;
-mod probes_cmd;
-mod procfs;
-mod text;
-#[cfg(test)]
-mod throughput;
-mod watch;
-
 use std::{process::ExitCode, time::Instant};
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command, UsageError};
+use sockpath::{
+    annotate,
+    cli::{Cli, Command},
+    demo, probes_cmd,
+    usage::UsageError,
+    watch,
+};
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -54,28 +38,9 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
-        Command::DemoPeer(a) => demo::peer_main(a),
-        Command::Watch(a) => match a.filter() {
-            Err(e) => Err(e.into()),
-            Ok(filter) => runtime().and_then(|rt| {
-                rt.block_on(async {
-                    let session = watch::Session {
-                        filter,
-                        output: a.output.clone(),
-                    };
-                    let stop = async {
-                        match a.duration {
-                            Some(d) => {
-                                tokio::time::sleep(std::time::Duration::from_secs_f64(d)).await
-                            }
-                            None => std::future::pending().await,
-                        }
-                    };
-                    watch::run(session, started, None, stop).await.map(|_| ())
-                })
-            }),
-        },
-        Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a, started)).map(|_| ())),
+        Command::DemoPeer(a) => demo::peer::run(a),
+        Command::Watch(a) => watch::command(a, started),
+        Command::Demo(a) => demo::command(a, started),
         Command::Probes(a) => probes_cmd::run(a, started),
         Command::Annotate(a) => annotate::run(&a),
     };
@@ -90,10 +55,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
 }

@@ -3,7 +3,16 @@
 
 use std::time::Instant;
 
-use crate::{cli::ProbesArgs, filter::WatchFilter, watch};
+use clap::Args;
+
+use crate::{filter::WatchFilter, watch};
+
+#[derive(Args, Debug, Clone)]
+pub struct ProbesArgs {
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,19 +1,22 @@
 //! How many events per second user space can take: the bytes the kernel writes for a flood of
-//! small UDP datagrams (device receive, socket queue, the read with its call), through
-//! decoding, assembly and JSON or text output into a sink that discards it. No kernel needed:
+//! small UDP datagrams (device receive, socket queue, the read with its call), through the
+//! pipeline the live session runs (decoding, assembly, time ordering, JSON or text output into
+//! a sink that discards it). No kernel needed:
 //! `cargo test --release -p sockpath throughput -- --ignored --nocapture`.
 //! Under valgrind --tool=callgrind it shows where the time goes.
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockWhat, SyscallKind, CTX_NET_RX};
 
 use crate::{
-    decode::{self, fixture},
+    decode::fixture,
     filter::WatchFilter,
-    journey::{clock::Clock, names::KernelNames, Assembler, Config},
-    output::{json::JsonSink, text::TextSink, timeline::Timeline, Sink},
+    journey::{clock::Clock, model::Owner, names::KernelNames, Config},
+    output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     packet::fixture::udp4,
+    pipeline::{Owners, Pipeline},
+    watch::{BATCH, DRAIN, TICK},
 };
 
 fn sock_event(what: SockWhat, ts: u64, journey: u64, net_rx: bool) -> Vec<u8> {
@@ -49,20 +52,39 @@ fn sock_event(what: SockWhat, ts: u64, journey: u64, net_rx: bool) -> Vec<u8> {
     fixture::bytes_of(&e)
 }
 
-/// The records of `n` datagrams, in the order the ring buffer would hold them.
-fn flood(n: u64) -> Vec<Vec<u8>> {
+/// The records of `n` datagrams, in the order the ring buffer would hold them, each with the
+/// time the kernel took it.
+fn flood(n: u64) -> Vec<(u64, Vec<u8>)> {
     let frame = udp4(5000, 4000, &[0u8; 64]);
     let mut out = Vec::new();
     for i in 0..n {
-        let ts = 1_000_000_000 + i * 4_000;
+        let ts = START_NS + i * 4_000;
         let id = (1 << 48) | (i + 1);
-        out.push(fixture::packet(ts, id, &frame));
-        out.push(sock_event(SockWhat::DataReady, ts + 1_000, id, true));
-        out.push(sock_event(SockWhat::Recv, ts + 2_000, 0, false));
+        out.push((ts, fixture::packet(ts, id, &frame)));
+        out.push((
+            ts + 1_000,
+            sock_event(SockWhat::DataReady, ts + 1_000, id, true),
+        ));
+        out.push((ts + 2_000, sock_event(SockWhat::Recv, ts + 2_000, 0, false)));
     }
     out
 }
 
+/// The kernel's time of the first datagram.
+const START_NS: u64 = 1_000_000_000;
+
+/// A benchmark on fixtures searches no /proc.
+struct NoOwners;
+
+impl Owners for NoOwners {
+    fn scan(&mut self) -> HashMap<u64, Owner> {
+        HashMap::new()
+    }
+}
+
+/// The records through the pipeline on the live loop's schedule, in the fixtures' time (a
+/// datagram every 4 µs): every `DRAIN` the records taken by then are read in batches of at
+/// most `BATCH`, back to back until one finds none left, and every `TICK` the pipeline ticks.
 fn run(json: bool) -> f64 {
     let n = std::env::var("THROUGHPUT_N")
         .ok()
@@ -76,44 +98,50 @@ fn run(json: bool) -> f64 {
         },
         ..Config::default()
     };
-    let mut asm = Assembler::new(cfg, KernelNames::default(), Clock::fixed(0));
-    let mut timeline = Timeline::default();
-    let mut sink: Box<dyn Sink> = if json {
+    let sink: Box<dyn Sink> = if json {
         Box::new(JsonSink::new(std::io::sink()))
     } else {
         Box::new(TextSink::new(std::io::sink()))
     };
+    let mut pipeline = Pipeline::new(cfg, KernelNames::default(), || Clock::fixed(0), vec![sink]);
+    let info = StartInfo {
+        filter: String::new(),
+        kernel: String::new(),
+        attach_ms: 0.0,
+        hooks: Vec::new(),
+    };
+    let drain_ns = DRAIN.as_nanos() as u64;
+    let tick_ns = TICK.as_nanos() as u64;
     let started = Instant::now();
-    for (i, r) in records.iter().enumerate() {
-        asm.push(decode::decode(r).expect("fixture decodes"));
-        // A tick every 200 datagrams, as the live loop ticks every 25 ms.
-        if i % 600 == 0 {
-            let now = 1_000_000_000 + (i as u64 / 3) * 4_000;
-            asm.tick(now);
-            for item in asm.take_ready() {
-                timeline.push(item);
+    pipeline.start(&info, START_NS).unwrap();
+    let (mut now, mut next_tick, mut read) = (START_NS, START_NS, 0);
+    while read < records.len() {
+        now += drain_ns;
+        let taken = read + records[read..].partition_point(|(ts, _)| *ts < now);
+        loop {
+            let batch = (taken - read).min(BATCH);
+            for (_, r) in &records[read..read + batch] {
+                pipeline.ingest(r);
             }
-            for item in timeline.release(now.saturating_sub(asm_settle())) {
-                sink.item(&item).unwrap();
+            read += batch;
+            let emptied = batch < BATCH;
+            pipeline.drain(emptied.then_some(now)).unwrap();
+            if emptied {
+                break;
             }
         }
+        if now >= next_tick {
+            pipeline.tick(now, 0, &mut NoOwners).unwrap();
+            next_tick += tick_ns;
+        }
     }
-    asm.finish();
-    for item in asm.take_ready() {
-        timeline.push(item);
-    }
-    for item in timeline.release(u64::MAX) {
-        sink.item(&item).unwrap();
-    }
+    let summary = pipeline.finish(now, 0).unwrap();
+    pipeline.close(&summary).unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let summary = asm.summary();
+    assert_eq!(summary.decode_errors, 0, "every fixture decodes");
     assert_eq!(summary.journeys, n);
     assert_eq!(summary.complete, n, "every datagram read");
     n as f64 / secs
-}
-
-fn asm_settle() -> u64 {
-    Config::default().settle_ns
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use clap::Args;
 
 use self::{
     capture::Capture,
@@ -26,11 +27,7 @@ use self::{
     matching::Timed,
     report::{Offsets, Report, UnmatchedFrame, UnmatchedJourney},
 };
-use crate::{
-    cli::{AnnotateArgs, UsageError},
-    journey::clock::time_of_day,
-    output::comment,
-};
+use crate::{journey::clock::time_of_day, output::comment, usage::UsageError};
 
 /// Frames and journeys of one packet are stamped a few microseconds apart on this machine
 /// (tcpdump and sockpath read the same clock, at nearly the same point of the receive path);
@@ -39,6 +36,36 @@ use crate::{
 /// timeout (200 ms), so a retransmitted segment, whose headers may equal the original's, is
 /// never taken for it.
 pub const DEFAULT_TOLERANCE_MS: f64 = 50.0;
+
+#[derive(Args, Debug, Clone)]
+pub struct AnnotateArgs {
+    /// The capture: a pcap or pcapng file tcpdump or Wireshark wrote while sockpath watched.
+    #[arg(value_name = "CAPTURE")]
+    pub capture: PathBuf,
+    /// The journey log: what `sockpath watch --json` printed (JSON Lines).
+    #[arg(long, value_name = "JOURNEYS.jsonl")]
+    pub journeys: PathBuf,
+    /// Where to write the annotated capture (pcapng).
+    #[arg(short = 'o', long = "output", value_name = "OUT.pcapng")]
+    pub output: PathBuf,
+    /// Largest difference, in milliseconds, between a frame's timestamp and its journey's for
+    /// the two to be the same packet (headers must match as well).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_TOLERANCE_MS, value_parser = tolerance)]
+    pub tolerance_ms: f64,
+    /// The report as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn tolerance(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    if !(0.0..=3_600_000.0).contains(&v) {
+        return Err(format!("{v}: the tolerance must be from 0 to 3600000 ms"));
+    }
+    Ok(v)
+}
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()

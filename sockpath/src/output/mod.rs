@@ -6,7 +6,6 @@ pub mod journey_json;
 pub mod json;
 pub mod pcapng;
 pub mod text;
-pub mod timeline;
 
 use serde::Serialize;
 

@@ -1,7 +1,13 @@
 //! A watch session: attach, read events, assemble journeys, print them in time order, and on
 //! stop (Ctrl-C, SIGTERM, --duration, or the demo finishing) detach and print the summary.
+//!
+//! `run` is the event loop: signals, timers and reads of the ring buffer. What is done with the
+//! records is the pipeline's work (`crate::pipeline`).
+
+mod args;
 
 use std::{
+    collections::HashMap,
     future::Future,
     io::BufWriter,
     time::{Duration, Instant},
@@ -10,31 +16,54 @@ use std::{
 use sockpath_ebpf::config::counter;
 use tokio::sync::oneshot;
 
+pub use self::args::{OutputArgs, WatchArgs};
 use crate::{
-    cli::OutputArgs,
-    decode,
     filter::WatchFilter,
     journey::{
         self,
         clock::{monotonic_ns, Clock},
-        model::Summary,
-        Assembler,
+        model::{Owner, Summary},
     },
     kernel::{self, facts::KernelFacts, probes, Kernel},
-    output::{json::JsonSink, text::TextSink, timeline::Timeline, Sink, StartInfo},
+    output::{json::JsonSink, text::TextSink, Sink, StartInfo},
+    pipeline::{Owners, Pipeline},
     procfs,
+    usage::UsageError,
 };
 
 /// How often journeys that are due are finished and the output is written.
-const TICK: Duration = Duration::from_millis(25);
-/// Items held for time ordering at most; past this the oldest go out at once.
-const MAX_BUFFERED: usize = 20_000;
+pub(crate) const TICK: Duration = Duration::from_millis(25);
 /// Ring records handled before the other work of the loop gets a turn: about 10 ms of work at
 /// the speed measured, so journeys are finished and written out on time under a flood.
-const BATCH: usize = 4096;
+pub(crate) const BATCH: usize = 4096;
 /// How often the ring buffer is drained: the 16 MiB default holds about half a second of the
 /// heaviest load measured.
-const DRAIN: Duration = Duration::from_millis(10);
+pub(crate) const DRAIN: Duration = Duration::from_millis(10);
+
+/// `sockpath watch`: until Ctrl-C, SIGTERM or the end of --duration.
+pub fn command(args: WatchArgs, started: Instant) -> anyhow::Result<()> {
+    let filter = args.filter()?;
+    runtime()?.block_on(async {
+        let session = Session {
+            filter,
+            output: args.output.clone(),
+        };
+        let stop = async {
+            match args.duration {
+                Some(d) => tokio::time::sleep(Duration::from_secs_f64(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        run(session, started, None, stop).await.map(|_| ())
+    })
+}
+
+/// The single-threaded runtime a session runs on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
 
 pub struct Session {
     pub filter: WatchFilter,
@@ -82,9 +111,8 @@ fn sinks(output: &OutputArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     }
     // Opened before anything is attached, so a path that cannot be written is a usage error.
     if let Some(path) = &output.pcapng {
-        let file = std::fs::File::create(path).map_err(|e| {
-            crate::cli::UsageError(format!("cannot write --pcapng {}: {e}", path.display()))
-        })?;
+        let file = std::fs::File::create(path)
+            .map_err(|e| UsageError(format!("cannot write --pcapng {}: {e}", path.display())))?;
         v.push(Box::new(crate::output::pcapng::PcapngSink::new(
             std::io::BufWriter::new(file),
         )));
@@ -101,7 +129,7 @@ pub async fn run(
 ) -> anyhow::Result<Summary> {
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sinks = sinks(&session.output)?;
+    let sinks = sinks(&session.output)?;
 
     let Attached {
         mut kernel,
@@ -122,17 +150,12 @@ pub async fn run(
         hooks: probes::choice(&kernel.stages),
         ..journey::Config::default()
     };
-    let settle_ns = cfg.settle_ns;
-    let mut asm = Assembler::new(cfg, names, Clock::sample());
-    let scan = procfs::scan(&session.filter);
-    for pid in &scan.watched_pids {
-        kernel.watch_tgid(*pid);
-    }
-    asm.set_proc_owners(scan.owners);
-
-    for s in sinks.iter_mut() {
-        s.start(&info)?;
-    }
+    let mut pipeline = Pipeline::new(cfg, names, Clock::sample, sinks);
+    pipeline.scan_owners(&mut ProcOwners {
+        filter: &session.filter,
+        kernel: &mut kernel,
+    });
+    pipeline.start(&info, monotonic_ns())?;
     if let Some(r) = ready {
         let _ = r.send(());
     }
@@ -141,28 +164,8 @@ pub async fn run(
     // on a timer, many events per wake-up.
     let mut ring = kernel.ring()?;
     let mut drain = tokio::time::interval(DRAIN);
-    let mut timeline = Timeline::default();
     let mut tick = tokio::time::interval(TICK);
-    let mut last_lost = 0u64;
-    // Losses are placed in time between two checks of the counter: the first is now.
-    asm.lost(0, monotonic_ns());
-    let mut last_clock = Instant::now();
-    let mut last_scan = Instant::now();
-    let mut decode_warned = false;
-    // Every event the kernel took before this (monotonic) time has been read.
-    let mut known_until = monotonic_ns();
     tokio::pin!(stop);
-
-    let mut handle = |asm: &mut Assembler, bytes: &[u8]| match decode::decode(bytes) {
-        Ok(ev) => asm.push(ev),
-        Err(e) => {
-            asm.summary_mut().decode_errors += 1;
-            if !decode_warned {
-                tracing::warn!("malformed event from the kernel: {e}");
-                decode_warned = true;
-            }
-        }
-    };
 
     loop {
         tokio::select! {
@@ -177,94 +180,34 @@ pub async fn run(
                 let mut emptied = false;
                 for _ in 0..BATCH {
                     match ring.next() {
-                        Some(rec) => handle(&mut asm, &rec),
+                        Some(rec) => pipeline.ingest(&rec),
                         None => {
                             emptied = true;
                             break;
                         }
                     }
                 }
-                known_until = if emptied {
-                    drain_started
-                } else {
-                    known_until.max(asm.newest_event())
-                };
-                // Journeys finished meanwhile (an overload finishes the oldest open one for
-                // each new packet) go to the timeline now, which sends out what is over its
-                // bound: nothing piles up between ticks.
-                for item in asm.take_ready() {
-                    timeline.push(item);
-                }
-                for item in timeline.overflow(MAX_BUFFERED) {
-                    emit(&mut sinks, &item)?;
-                }
+                pipeline.drain(emptied.then_some(drain_started))?;
             }
             _ = tick.tick() => {
                 let lost = kernel.lost();
                 // Read after the counter: every loss it counts happened before this time.
                 let now = monotonic_ns();
-                asm.lost(lost.saturating_sub(last_lost), now);
-                last_lost = lost;
-                if last_clock.elapsed() >= Duration::from_secs(1) {
-                    tracing::debug!(
-                        "{} timeline={} reading {} ms behind",
-                        asm.debug_sizes(),
-                        timeline.len(),
-                        now.saturating_sub(known_until) / 1_000_000
-                    );
-                    asm.set_clock(Clock::sample());
-                    last_clock = Instant::now();
-                }
-                asm.tick(known_until);
-                if asm.needs_owner_scan() && last_scan.elapsed() >= Duration::from_millis(250) {
-                    let scan = procfs::scan(&session.filter);
-                    for pid in &scan.watched_pids {
-                        kernel.watch_tgid(*pid);
-                    }
-                    asm.set_proc_owners(scan.owners);
-                    last_scan = Instant::now();
-                }
-                for item in asm.take_ready() {
-                    timeline.push(item);
-                }
-                let clock = asm.clock();
-                let horizon = clock.wall_ns(known_until.saturating_sub(settle_ns));
-                let watermark = asm
-                    .oldest_open()
-                    .map(|t| clock.wall_ns(t).saturating_sub(1).min(horizon))
-                    .unwrap_or(horizon);
-                for item in timeline.release(watermark) {
-                    emit(&mut sinks, &item)?;
-                }
-                for item in timeline.overflow(MAX_BUFFERED) {
-                    emit(&mut sinks, &item)?;
-                }
-                for s in sinks.iter_mut() {
-                    s.flush()?;
-                }
+                let mut owners = ProcOwners {
+                    filter: &session.filter,
+                    kernel: &mut kernel,
+                };
+                pipeline.tick(now, lost, &mut owners)?;
             }
         }
     }
 
     // Whatever the kernel wrote before we stopped still belongs to the session.
-    {
-        while let Some(rec) = ring.next() {
-            handle(&mut asm, &rec);
-        }
+    while let Some(rec) = ring.next() {
+        pipeline.ingest(&rec);
     }
     let lost = kernel.lost();
-    asm.lost(lost.saturating_sub(last_lost), monotonic_ns());
-    asm.finish();
-    for item in asm.take_ready() {
-        timeline.push(item);
-    }
-    for item in timeline.release(u64::MAX) {
-        emit(&mut sinks, &item)?;
-    }
-    for s in sinks.iter_mut() {
-        s.flush()?;
-    }
-    let mut summary = asm.summary().clone();
+    let mut summary = pipeline.finish(monotonic_ns(), lost)?;
     summary.packets_seen = kernel.counter(counter::PACKETS_SEEN);
     summary.packets_matched = kernel.counter(counter::PACKETS_MATCHED);
     summary.read_errors = kernel.counter(counter::READ_ERRORS);
@@ -272,17 +215,24 @@ pub async fn run(
     // Detach before printing the summary: nothing of sockpath stays in the kernel.
     drop(ring);
     drop(kernel);
-    for s in sinks.iter_mut() {
-        s.summary(&summary)?;
-    }
+    pipeline.close(&summary)?;
     Ok(summary)
 }
 
-fn emit(sinks: &mut [Box<dyn Sink>], item: &journey::model::Item) -> anyhow::Result<()> {
-    for s in sinks.iter_mut() {
-        s.item(item)?;
+/// The owners of watched sockets from /proc; the kernel follows their processes' calls.
+struct ProcOwners<'a> {
+    filter: &'a WatchFilter,
+    kernel: &'a mut Kernel,
+}
+
+impl Owners for ProcOwners<'_> {
+    fn scan(&mut self) -> HashMap<u64, Owner> {
+        let scan = procfs::scan(self.filter);
+        for pid in &scan.watched_pids {
+            self.kernel.watch_tgid(*pid);
+        }
+        scan.owners
     }
-    Ok(())
 }
 
 /// Hands memory freed so far back to the system now. jemalloc would keep it until later

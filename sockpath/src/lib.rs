@@ -1,0 +1,32 @@
+//! sockpath: per-packet kernel journeys, from the network device to the socket and the process
+//! that reads it.
+//!
+//! Layout: `kernel/` loads the eBPF programs (sockpath-ebpf) and knows the running kernel (BTF,
+//! probe registry); `decode` turns ring-buffer records into events; `journey/` assembles events
+//! into journeys and syscall records; `output/` prints them (text, JSON, pcapng); `pipeline`
+//! takes records through all of these in time order; `watch` and `demo` run sessions that feed
+//! it; `annotate` puts a journey log's journeys into a capture's frames. `cli` lists the
+//! commands; each command's module owns its arguments.
+
+/// The unit tests, the throughput benchmark among them, run on the allocator the binary uses.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+pub mod annotate;
+pub mod cli;
+mod decode;
+pub mod demo;
+mod filter;
+mod journey;
+mod kernel;
+mod output;
+mod packet;
+mod pipeline;
+pub mod probes_cmd;
+mod procfs;
+mod text;
+#[cfg(test)]
+mod throughput;
+pub mod usage;
+pub mod watch;
