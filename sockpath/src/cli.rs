@@ -95,6 +95,11 @@ pub struct ProbesArgs {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print the hook table itself (markdown: each stage's hooks in order of preference, the
+    /// oldest kernel each is known to work on, what a stage loses without them) and attach
+    /// nothing. Needs no privileges.
+    #[arg(long, conflicts_with = "json")]
+    pub table: bool,
 }
 
 #[derive(Args, Debug, Clone)]

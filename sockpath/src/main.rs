@@ -19,6 +19,7 @@ mod cli;
 mod decode;
 mod demo;
 mod filter;
+mod hooks;
 mod journey;
 mod kernel;
 mod output;

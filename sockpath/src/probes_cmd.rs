@@ -1,11 +1,15 @@
 //! `sockpath probes`: for the running kernel, each journey stage and the hook serving it, and
-//! why better hooks were refused.
+//! why better hooks were refused; with `--table`, the hook table itself.
 
 use std::time::Instant;
 
-use crate::{cli::ProbesArgs, filter::WatchFilter, watch};
+use crate::{cli::ProbesArgs, filter::WatchFilter, hooks, watch};
 
 pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
+    if args.table {
+        print!("{}", hooks::markdown());
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

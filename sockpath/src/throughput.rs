@@ -11,7 +11,8 @@ use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockWhat, SyscallKind
 use crate::{
     decode::{self, fixture},
     filter::WatchFilter,
-    journey::{clock::Clock, names::KernelNames, Assembler, Config},
+    journey::{clock::Clock, Assembler, Config},
+    kernel::names::KernelNames,
     output::{json::JsonSink, text::TextSink, timeline::Timeline, Sink},
     packet::fixture::udp4,
 };

@@ -10,7 +10,6 @@
 
 mod build;
 pub mod clock;
-pub mod hooks;
 pub mod model;
 pub mod names;
 pub mod sockets;
@@ -26,12 +25,14 @@ use sockpath_ebpf::event::{Hop, LookupTable, SkbWhat, SockWhat, SyscallKind};
 use self::{
     clock::Clock,
     model::{Item, Note, Owner, StateChange, Summary},
-    names::{tcp_state, KernelNames},
+    names::tcp_state,
     sockets::{fits, SocketTable},
 };
 use crate::{
     decode::{Event, FibEv, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
     filter::WatchFilter,
+    hooks::HookChoice,
+    kernel::names::KernelNames,
     packet::{Headers, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -53,7 +54,7 @@ pub struct Config {
     /// Journeys open at once; past this the oldest is finished as incomplete (memory bound).
     pub max_open: usize,
     /// Which hook serves each stage on this kernel.
-    pub hooks: hooks::HookChoice,
+    pub hooks: HookChoice,
 }
 
 impl Default for Config {
@@ -63,7 +64,7 @@ impl Default for Config {
             settle_ns: 30_000_000,
             hold_ns: 2_000_000_000,
             max_open: 20_000,
-            hooks: hooks::HookChoice::default(),
+            hooks: HookChoice::default(),
         }
     }
 }

@@ -3,13 +3,12 @@
 
 use std::{borrow::Cow, fmt::Write};
 
-use sockpath_ebpf::event::{Hop, LookupTable};
+use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook, SyscallKind};
 
 use super::{
     super::{
-        hooks::{HookChoice, Stage as StageId},
         model::{HookKind, Stage},
-        names::{self, KernelNames},
+        names,
         sockets::{endpoint, SocketTable},
         Obs, Open,
     },
@@ -19,6 +18,8 @@ use super::{
 };
 use crate::{
     decode::Socket,
+    hooks::{HookChoice, Stage as StageId},
+    kernel::names::KernelNames,
     text::{cat, uint},
 };
 
@@ -292,7 +293,7 @@ fn observed(
             *ts,
             stage(
                 "tcp_receive_reset",
-                (HookKind::TpBtf, "tcp_receive_reset"),
+                hooks.reset_received(),
                 "RST accepted: connection reset",
             ),
         ),
@@ -301,7 +302,7 @@ fn observed(
             *ts,
             stage(
                 "inet_sk_error_report",
-                (HookKind::TpBtf, "inet_sk_error_report"),
+                hooks.error_report(),
                 format!(
                     "{} reported to the socket's user",
                     names::errno(*err as i64)
@@ -360,7 +361,7 @@ fn observed(
             *ts,
             stage(
                 "queue failed",
-                (HookKind::TpBtf, "udp_fail_queue_rcv_skb"),
+                hooks.queue_full(QueueFullHook::UdpFailQueueRcvSkb),
                 format!("socket could not queue it (rc {rc})"),
             ),
         ),
@@ -387,7 +388,7 @@ fn observed(
             r.ts,
             stage(
                 "accept",
-                (HookKind::Tracepoint, "syscalls/sys_exit_accept4"),
+                hooks.syscall_exit(SyscallKind::Accept4),
                 format!(
                     "{}() = {} in {}[{}]",
                     r.syscall.unwrap_or("accept"),
@@ -402,7 +403,7 @@ fn observed(
             r.ts,
             stage(
                 "connect returns",
-                (HookKind::Tracepoint, "syscalls/sys_exit_connect"),
+                hooks.syscall_exit(SyscallKind::Connect),
                 format!(
                     "connect({}) = {} in {}[{}]",
                     r.fd.unwrap_or(-1),

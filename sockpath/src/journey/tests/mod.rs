@@ -9,12 +9,12 @@ use sockpath_ebpf::event::{SkbWhat, SockWhat, SyscallKind};
 use super::{
     clock::Clock,
     model::{Item, Journey, OutcomeKind, SyscallRecord},
-    names::KernelNames,
     Assembler, Config,
 };
 use crate::{
     decode::{Call, Event, Meta, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
     filter::WatchFilter,
+    kernel::names::KernelNames,
     packet::fixture::{tcp4, udp4},
 };
 
