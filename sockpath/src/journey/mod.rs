@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use sockpath_ebpf::event::{Hop, LookupTable, SkbWhat, SockWhat, SyscallKind};
+use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook, SkbWhat, SockWhat, SyscallKind};
 
 use self::{
     clock::Clock,
@@ -121,6 +121,8 @@ pub(crate) enum Obs {
     QueueFail {
         ts: u64,
         rc: i32,
+        /// The tracepoint that saw it.
+        by: QueueFullHook,
     },
     /// Payload bytes of this packet taken by a reader.
     Read(ReadObs),
@@ -844,7 +846,10 @@ impl Assembler {
                 type_: k.arg0,
                 code: k.arg1,
             },
-            SkbWhat::QueueFail => Obs::QueueFail { ts, rc: k.arg0 },
+            SkbWhat::QueueFail => match QueueFullHook::from_i32(k.arg1) {
+                Some(by) => Obs::QueueFail { ts, rc: k.arg0, by },
+                None => return,
+            },
             SkbWhat::Hop => match Hop::from_u16(k.arg0 as u16) {
                 Some(hop) => Obs::Hop { ts, hop },
                 None => return,

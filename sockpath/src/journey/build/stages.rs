@@ -3,7 +3,7 @@
 
 use std::{borrow::Cow, fmt::Write};
 
-use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook, SyscallKind};
+use sockpath_ebpf::event::{Hop, LookupTable, SyscallKind};
 
 use super::{
     super::{
@@ -75,6 +75,14 @@ fn hop_phase(hop: Hop) -> Phase {
         Hop::IpRcv | Hop::Ipv6Rcv => Phase::Ip,
         Hop::IpLocalDeliver | Hop::Ip6Input => Phase::LocalDeliver,
         _ => Phase::Transport,
+    }
+}
+
+/// The call that returned an accepted connection, by the name it was recorded under.
+fn accept_call(name: &str) -> SyscallKind {
+    match name {
+        "accept4" => SyscallKind::Accept4,
+        _ => SyscallKind::Accept,
     }
 }
 
@@ -356,12 +364,12 @@ fn observed(
                 ),
             ),
         ),
-        Obs::QueueFail { ts, rc } => (
+        Obs::QueueFail { ts, rc, by } => (
             Phase::Socket,
             *ts,
             stage(
                 "queue failed",
-                hooks.queue_full(QueueFullHook::UdpFailQueueRcvSkb),
+                hooks.queue_full(*by),
                 format!("socket could not queue it (rc {rc})"),
             ),
         ),
@@ -383,21 +391,18 @@ fn observed(
                 cat(&["end of file read by ", &who(r), " = 0"]),
             ),
         ),
-        Obs::Accepted(r) => (
-            Phase::Socket,
-            r.ts,
-            stage(
-                "accept",
-                hooks.syscall_exit(SyscallKind::Accept4),
-                format!(
-                    "{}() = {} in {}[{}]",
-                    r.syscall.unwrap_or("accept"),
-                    r.fd.unwrap_or(-1),
-                    r.comm,
-                    r.pid
+        Obs::Accepted(r) => {
+            let call = r.syscall.unwrap_or("accept");
+            (
+                Phase::Socket,
+                r.ts,
+                stage(
+                    "accept",
+                    hooks.syscall_exit(accept_call(call)),
+                    format!("{call}() = {} in {}[{}]", r.fd.unwrap_or(-1), r.comm, r.pid),
                 ),
-            ),
-        ),
+            )
+        }
         Obs::Connected { r, ret } => (
             Phase::Socket,
             r.ts,
