@@ -1,8 +1,9 @@
 //! sockpath: per-packet kernel journeys, from the network device to the socket and the process
 //! that reads it.
 //!
-//! Layout: `kernel/` loads the eBPF programs (sockpath-ebpf) and knows the running kernel (BTF,
-//! probe registry); `decode` turns ring-buffer records into events; `journey/` assembles events
+//! Layout: `hooks/` is the hook table (every eBPF program once, with its stage and fallbacks);
+//! `kernel/` loads the eBPF programs (sockpath-ebpf), attaches the table and knows the running
+//! kernel (BTF); `decode` turns ring-buffer records into events; `journey/` assembles events
 //! into journeys and syscall records; `output/` prints them (text, JSON, pcapng); `watch` and
 //! `demo` run sessions; `annotate` puts a journey log's journeys into a capture's frames.
 

@@ -43,6 +43,26 @@ fn every_stage_prefers_trampolines_then_kprobes_then_tracepoints() {
 }
 
 #[test]
+fn whichever_hook_serves_a_stage_it_reports_the_same_observations() {
+    // So a journey stage can name the program that saw it on any kernel.
+    for spec in TABLE {
+        let reports = |h: &Hook| {
+            let mut r: Vec<String> = h
+                .programs
+                .iter()
+                .map(|p| format!("{:?}", p.reports))
+                .collect();
+            r.sort();
+            r.dedup();
+            r
+        };
+        for h in &spec.hooks[1..] {
+            assert_eq!(reports(h), reports(&spec.hooks[0]), "{}", spec.name);
+        }
+    }
+}
+
+#[test]
 fn ipv6_twins_are_optional_and_ipv4_ones_are_not() {
     for (_, p) in programs() {
         if let Attach::Fentry { function }
