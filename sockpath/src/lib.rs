@@ -1,8 +1,9 @@
 //! sockpath: per-packet kernel journeys, from the network device to the socket and the process
 //! that reads it.
 //!
-//! Layout: `kernel/` loads the eBPF programs (sockpath-ebpf) and knows the running kernel (BTF,
-//! probe registry); `decode` turns ring-buffer records into events; `journey/` assembles events
+//! Layout: `hooks/` is the hook table (every eBPF program once, with its stage and fallbacks);
+//! `kernel/` loads the eBPF programs (sockpath-ebpf), attaches the table and knows the running
+//! kernel (BTF); `decode` turns ring-buffer records into events; `journey/` assembles events
 //! into journeys and syscall records; `output/` prints them (text, JSON, pcapng); `pipeline`
 //! takes records through all of these in time order; `watch` and `demo` run sessions that feed
 //! it; `annotate` puts a journey log's journeys into a capture's frames. `cli` lists the
@@ -18,6 +19,7 @@ pub mod cli;
 mod decode;
 pub mod demo;
 mod filter;
+mod hooks;
 mod journey;
 mod kernel;
 mod output;

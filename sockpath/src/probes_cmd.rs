@@ -1,20 +1,29 @@
 //! `sockpath probes`: for the running kernel, each journey stage and the hook serving it, and
-//! why better hooks were refused.
+//! why better hooks were refused; with `--table`, the hook table itself.
 
 use std::time::Instant;
 
 use clap::Args;
 
-use crate::{filter::WatchFilter, watch};
+use crate::{filter::WatchFilter, hooks, watch};
 
 #[derive(Args, Debug, Clone)]
 pub struct ProbesArgs {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print the hook table itself (markdown: each stage's hooks in order of preference, the
+    /// oldest kernel each is known to work on, what a stage loses without them) and attach
+    /// nothing. Needs no privileges.
+    #[arg(long, conflicts_with = "json")]
+    pub table: bool,
 }
 
 pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
+    if args.table {
+        print!("{}", hooks::markdown());
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

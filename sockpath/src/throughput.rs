@@ -12,7 +12,8 @@ use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockWhat, SyscallKind
 use crate::{
     decode::fixture,
     filter::WatchFilter,
-    journey::{clock::Clock, model::Owner, names::KernelNames, Config},
+    journey::{clock::Clock, model::Owner, Config},
+    kernel::names::KernelNames,
     output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     packet::fixture::udp4,
     pipeline::{Owners, Pipeline},

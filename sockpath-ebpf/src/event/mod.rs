@@ -11,7 +11,7 @@ mod syscall;
 
 pub use fib::FibEvent;
 pub use packet::{PacketEvent, PACKET_EVENT_FIXED, SNAP_MAX};
-pub use skb::{Hop, SkbEvent, SkbWhat};
+pub use skb::{Hop, QueueFullHook, SkbEvent, SkbWhat};
 pub use sock::{CallInfo, LookupTable, SockEvent, SockInfo, SockWhat, SOCK_REUSEPORT};
 pub use syscall::{SockAddrRaw, SyscallEvent, SyscallKind};
 

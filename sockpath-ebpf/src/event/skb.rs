@@ -11,7 +11,8 @@ pub enum SkbWhat {
     ResetSent = 3,
     /// icmp_send: an ICMP error was sent about it; `arg0` = type, `arg1` = code.
     IcmpSent = 4,
-    /// udp_fail_queue_rcv_skb / sock_rcvqueue_full: the socket `sk` could not queue it; `arg0` = rc.
+    /// udp_fail_queue_rcv_skb / sock_rcvqueue_full: the socket `sk` could not queue it; `arg0` = rc,
+    /// `arg1` = the [`QueueFullHook`] that saw it.
     QueueFail = 5,
     /// It entered a receive-path function (`arg0` = [`Hop`]), seen by fentry or kprobe.
     Hop = 6,
@@ -47,8 +48,8 @@ impl Hop {
         Self::ALL.iter().copied().find(|h| *h as u16 == v)
     }
 
-    /// The kernel function.
-    pub fn function(self) -> &'static str {
+    /// The kernel function (const: the hook table attaches the hop's programs to it).
+    pub const fn function(self) -> &'static str {
         match self {
             Hop::IpRcv => "ip_rcv",
             Hop::Ipv6Rcv => "ipv6_rcv",
@@ -59,6 +60,27 @@ impl Hop {
             Hop::UdpRcv => "udp_rcv",
             Hop::Udpv6Rcv => "udpv6_rcv",
         }
+    }
+}
+
+/// Which tracepoint saw a full receive queue: the two fire in different places, and a journey
+/// names the one that did.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueFullHook {
+    /// sock_rcvqueue_full: sock_queue_rcv_skb() found the receive buffer full.
+    SockRcvqueueFull = 1,
+    /// udp_fail_queue_rcv_skb: UDP could not queue the datagram.
+    UdpFailQueueRcvSkb = 2,
+}
+
+impl QueueFullHook {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        Some(match v {
+            1 => Self::SockRcvqueueFull,
+            2 => Self::UdpFailQueueRcvSkb,
+            _ => return None,
+        })
     }
 }
 

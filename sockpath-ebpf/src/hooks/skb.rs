@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use sockpath_ebpf::{
     config::{FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
-    event::{EventKind, SkbEvent, SkbWhat},
+    event::{EventKind, QueueFullHook, SkbEvent, SkbWhat},
 };
 
 use crate::{
@@ -194,6 +194,7 @@ pub fn kprobe_icmp_send(ctx: ProbeContext) -> u32 {
 pub fn udp_fail_queue_rcv_skb(ctx: BtfTracePointContext) -> i32 {
     skb_event(SkbWhat::QueueFail, ctx.arg(2), |ev| {
         ev.arg0 = ctx.arg(0);
+        ev.arg1 = QueueFullHook::UdpFailQueueRcvSkb as i32;
         ev.sk = ctx.arg(1);
     });
     0
@@ -206,6 +207,7 @@ pub fn sock_rcvqueue_full(ctx: BtfTracePointContext) -> i32 {
         ev.sk = ctx.arg(0);
         // -ENOMEM: what sock_queue_rcv_skb() returns when the buffer is full.
         ev.arg0 = -12;
+        ev.arg1 = QueueFullHook::SockRcvqueueFull as i32;
     });
     0
 }

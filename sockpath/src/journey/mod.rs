@@ -10,7 +10,6 @@
 
 mod build;
 pub mod clock;
-pub mod hooks;
 pub mod model;
 pub mod names;
 pub mod sockets;
@@ -21,17 +20,19 @@ use std::collections::{BTreeSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use sockpath_ebpf::event::{Hop, LookupTable, SkbWhat, SockWhat, SyscallKind};
+use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook, SkbWhat, SockWhat, SyscallKind};
 
 use self::{
     clock::Clock,
     model::{Item, Note, Owner, StateChange, Summary},
-    names::{tcp_state, KernelNames},
+    names::tcp_state,
     sockets::{fits, SocketTable},
 };
 use crate::{
     decode::{Event, FibEv, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
     filter::WatchFilter,
+    hooks::HookChoice,
+    kernel::names::KernelNames,
     packet::{Headers, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -53,7 +54,7 @@ pub struct Config {
     /// Journeys open at once; past this the oldest is finished as incomplete (memory bound).
     pub max_open: usize,
     /// Which hook serves each stage on this kernel.
-    pub hooks: hooks::HookChoice,
+    pub hooks: HookChoice,
 }
 
 impl Default for Config {
@@ -63,7 +64,7 @@ impl Default for Config {
             settle_ns: 30_000_000,
             hold_ns: 2_000_000_000,
             max_open: 20_000,
-            hooks: hooks::HookChoice::default(),
+            hooks: HookChoice::default(),
         }
     }
 }
@@ -120,6 +121,8 @@ pub(crate) enum Obs {
     QueueFail {
         ts: u64,
         rc: i32,
+        /// The tracepoint that saw it.
+        by: QueueFullHook,
     },
     /// Payload bytes of this packet taken by a reader.
     Read(ReadObs),
@@ -843,7 +846,10 @@ impl Assembler {
                 type_: k.arg0,
                 code: k.arg1,
             },
-            SkbWhat::QueueFail => Obs::QueueFail { ts, rc: k.arg0 },
+            SkbWhat::QueueFail => match QueueFullHook::from_i32(k.arg1) {
+                Some(by) => Obs::QueueFail { ts, rc: k.arg0, by },
+                None => return,
+            },
             SkbWhat::Hop => match Hop::from_u16(k.arg0 as u16) {
                 Some(hop) => Obs::Hop { ts, hop },
                 None => return,

@@ -18,33 +18,8 @@ impl Serialize for Timestamp {
     }
 }
 
-/// How a stage was known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookKind {
-    Fentry,
-    Fexit,
-    Kprobe,
-    Kretprobe,
-    TpBtf,
-    Tracepoint,
-    /// No hook on this kernel sees the stage; it is implied by the stages around it.
-    Inferred,
-}
-
-impl HookKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::Fentry => "fentry",
-            HookKind::Fexit => "fexit",
-            HookKind::Kprobe => "kprobe",
-            HookKind::Kretprobe => "kretprobe",
-            HookKind::TpBtf => "tp_btf",
-            HookKind::Tracepoint => "tracepoint",
-            HookKind::Inferred => "inferred",
-        }
-    }
-}
+/// How a stage was known (the hook table's kinds).
+pub use crate::hooks::HookKind;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Stage {

@@ -1,7 +1,6 @@
-//! Names for the numbers the kernel reports: TCP states, errnos, socket constants, and the
-//! kernel enums whose values differ between kernels (read from BTF).
-
-use std::collections::HashMap;
+//! Names for the numbers the kernel reports: TCP states, errnos, socket constants. The names
+//! of kernel enums whose values differ between kernels are read at start-up
+//! (`kernel::names::KernelNames`).
 
 pub fn tcp_state(n: u8) -> &'static str {
     match n {
@@ -138,72 +137,6 @@ pub fn icmp(type_: i32, code: i32) -> String {
     }
 }
 
-/// Names of kernel enums, read from the running kernel's BTF (their values move between
-/// kernel versions as reasons are added).
-#[derive(Clone, Debug, Default)]
-pub struct KernelNames {
-    pub drop_reasons: HashMap<u64, String>,
-    pub reset_reasons: HashMap<u64, String>,
-    /// Kernel text symbols, sorted by address (from /proc/kallsyms), to name drop locations.
-    pub symbols: Vec<(u64, String)>,
-}
-
-impl KernelNames {
-    /// Reads /proc/kallsyms (addresses are real only for root, which sockpath runs as).
-    pub fn load_symbols(&mut self) {
-        let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
-            return;
-        };
-        let mut syms: Vec<(u64, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                let addr = u64::from_str_radix(it.next()?, 16).ok()?;
-                let kind = it.next()?;
-                let name = it.next()?;
-                (addr != 0 && matches!(kind, "t" | "T")).then(|| (addr, name.to_string()))
-            })
-            .collect();
-        syms.sort_unstable();
-        self.symbols = syms;
-    }
-
-    /// `function+0xoffset` for a kernel text address, or the address in hex.
-    pub fn symbol(&self, addr: u64) -> String {
-        match self.symbols.partition_point(|(a, _)| *a <= addr) {
-            0 => format!("{addr:#x}"),
-            i => {
-                let (base, name) = &self.symbols[i - 1];
-                format!("{name}+{:#x}", addr - base)
-            }
-        }
-    }
-
-    pub fn drop_reason(&self, v: i32) -> String {
-        self.drop_reasons
-            .get(&(v as u64))
-            .cloned()
-            .unwrap_or_else(|| format!("reason {v}"))
-    }
-
-    pub fn reset_reason(&self, v: i32) -> String {
-        self.reset_reasons
-            .get(&(v as u64))
-            .cloned()
-            .unwrap_or_else(|| format!("reason {v}"))
-    }
-
-    /// A small fixed table for unit tests (the values of kernel 6.18).
-    #[cfg(test)]
-    pub fn for_tests() -> Self {
-        let mut n = Self::default();
-        n.drop_reasons.insert(3, "NO_SOCKET".into());
-        n.drop_reasons.insert(2, "NOT_SPECIFIED".into());
-        n.reset_reasons.insert(1, "NO_SOCKET".into());
-        n
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,13 +149,5 @@ mod tests {
         assert_eq!(sock_type(1 | 0o4000), "SOCK_STREAM|SOCK_NONBLOCK");
         assert_eq!(sockopt(1, 2), ("SOL_SOCKET".into(), "SO_REUSEADDR".into()));
         assert_eq!(icmp(3, 3), "ICMP port unreachable");
-        assert_eq!(KernelNames::for_tests().drop_reason(3), "NO_SOCKET");
-        assert_eq!(KernelNames::default().drop_reason(7), "reason 7");
-        let n = KernelNames {
-            symbols: vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "udp_rcv".into())],
-            ..KernelNames::default()
-        };
-        assert_eq!(n.symbol(0x1010), "tcp_v4_rcv+0x10");
-        assert_eq!(n.symbol(0x10), "0x10");
     }
 }

@@ -1,12 +1,14 @@
 //! What the running kernel offers, read once at start-up: its BTF, its function symbols,
 //! whether it has kprobes, and what its hooks pass.
 
-use std::{cell::RefCell, collections::HashSet, path::Path};
+use std::{cell::Cell, collections::HashSet, path::Path};
 
 use sockpath_ebpf::config::{FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON};
 
-use super::btf::{BtfError, KernelBtf};
-use crate::journey::names::KernelNames;
+use super::{
+    btf::{BtfError, KernelBtf},
+    names::KernelNames,
+};
 
 pub struct KernelFacts {
     pub btf: KernelBtf,
@@ -15,7 +17,7 @@ pub struct KernelFacts {
     /// A kprobe PMU or tracefs kprobe_events exists.
     pub kprobes: bool,
     /// Set once a trampoline (fentry/fexit) program was refused for a reason that applies to all.
-    pub trampolines_refused: RefCell<Option<String>>,
+    pub trampolines_refused: Cell<bool>,
     /// Names of kernel enums and symbols, for the output.
     pub names: KernelNames,
 }
@@ -37,7 +39,7 @@ impl KernelFacts {
             btf,
             kallsyms,
             kprobes,
-            trampolines_refused: RefCell::new(None),
+            trampolines_refused: Cell::new(false),
             names,
         })
     }

@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod facts;
+pub mod names;
 pub mod probes;
 mod syscall_table;
 
@@ -21,7 +22,8 @@ use sockpath_ebpf::config::{
 use self::{facts::KernelFacts, probes::StageStatus};
 
 /// The compiled eBPF object, built by build.rs.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockpath-ebpf"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockpath-ebpf"));
 
 /// Checks the privileges needed to load eBPF programs, before anything else fails less clearly.
 pub fn check_privileges() -> anyhow::Result<()> {

@@ -17,9 +17,9 @@ use crate::{
     journey::{
         clock::Clock,
         model::{Item, Owner, Summary},
-        names::KernelNames,
         Assembler, Config,
     },
+    kernel::names::KernelNames,
     output::{Sink, StartInfo},
 };
 

@@ -9,14 +9,13 @@ mod words;
 use self::words::{dropped_before_transport, ESTABLISHED, LISTEN, SYN_RECV};
 use super::{
     clock::Clock,
-    hooks::HookChoice,
     model::{Journey, OutcomeKind},
-    names::{self, KernelNames},
+    names,
     sockets::SocketTable,
     state_change, LookupTable, Obs, Open,
 };
 use crate::journey::model::Timestamp;
-use crate::{decode::Socket, packet::Headers};
+use crate::{decode::Socket, hooks::HookChoice, kernel::names::KernelNames, packet::Headers};
 
 /// What the observations say, gathered once for the stages and the outcome.
 #[derive(Clone)]

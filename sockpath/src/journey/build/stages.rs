@@ -3,13 +3,12 @@
 
 use std::{borrow::Cow, fmt::Write};
 
-use sockpath_ebpf::event::{Hop, LookupTable};
+use sockpath_ebpf::event::{Hop, LookupTable, SyscallKind};
 
 use super::{
     super::{
-        hooks::{HookChoice, Stage as StageId},
         model::{HookKind, Stage},
-        names::{self, KernelNames},
+        names,
         sockets::{endpoint, SocketTable},
         Obs, Open,
     },
@@ -19,6 +18,8 @@ use super::{
 };
 use crate::{
     decode::Socket,
+    hooks::{HookChoice, Stage as StageId},
+    kernel::names::KernelNames,
     text::{cat, uint},
 };
 
@@ -74,6 +75,14 @@ fn hop_phase(hop: Hop) -> Phase {
         Hop::IpRcv | Hop::Ipv6Rcv => Phase::Ip,
         Hop::IpLocalDeliver | Hop::Ip6Input => Phase::LocalDeliver,
         _ => Phase::Transport,
+    }
+}
+
+/// The call that returned an accepted connection, by the name it was recorded under.
+fn accept_call(name: &str) -> SyscallKind {
+    match name {
+        "accept4" => SyscallKind::Accept4,
+        _ => SyscallKind::Accept,
     }
 }
 
@@ -292,7 +301,7 @@ fn observed(
             *ts,
             stage(
                 "tcp_receive_reset",
-                (HookKind::TpBtf, "tcp_receive_reset"),
+                hooks.reset_received(),
                 "RST accepted: connection reset",
             ),
         ),
@@ -301,7 +310,7 @@ fn observed(
             *ts,
             stage(
                 "inet_sk_error_report",
-                (HookKind::TpBtf, "inet_sk_error_report"),
+                hooks.error_report(),
                 format!(
                     "{} reported to the socket's user",
                     names::errno(*err as i64)
@@ -355,12 +364,12 @@ fn observed(
                 ),
             ),
         ),
-        Obs::QueueFail { ts, rc } => (
+        Obs::QueueFail { ts, rc, by } => (
             Phase::Socket,
             *ts,
             stage(
                 "queue failed",
-                (HookKind::TpBtf, "udp_fail_queue_rcv_skb"),
+                hooks.queue_full(*by),
                 format!("socket could not queue it (rc {rc})"),
             ),
         ),
@@ -382,27 +391,24 @@ fn observed(
                 cat(&["end of file read by ", &who(r), " = 0"]),
             ),
         ),
-        Obs::Accepted(r) => (
-            Phase::Socket,
-            r.ts,
-            stage(
-                "accept",
-                (HookKind::Tracepoint, "syscalls/sys_exit_accept4"),
-                format!(
-                    "{}() = {} in {}[{}]",
-                    r.syscall.unwrap_or("accept"),
-                    r.fd.unwrap_or(-1),
-                    r.comm,
-                    r.pid
+        Obs::Accepted(r) => {
+            let call = r.syscall.unwrap_or("accept");
+            (
+                Phase::Socket,
+                r.ts,
+                stage(
+                    "accept",
+                    hooks.syscall_exit(accept_call(call)),
+                    format!("{call}() = {} in {}[{}]", r.fd.unwrap_or(-1), r.comm, r.pid),
                 ),
-            ),
-        ),
+            )
+        }
         Obs::Connected { r, ret } => (
             Phase::Socket,
             r.ts,
             stage(
                 "connect returns",
-                (HookKind::Tracepoint, "syscalls/sys_exit_connect"),
+                hooks.syscall_exit(SyscallKind::Connect),
                 format!(
                     "connect({}) = {} in {}[{}]",
                     r.fd.unwrap_or(-1),

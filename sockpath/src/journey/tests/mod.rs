@@ -4,17 +4,17 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use sockpath_ebpf::event::{SkbWhat, SockWhat, SyscallKind};
+use sockpath_ebpf::event::{QueueFullHook, SkbWhat, SockWhat, SyscallKind};
 
 use super::{
     clock::Clock,
     model::{Item, Journey, OutcomeKind, SyscallRecord},
-    names::KernelNames,
     Assembler, Config,
 };
 use crate::{
     decode::{Call, Event, Meta, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
     filter::WatchFilter,
+    kernel::names::KernelNames,
     packet::fixture::{tcp4, udp4},
 };
 
@@ -311,6 +311,60 @@ fn closed_port_gets_a_reset_and_a_drop_with_reason() {
     assert!(j.outcome.text.contains("no socket for 127.0.0.1:4000"));
     let lookup = j.stages.iter().find(|s| s.name == "socket lookup").unwrap();
     assert_eq!(lookup.detail, "no socket for 127.0.0.1:4000");
+}
+
+#[test]
+fn accept_names_the_call_that_returned_the_connection() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, 10);
+    let child = sock(5, 6, 4000, 4444, 3);
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 11, tcp4(4444, 4000, 101, Some(501), "A", &[])),
+            state(MS + 1_000, 11, true, child.clone(), 10, 3),
+            state(MS + 2_000, 11, true, child.clone(), 3, 1),
+            Event::Sock(sock_ev(MS + 3_000, 11, true, SockWhat::DataReady, listener)),
+            syscall(MS + 9_000, SERVER, SyscallKind::Accept, 3, 4, child),
+        ],
+    );
+    let accept = j[0].stages.iter().find(|s| s.name == "accept").unwrap();
+    assert_eq!(accept.hook_target, "syscalls/sys_exit_accept");
+    assert_eq!(accept.detail, "accept() = 4 in server[100]");
+}
+
+/// A full receive queue is seen by sock_rcvqueue_full or udp_fail_queue_rcv_skb; the stage
+/// names the one that fired.
+fn queue_fail(ts: u64, id: u64, rc: i32, by: QueueFullHook) -> Event {
+    let Event::Skb(mut e) = skb_ev(ts, id, SkbWhat::QueueFail, rc) else {
+        unreachable!("skb_ev makes skb events")
+    };
+    e.arg1 = by as i32;
+    Event::Skb(e)
+}
+
+#[test]
+fn a_full_queue_names_the_tracepoint_that_saw_it() {
+    let mut a = asm();
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 31, udp4(5000, 4000, b"x")),
+            queue_fail(MS + 2_000, 31, -12, QueueFullHook::SockRcvqueueFull),
+            skb_ev(MS + 3_000, 31, SkbWhat::Drop, 2),
+            packet(2 * MS, 32, udp4(5000, 4000, b"y")),
+            queue_fail(2 * MS + 2_000, 32, -105, QueueFullHook::UdpFailQueueRcvSkb),
+            skb_ev(2 * MS + 3_000, 32, SkbWhat::Drop, 2),
+        ],
+    );
+    let target = |j: &Journey| {
+        j.stages
+            .iter()
+            .find(|s| s.name == "queue failed")
+            .map(|s| s.hook_target)
+    };
+    assert_eq!(target(&j[0]), Some("sock_rcvqueue_full"));
+    assert_eq!(target(&j[1]), Some("udp_fail_queue_rcv_skb"));
 }
 
 #[test]
