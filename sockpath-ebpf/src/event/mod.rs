@@ -8,12 +8,14 @@ mod packet;
 mod skb;
 mod sock;
 mod syscall;
+mod tcp_state;
 
 pub use fib::FibEvent;
 pub use packet::{PacketEvent, PACKET_EVENT_FIXED, SNAP_MAX};
 pub use skb::{Hop, QueueFullHook, SkbEvent, SkbWhat};
 pub use sock::{CallInfo, LookupTable, SockEvent, SockInfo, SockWhat, SOCK_REUSEPORT};
 pub use syscall::{SockAddrRaw, SyscallEvent, SyscallKind};
+pub use tcp_state::TcpState;
 
 /// Kinds of raw event, the first field of every event.
 #[repr(u16)]

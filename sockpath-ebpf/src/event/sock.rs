@@ -20,7 +20,8 @@ pub struct SockInfo {
     pub lport: u16,
     /// Remote port, host byte order.
     pub rport: u16,
-    /// TCP state number (1 = ESTABLISHED ... 12 = NEW_SYN_RECV); UDP uses 7 (CLOSE) unbound/1 connected.
+    /// [`crate::event::TcpState`] as u8; UDP uses CLOSE while unconnected, ESTABLISHED once
+    /// connected.
     pub state: u8,
     /// `SOCK_*` flags.
     pub flags: u8,
@@ -56,7 +57,7 @@ pub struct CallInfo {
 pub enum SockWhat {
     /// sk_data_ready: the socket's reader (or accept()er) was woken: data or a connection queued.
     DataReady = 1,
-    /// inet_sock_set_state: `arg0` old state, `arg1` new state.
+    /// inet_sock_set_state: `arg0` old state, `arg1` new state ([`crate::event::TcpState`]s).
     StateChange = 2,
     /// tcp_probe: TCP's established-state receive handled packet `skb` on this socket.
     TcpRcv = 3,

@@ -2,17 +2,17 @@
 
 use sockpath_ebpf::{
     config::KernelOffsets,
-    event::{SockInfo, SOCK_REUSEPORT},
+    event::{SockInfo, TcpState, SOCK_REUSEPORT},
 };
 
 use super::{read, read_ptr};
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
-pub const TCP_TIME_WAIT: u8 = 6;
-pub const TCP_LISTEN: u8 = 10;
+pub const TCP_TIME_WAIT: u8 = TcpState::TimeWait as u8;
+pub const TCP_LISTEN: u8 = TcpState::Listen as u8;
 pub const IPPROTO_UDP: u16 = 17;
-pub const TCP_NEW_SYN_RECV: u8 = 12;
+pub const TCP_NEW_SYN_RECV: u8 = TcpState::NewSynRecv as u8;
 pub const IPPROTO_TCP: u16 = 6;
 
 /// Reads what a socket looks like now, into `si` (written in place: the BPF stack is 512 bytes).

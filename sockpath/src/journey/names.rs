@@ -2,22 +2,11 @@
 //! of kernel enums whose values differ between kernels are read at start-up
 //! (`kernel::names::KernelNames`).
 
+use sockpath_ebpf::event::TcpState;
+
+/// The name of a TCP state number as events carry it ("UNKNOWN" for one no socket takes).
 pub fn tcp_state(n: u8) -> &'static str {
-    match n {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        _ => "UNKNOWN",
-    }
+    TcpState::from_u8(n).map_or("UNKNOWN", TcpState::name)
 }
 
 /// errno names strace prints for the socket calls followed.
@@ -143,11 +132,25 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(tcp_state(10), "LISTEN");
+        assert_eq!(tcp_state(TcpState::Listen as u8), "LISTEN");
+        assert_eq!(tcp_state(0), "UNKNOWN");
+        assert_eq!(tcp_state(13), "UNKNOWN");
         assert_eq!(errno(111), "ECONNREFUSED");
         assert_eq!(errno(4242), "E4242");
         assert_eq!(sock_type(1 | 0o4000), "SOCK_STREAM|SOCK_NONBLOCK");
         assert_eq!(sockopt(1, 2), ("SOL_SOCKET".into(), "SO_REUSEADDR".into()));
         assert_eq!(icmp(3, 3), "ICMP port unreachable");
+    }
+
+    #[test]
+    fn tcp_states_round_trip_through_their_numbers() {
+        for (i, s) in TcpState::ALL.iter().enumerate() {
+            assert_eq!(
+                *s as usize,
+                i + 1,
+                "the kernel numbers them from 1, in this order"
+            );
+            assert_eq!(TcpState::from_u8(*s as u8), Some(*s));
+        }
     }
 }

@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use sockpath_ebpf::event::{QueueFullHook, SkbWhat, SockWhat, SyscallKind};
+use sockpath_ebpf::event::{
+    QueueFullHook, SyscallKind,
+    TcpState::{self, *},
+};
 
 use super::{
     clock::Clock,
@@ -12,7 +15,7 @@ use super::{
     Assembler, Config,
 };
 use crate::{
-    decode::{Call, Event, Meta, PacketRx, SkbEv, SockEv, Socket, SyscallEv},
+    decode::{Call, Event, Meta, PacketRx, SkbEv, SkbKind, SockEv, SockKind, Socket, SyscallEv},
     filter::WatchFilter,
     kernel::names::KernelNames,
     packet::fixture::{tcp4, udp4},
@@ -46,7 +49,7 @@ fn meta(ts: u64, journey: u64, net_rx: bool, pid: u32) -> Meta {
     }
 }
 
-fn sock(sk: u64, proto: u16, lport: u16, rport: u16, state: u8) -> Socket {
+fn sock(sk: u64, proto: u16, lport: u16, rport: u16, state: TcpState) -> Socket {
     Socket {
         sk,
         ino: sk + 10_000,
@@ -55,10 +58,18 @@ fn sock(sk: u64, proto: u16, lport: u16, rport: u16, state: u8) -> Socket {
         protocol: proto,
         lport,
         rport,
-        state,
+        state: state as u8,
         reuseport: false,
         laddr: LO,
         raddr: if rport == 0 { ANY } else { LO },
+    }
+}
+
+/// What a syscall event that has no second socket carries in its place.
+fn no_socket() -> Socket {
+    Socket {
+        state: 0,
+        ..sock(0, 0, 0, 0, Close)
     }
 }
 
@@ -77,39 +88,66 @@ fn packet(ts: u64, id: u64, frame: Vec<u8>) -> Event {
     })
 }
 
-fn sock_ev(ts: u64, hint: u64, net_rx: bool, what: SockWhat, s: Socket) -> SockEv {
-    SockEv {
+/// A socket event of the server's, `hint` naming the packet the CPU was processing.
+fn sock_ev(ts: u64, hint: u64, net_rx: bool, kind: SockKind) -> Event {
+    Event::Sock(SockEv {
         meta: meta(ts, hint, net_rx, SERVER),
-        what,
-        arg0: 0,
-        arg1: 0,
-        arg2: 0,
-        skb: 0,
-        sock: s,
-        other: sock(0, 0, 0, 0, 0),
         comm: "server".into(),
-        call: None,
-    }
+        kind,
+    })
 }
 
-fn state(ts: u64, hint: u64, net_rx: bool, s: Socket, from: u8, to: u8) -> Event {
-    let mut e = sock_ev(ts, hint, net_rx, SockWhat::StateChange, s);
-    e.arg0 = from as i32;
-    e.arg1 = to as i32;
-    Event::Sock(e)
+fn data_ready(ts: u64, hint: u64, net_rx: bool, sock: Socket) -> Event {
+    sock_ev(ts, hint, net_rx, SockKind::DataReady { sock })
 }
 
-fn skb_ev(ts: u64, id: u64, what: SkbWhat, arg0: i32) -> Event {
+/// tcp_probe names its packet (journey `id`) through the sk_buff, in any context.
+fn tcp_rcv(ts: u64, id: u64, net_rx: bool, sock: Socket) -> Event {
+    let skb = 0xff00 + id;
+    sock_ev(ts, id, net_rx, SockKind::TcpRcv { sock, skb })
+}
+
+/// A read by the server that returned `ret`, TCP having copied up to `copied_seq` after it.
+fn recv(ts: u64, sock: Socket, ret: i32, copied_seq: u32, call: Option<Call>) -> Event {
+    sock_ev(
+        ts,
+        0,
+        false,
+        SockKind::Recv {
+            sock,
+            ret,
+            flags: 0,
+            copied_seq,
+            call,
+        },
+    )
+}
+
+fn state(ts: u64, hint: u64, net_rx: bool, sock: Socket, from: TcpState, to: TcpState) -> Event {
+    sock_ev(ts, hint, net_rx, SockKind::StateChange { sock, from, to })
+}
+
+fn skb_ev(ts: u64, id: u64, kind: SkbKind) -> Event {
     Event::Skb(SkbEv {
         meta: meta(ts, id, true, 0),
-        what,
-        arg0,
-        arg1: 0,
         skb: 0xff00 + id,
+        comm: String::new(),
+        kind,
+    })
+}
+
+/// kfree_skb of journey `id` for drop reason `reason`.
+fn dropped(ts: u64, id: u64, reason: i32) -> Event {
+    let kind = SkbKind::Drop {
+        reason,
         location: 0,
         sk: 0,
-        comm: String::new(),
-    })
+    };
+    skb_ev(ts, id, kind)
+}
+
+fn reset_sent(ts: u64, id: u64, reason: i32) -> Event {
+    skb_ev(ts, id, SkbKind::ResetSent { reason, sk: 0 })
 }
 
 fn syscall(ts: u64, pid: u32, kind: SyscallKind, fd: i32, ret: i64, s: Socket) -> Event {
@@ -122,7 +160,7 @@ fn syscall(ts: u64, pid: u32, kind: SyscallKind, fd: i32, ret: i64, s: Socket) -
         args: [0; 4],
         addr: None,
         sock: s,
-        other: sock(0, 0, 0, 0, 0),
+        other: no_socket(),
         comm: if pid == SERVER { "server" } else { "client" }.into(),
     })
 }
@@ -156,11 +194,18 @@ mod golden;
 #[test]
 fn syn_reaches_the_listener_named_by_its_syn_ack() {
     let mut a = asm();
-    let listener = sock(1, 6, 4000, 0, 10);
-    let mut req = sock(2, 0, 4000, 4444, 12);
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let mut req = sock(2, 0, 4000, 4444, NewSynRecv);
     req.protocol = 0;
-    let mut synack = sock_ev(MS + 10_000, 7, true, SockWhat::SynAck, listener.clone());
-    synack.other = req;
+    let synack = sock_ev(
+        MS + 10_000,
+        7,
+        true,
+        SockKind::SynAck {
+            listener,
+            request: req,
+        },
+    );
     let (j, _) = run(
         &mut a,
         vec![
@@ -170,10 +215,10 @@ fn syn_reaches_the_listener_named_by_its_syn_ack() {
                 SyscallKind::Socket,
                 -1,
                 3,
-                sock(1, 6, 0, 0, 7),
+                sock(1, 6, 0, 0, Close),
             ),
             packet(MS, 7, tcp4(4444, 4000, 100, None, "S", &[])),
-            Event::Sock(synack),
+            synack,
         ],
     );
     assert_eq!(j.len(), 1);
@@ -202,34 +247,24 @@ fn syn_reaches_the_listener_named_by_its_syn_ack() {
 #[test]
 fn data_is_read_by_the_process_through_its_syscall() {
     let mut a = asm();
-    let child = sock(3, 6, 4000, 4444, 1);
-    let mut tcp_rcv = sock_ev(MS + 2_000, 9, true, SockWhat::TcpRcv, child.clone());
-    tcp_rcv.skb = 0xff09;
-    // The reader consumed up to seq 1000 + 6: copied_seq after the read.
-    let mut recv = sock_ev(MS + 50_000, 0, false, SockWhat::Recv, child.clone());
-    recv.arg0 = 6;
-    recv.arg2 = 1006;
-    // The read() it happened in, recorded at entry and reported with the read.
-    recv.call = Some(Call {
+    let child = sock(3, 6, 4000, 4444, Established);
+    // The reader consumed up to seq 1000 + 6: copied_seq after the read. The read() it
+    // happened in was recorded at entry and is reported with the read.
+    let call = Call {
         kind: SyscallKind::Read,
         fd: 4,
         count: 16384,
         enter_ns: MS + 40_000,
-    });
+    };
+    let read = recv(MS + 50_000, child.clone(), 6, 1006, Some(call));
     let (j, calls) = run(
         &mut a,
         vec![
             syscall(MS / 2, SERVER, SyscallKind::Accept4, 3, 4, child.clone()),
             packet(MS, 9, tcp4(4444, 4000, 1000, Some(1), "AP", b"salam\n")),
-            Event::Sock(tcp_rcv),
-            Event::Sock(sock_ev(
-                MS + 3_000,
-                9,
-                true,
-                SockWhat::DataReady,
-                child.clone(),
-            )),
-            Event::Sock(recv),
+            tcp_rcv(MS + 2_000, 9, true, child.clone()),
+            data_ready(MS + 3_000, 9, true, child.clone()),
+            read,
         ],
     );
     let j = &j[0];
@@ -246,7 +281,7 @@ fn data_is_read_by_the_process_through_its_syscall() {
 #[test]
 fn a_read_spanning_two_segments_reads_both() {
     let mut a = asm();
-    let child = sock(3, 6, 4000, 4444, 1);
+    let child = sock(3, 6, 4000, 4444, Established);
     let mut events = vec![];
     for (i, seq) in [(1u64, 1000u32), (2, 1003)] {
         events.push(packet(
@@ -254,15 +289,10 @@ fn a_read_spanning_two_segments_reads_both() {
             i,
             tcp4(4444, 4000, seq, Some(1), "A", b"abc"),
         ));
-        let mut t = sock_ev(MS * i + 1, i, true, SockWhat::TcpRcv, child.clone());
-        t.skb = 0xff00 + i;
-        events.push(Event::Sock(t));
+        events.push(tcp_rcv(MS * i + 1, i, true, child.clone()));
     }
     // Coalesced on the queue: one read of 6 bytes takes both.
-    let mut recv = sock_ev(3 * MS, 0, false, SockWhat::Recv, child);
-    recv.arg0 = 6;
-    recv.arg2 = 1006;
-    events.push(Event::Sock(recv));
+    events.push(recv(3 * MS, child, 6, 1006, None));
     let (j, _) = run(&mut a, events);
     assert_eq!(j.len(), 2);
     for j in &j {
@@ -274,15 +304,15 @@ fn a_read_spanning_two_segments_reads_both() {
 #[test]
 fn third_ack_creates_the_child_and_accept_returns_it() {
     let mut a = asm();
-    let listener = sock(1, 6, 4000, 0, 10);
-    let child = sock(5, 6, 4000, 4444, 3);
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let child = sock(5, 6, 4000, 4444, SynRecv);
     let (j, _) = run(
         &mut a,
         vec![
             packet(MS, 11, tcp4(4444, 4000, 101, Some(501), "A", &[])),
-            state(MS + 1_000, 11, true, child.clone(), 10, 3),
-            state(MS + 2_000, 11, true, child.clone(), 3, 1),
-            Event::Sock(sock_ev(MS + 3_000, 11, true, SockWhat::DataReady, listener)),
+            state(MS + 1_000, 11, true, child.clone(), Listen, SynRecv),
+            state(MS + 2_000, 11, true, child.clone(), SynRecv, Established),
+            data_ready(MS + 3_000, 11, true, listener),
             syscall(MS + 9_000, SERVER, SyscallKind::Accept4, 3, 4, child),
         ],
     );
@@ -300,8 +330,8 @@ fn closed_port_gets_a_reset_and_a_drop_with_reason() {
         &mut a,
         vec![
             packet(MS, 13, tcp4(5555, 4000, 1, None, "S", &[])),
-            skb_ev(MS + 5_000, 13, SkbWhat::ResetSent, 1),
-            skb_ev(MS + 9_000, 13, SkbWhat::Drop, 3),
+            reset_sent(MS + 5_000, 13, 1),
+            dropped(MS + 9_000, 13, 3),
         ],
     );
     let j = &j[0];
@@ -316,15 +346,15 @@ fn closed_port_gets_a_reset_and_a_drop_with_reason() {
 #[test]
 fn accept_names_the_call_that_returned_the_connection() {
     let mut a = asm();
-    let listener = sock(1, 6, 4000, 0, 10);
-    let child = sock(5, 6, 4000, 4444, 3);
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let child = sock(5, 6, 4000, 4444, SynRecv);
     let (j, _) = run(
         &mut a,
         vec![
             packet(MS, 11, tcp4(4444, 4000, 101, Some(501), "A", &[])),
-            state(MS + 1_000, 11, true, child.clone(), 10, 3),
-            state(MS + 2_000, 11, true, child.clone(), 3, 1),
-            Event::Sock(sock_ev(MS + 3_000, 11, true, SockWhat::DataReady, listener)),
+            state(MS + 1_000, 11, true, child.clone(), Listen, SynRecv),
+            state(MS + 2_000, 11, true, child.clone(), SynRecv, Established),
+            data_ready(MS + 3_000, 11, true, listener),
             syscall(MS + 9_000, SERVER, SyscallKind::Accept, 3, 4, child),
         ],
     );
@@ -336,11 +366,7 @@ fn accept_names_the_call_that_returned_the_connection() {
 /// A full receive queue is seen by sock_rcvqueue_full or udp_fail_queue_rcv_skb; the stage
 /// names the one that fired.
 fn queue_fail(ts: u64, id: u64, rc: i32, by: QueueFullHook) -> Event {
-    let Event::Skb(mut e) = skb_ev(ts, id, SkbWhat::QueueFail, rc) else {
-        unreachable!("skb_ev makes skb events")
-    };
-    e.arg1 = by as i32;
-    Event::Skb(e)
+    skb_ev(ts, id, SkbKind::QueueFail { rc, by })
 }
 
 #[test]
@@ -351,10 +377,10 @@ fn a_full_queue_names_the_tracepoint_that_saw_it() {
         vec![
             packet(MS, 31, udp4(5000, 4000, b"x")),
             queue_fail(MS + 2_000, 31, -12, QueueFullHook::SockRcvqueueFull),
-            skb_ev(MS + 3_000, 31, SkbWhat::Drop, 2),
+            dropped(MS + 3_000, 31, 2),
             packet(2 * MS, 32, udp4(5000, 4000, b"y")),
             queue_fail(2 * MS + 2_000, 32, -105, QueueFullHook::UdpFailQueueRcvSkb),
-            skb_ev(2 * MS + 3_000, 32, SkbWhat::Drop, 2),
+            dropped(2 * MS + 3_000, 32, 2),
         ],
     );
     let target = |j: &Journey| {
@@ -370,22 +396,14 @@ fn a_full_queue_names_the_tracepoint_that_saw_it() {
 #[test]
 fn udp_datagrams_are_read_oldest_first() {
     let mut a = asm();
-    let bound = sock(7, 17, 4000, 0, 7);
+    let bound = sock(7, 17, 4000, 0, Close);
     let mut events = vec![];
     for i in 1..=2u64 {
         events.push(packet(MS * i, i, udp4(5000, 4000, &vec![b'x'; i as usize])));
-        events.push(Event::Sock(sock_ev(
-            MS * i + 1,
-            i,
-            true,
-            SockWhat::DataReady,
-            bound.clone(),
-        )));
+        events.push(data_ready(MS * i + 1, i, true, bound.clone()));
     }
     for (i, len) in [(3u64, 1), (4, 2)] {
-        let mut r = sock_ev(MS * i, 0, false, SockWhat::Recv, bound.clone());
-        r.arg0 = len;
-        events.push(Event::Sock(r));
+        events.push(recv(MS * i, bound.clone(), len, 0, None));
     }
     let (j, _) = run(&mut a, events);
     assert_eq!(j[0].outcome.bytes, Some(1));
@@ -395,13 +413,11 @@ fn udp_datagrams_are_read_oldest_first() {
 #[test]
 fn events_read_before_their_packet_still_join_it() {
     let mut a = asm();
-    let child = sock(3, 6, 4000, 4444, 1);
-    let mut t = sock_ev(MS + 2, 21, true, SockWhat::TcpRcv, child);
-    t.skb = 0xff15;
+    let child = sock(3, 6, 4000, 4444, Established);
     let (j, _) = run(
         &mut a,
         vec![
-            Event::Sock(t),
+            tcp_rcv(MS + 2, 21, true, child),
             packet(MS, 21, tcp4(4444, 4000, 5, Some(6), "A", &[])),
         ],
     );
@@ -426,22 +442,12 @@ fn lost_events_mark_journeys_in_flight_incomplete() {
 #[test]
 fn only_journeys_alive_when_events_were_lost_are_marked() {
     let mut a = asm();
-    let bound = sock(7, 17, 4000, 0, 7);
+    let bound = sock(7, 17, 4000, 0, Close);
     let datagram = |a: &mut Assembler, t: u64, id: u64| {
         a.push(packet(t, id, udp4(5000, 4000, b"x")));
-        a.push(Event::Sock(sock_ev(
-            t + 1,
-            id,
-            true,
-            SockWhat::DataReady,
-            bound.clone(),
-        )));
+        a.push(data_ready(t + 1, id, true, bound.clone()));
     };
-    let read = |a: &mut Assembler, t: u64| {
-        let mut r = sock_ev(t, 0, false, SockWhat::Recv, bound.clone());
-        r.arg0 = 1;
-        a.push(Event::Sock(r));
-    };
+    let read = |a: &mut Assembler, t: u64| a.push(recv(t, bound.clone(), 1, 0, None));
     a.lost(0, 0);
     datagram(&mut a, MS, 1);
     // Counted at 110 ms, lost after the check at 100 ms.
@@ -473,7 +479,7 @@ fn only_journeys_alive_when_events_were_lost_are_marked() {
 #[test]
 fn an_event_whose_packet_was_lost_is_an_incomplete_journey() {
     let mut a = asm();
-    let (j, _) = run(&mut a, vec![skb_ev(MS, 41, SkbWhat::Drop, 3)]);
+    let (j, _) = run(&mut a, vec![dropped(MS, 41, 3)]);
     assert_eq!(j.len(), 1);
     assert!(!j[0].complete);
     assert_eq!(
@@ -498,15 +504,15 @@ fn wrong_softirq_hint_is_corrected_by_addresses() {
     // Two packets received in one batch before either was processed: the CPU's hint names the
     // second, but the first packet's socket is the one that woke.
     let mut a = asm();
-    let s1 = sock(3, 6, 4000, 4444, 1);
-    let s2 = sock(4, 6, 4000, 4445, 1);
+    let s1 = sock(3, 6, 4000, 4444, Established);
+    let s2 = sock(4, 6, 4000, 4445, Established);
     let (j, _) = run(
         &mut a,
         vec![
             packet(MS, 61, tcp4(4444, 4000, 5, Some(6), "AF", &[])),
             packet(MS + 1, 62, tcp4(4445, 4000, 5, Some(6), "AF", &[])),
-            state(MS + 10, 62, true, s1.clone(), 1, 8),
-            state(MS + 11, 62, true, s2.clone(), 1, 8),
+            state(MS + 10, 62, true, s1.clone(), Established, CloseWait),
+            state(MS + 11, 62, true, s2.clone(), Established, CloseWait),
         ],
     );
     assert_eq!(
@@ -525,7 +531,7 @@ fn an_event_naming_a_lost_packet_goes_to_the_latest_that_fits_among_many_open() 
     // event goes to the newest packet received before it whose addresses fit, not to one that
     // came after it, and finding it does not mean trying every open journey.
     let mut a = asm();
-    let s1 = sock(3, 6, 4000, 4444, 1);
+    let s1 = sock(3, 6, 4000, 4444, Established);
     let mut events = Vec::new();
     for i in 0..3000 {
         events.push(packet(
@@ -535,7 +541,7 @@ fn an_event_naming_a_lost_packet_goes_to_the_latest_that_fits_among_many_open() 
         ));
     }
     // Between packets 2000 and 2001; journey 99 was never seen.
-    events.insert(2001, state(MS + 2000, 99, true, s1, 1, 8));
+    events.insert(2001, state(MS + 2000, 99, true, s1, Established, CloseWait));
     let (j, _) = run(&mut a, events);
     assert_eq!(j.len(), 3000);
     let with_change: Vec<u64> = j
@@ -554,21 +560,19 @@ fn a_backlog_hint_ends_with_the_read_that_processed_the_backlog() {
     // held the socket, and its LAST_ACK -> CLOSE ran in the server's thread too. That change
     // is the final ACK's, not the FIN's the earlier read processed.
     let mut a = asm();
-    let child = sock(3, 6, 4000, 4444, 1);
+    let child = sock(3, 6, 4000, 4444, Established);
     // tcp_probe names its packet through the sk_buff, in any context.
-    let mut fin_rcv = sock_ev(MS + 2_000, 71, false, SockWhat::TcpRcv, child.clone());
-    fin_rcv.skb = 0xff00 + 71;
-    let mut eof = sock_ev(MS + 5_000, 0, false, SockWhat::Recv, child.clone());
-    eof.arg0 = 0;
+    let fin_rcv = tcp_rcv(MS + 2_000, 71, false, child.clone());
+    let eof = recv(MS + 5_000, child.clone(), 0, 0, None);
     let (j, _) = run(
         &mut a,
         vec![
             packet(MS, 71, tcp4(4444, 4000, 7, Some(9), "AF", &[])),
-            Event::Sock(fin_rcv),
-            state(MS + 3_000, 0, false, child.clone(), 1, 8),
-            Event::Sock(eof),
+            fin_rcv,
+            state(MS + 3_000, 0, false, child.clone(), Established, CloseWait),
+            eof,
             packet(MS + 100_000, 72, tcp4(4444, 4000, 8, Some(10), "A", &[])),
-            state(MS + 110_000, 0, false, child.clone(), 9, 7),
+            state(MS + 110_000, 0, false, child.clone(), LastAck, Close),
         ],
     );
     assert_eq!(j.len(), 2);
@@ -594,10 +598,7 @@ fn reused_skb_address_is_two_journeys() {
             p.skb = 0xabc;
         }
     }
-    let (j, _) = run(
-        &mut a,
-        vec![p1, p2, skb_ev(2 * MS + 5, 72, SkbWhat::Drop, 3)],
-    );
+    let (j, _) = run(&mut a, vec![p1, p2, dropped(2 * MS + 5, 72, 3)]);
     assert_eq!(j.len(), 2);
     assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
     assert_eq!(j[1].outcome.kind, OutcomeKind::Dropped);
@@ -606,11 +607,9 @@ fn reused_skb_address_is_two_journeys() {
 #[test]
 fn unread_data_is_queued_after_the_hold_time() {
     let mut a = asm();
-    let child = sock(3, 6, 4000, 4444, 1);
-    let mut t = sock_ev(MS + 2, 81, true, SockWhat::TcpRcv, child);
-    t.skb = 0xff51;
+    let child = sock(3, 6, 4000, 4444, Established);
     a.push(packet(MS, 81, tcp4(4444, 4000, 5, Some(6), "AP", b"data")));
-    a.push(Event::Sock(t));
+    a.push(tcp_rcv(MS + 2, 81, true, child));
     a.tick(MS + 500 * MS);
     assert_eq!(a.take_ready().len(), 0, "waits for the read");
     a.tick(MS + 2_100 * MS);
@@ -625,9 +624,9 @@ fn unread_data_is_queued_after_the_hold_time() {
 #[test]
 fn syscalls_before_a_decision_are_shown_once_the_socket_is_watched() {
     let mut a = asm();
-    let fresh = sock(9, 6, 0, 0, 7);
-    let bound = sock(9, 6, 4444, 0, 7);
-    let connected = sock(9, 6, 4444, 4000, 2);
+    let fresh = sock(9, 6, 0, 0, Close);
+    let bound = sock(9, 6, 4444, 0, Close);
+    let connected = sock(9, 6, 4444, 4000, SynSent);
     let mut bind = syscall(3 * MS, CLIENT, SyscallKind::Bind, 3, 0, bound);
     if let Event::Syscall(s) = &mut bind {
         s.addr = Some((LO, 4444));
@@ -648,7 +647,7 @@ fn syscalls_before_a_decision_are_shown_once_the_socket_is_watched() {
 #[test]
 fn an_unwatched_socket_prints_nothing() {
     let mut a = asm();
-    let fresh = sock(9, 6, 0, 0, 7);
+    let fresh = sock(9, 6, 0, 0, Close);
     let (_, calls) = run(
         &mut a,
         vec![
@@ -662,11 +661,11 @@ fn an_unwatched_socket_prints_nothing() {
 #[test]
 fn state_change_in_a_syscall_belongs_to_the_syscall() {
     let mut a = asm();
-    let s = sock(3, 6, 4444, 4000, 1);
+    let s = sock(3, 6, 4444, 4000, Established);
     let (_, calls) = run(
         &mut a,
         vec![
-            state(MS, 0, false, s.clone(), 1, 4),
+            state(MS, 0, false, s.clone(), Established, FinWait1),
             syscall(MS + 500, SERVER, SyscallKind::Close, 3, 0, s),
         ],
     );
@@ -681,8 +680,8 @@ fn text_block_shows_summary_stages_and_outcome() {
         &mut a,
         vec![
             packet(MS, 13, tcp4(5555, 4000, 1, None, "S", &[])),
-            skb_ev(MS + 5_000, 13, SkbWhat::ResetSent, 1),
-            skb_ev(MS + 9_000, 13, SkbWhat::Drop, 3),
+            reset_sent(MS + 5_000, 13, 1),
+            dropped(MS + 9_000, 13, 3),
         ],
     );
     let text = crate::output::text::journey_text(&j[0]);
@@ -719,22 +718,14 @@ fn over_the_cap_the_oldest_journey_ends_given_up_only_if_it_still_waited() {
         ..Config::default()
     };
     let mut a = Assembler::new(cfg, KernelNames::for_tests(), Clock::fixed(0));
-    let bound = sock(7, 17, 4000, 0, 7);
+    let bound = sock(7, 17, 4000, 0, Close);
     let mut events = vec![];
     // Datagram 1 is queued and read (only settling); datagram 2 is queued and never read.
     for i in 1..=2u64 {
         events.push(packet(MS * i, i, udp4(5000, 4000, b"x")));
-        events.push(Event::Sock(sock_ev(
-            MS * i + 1,
-            i,
-            true,
-            SockWhat::DataReady,
-            bound.clone(),
-        )));
+        events.push(data_ready(MS * i + 1, i, true, bound.clone()));
         if i == 1 {
-            let mut r = sock_ev(MS * i + 2, 0, false, SockWhat::Recv, bound.clone());
-            r.arg0 = 1;
-            events.push(Event::Sock(r));
+            events.push(recv(MS * i + 2, bound.clone(), 1, 0, None));
         }
     }
     // Two more packets push both out, oldest first.
@@ -762,4 +753,44 @@ fn over_the_cap_the_oldest_journey_ends_given_up_only_if_it_still_waited() {
     );
     assert_eq!(a.summary().evicted, 1);
     assert_eq!(a.oldest_open(), Some(3 * MS));
+}
+
+/// Runs events through the assembler without the golden files: the journeys, oldest first.
+fn journeys_of(a: &mut Assembler, events: Vec<Event>) -> Vec<Journey> {
+    for e in events {
+        a.push(e);
+    }
+    a.finish();
+    a.take_ready()
+        .filter_map(|i| match i {
+            Item::Journey(j) => Some(*j),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_duplicate_journey_id_keeps_the_new_journeys_events() {
+    // The kernel never reuses an id; if a corrupt stream does, the first journey ends and the
+    // events that follow are the second's.
+    let mut a = asm();
+    let j = journeys_of(
+        &mut a,
+        vec![
+            packet(MS, 5, tcp4(4444, 4000, 5, None, "S", &[])),
+            packet(2 * MS, 5, tcp4(4446, 4000, 5, None, "S", &[])),
+            reset_sent(2 * MS + 3, 5, 1),
+            dropped(2 * MS + 5, 5, 3),
+        ],
+    );
+    assert_eq!(j.len(), 2);
+    assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
+    assert_eq!(
+        j[1].outcome.kind,
+        OutcomeKind::Dropped,
+        "{}",
+        j[1].outcome.text
+    );
+    assert!(j[1].outcome.reset_sent);
+    assert!(j[1].complete, "{:?}", j[1].incomplete_reason);
 }

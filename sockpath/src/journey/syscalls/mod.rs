@@ -6,22 +6,22 @@
 //! they wait here, per socket, until a later call decides; undecided ones are dropped after a
 //! while.
 
-use crate::journey::model::Timestamp;
-use std::net::IpAddr;
+mod strace;
 
 use rustc_hash::FxHashMap;
 
-use sockpath_ebpf::event::SyscallKind;
+use sockpath_ebpf::event::{SyscallKind, TcpState};
 
+use self::strace::strace;
 use super::{
     clock::Clock,
-    model::{Item, Note, Owner, StateChange, SyscallRecord},
+    model::{Item, Note, Owner, StateChange, SyscallRecord, Timestamp},
     names,
+    obs::state_change,
     sockets::SocketTable,
-    state_change,
 };
 use crate::{
-    decode::{SockEv, Socket, SyscallEv},
+    decode::{Meta, Socket, SyscallEv},
     filter::WatchFilter,
 };
 
@@ -58,16 +58,23 @@ impl Syscalls {
 
     /// A state change no packet explains: part of the current thread's system call (connect,
     /// close, shutdown) if one returns soon, else a line of its own.
-    pub fn state_change(&mut self, s: &SockEv, _sockets: &SocketTable, clock: &Clock) {
-        let change = state_change(&s.sock, s.arg0 as u8, s.arg1 as u8);
-        if s.meta.net_rx {
+    pub fn state_change(
+        &mut self,
+        meta: &Meta,
+        sock: &Socket,
+        from: TcpState,
+        to: TcpState,
+        clock: &Clock,
+    ) {
+        let change = state_change(sock, from as u8, to as u8);
+        if meta.net_rx {
             self.notes
-                .push(note(s.meta.ts_ns, change, clock, "in softirq"));
+                .push(note(meta.ts_ns, change, clock, "in softirq"));
         } else {
             self.changes
-                .entry(s.meta.tid)
+                .entry(meta.tid)
                 .or_default()
-                .push((s.meta.ts_ns, change));
+                .push((meta.ts_ns, change));
         }
     }
 
@@ -219,96 +226,4 @@ fn note(ts: u64, c: StateChange, clock: &Clock, ctx: &str) -> Item {
         kind: "state_change".into(),
         text: format!("socket {}: {} -> {}{ctx}", c.socket, c.from, c.to),
     })
-}
-
-fn sockaddr(addr: Option<(IpAddr, u16)>) -> String {
-    match addr {
-        Some((IpAddr::V4(a), p)) => {
-            format!("{{sa_family=AF_INET, sin_port=htons({p}), sin_addr=inet_addr(\"{a}\")}}")
-        }
-        Some((IpAddr::V6(a), p)) => {
-            format!("{{sa_family=AF_INET6, sin6_port=htons({p}), sin6_addr=inet_pton(\"{a}\")}}")
-        }
-        None => "NULL".into(),
-    }
-}
-
-fn peer(s: &Socket) -> Option<(IpAddr, u16)> {
-    (s.sk != 0 && s.rport != 0).then_some((s.raddr, s.rport))
-}
-
-fn result(ret: i64) -> String {
-    if ret >= 0 {
-        return ret.to_string();
-    }
-    let e = -ret;
-    let msg = std::io::Error::from_raw_os_error(e as i32).to_string();
-    let msg = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-    format!("-1 {} ({msg})", names::errno(e))
-}
-
-/// The call as strace prints it (user-space buffers, which sockpath does not copy, show as ...).
-pub fn strace(s: &SyscallEv) -> String {
-    let a = &s.args;
-    let fd = s.fd;
-    let args = match s.kind {
-        SyscallKind::Socket => format!(
-            "{}, {}, {}",
-            names::family(a[0]),
-            names::sock_type(a[1]),
-            names::ip_proto(a[2])
-        ),
-        SyscallKind::Bind | SyscallKind::Connect => {
-            format!("{fd}, {}, {}", sockaddr(s.addr), a[0])
-        }
-        SyscallKind::Listen => format!("{fd}, {}", a[0]),
-        SyscallKind::Accept | SyscallKind::Accept4 => {
-            let addr = if a[0] == 0 {
-                "NULL, NULL".to_string()
-            } else {
-                match peer(&s.sock) {
-                    Some(p) => format!(
-                        "{}, [{}]",
-                        sockaddr(Some(p)),
-                        if p.0.is_ipv4() { 16 } else { 28 }
-                    ),
-                    None => "..., ...".to_string(),
-                }
-            };
-            if s.kind == SyscallKind::Accept4 {
-                format!("{fd}, {addr}, {}", accept_flags(a[2]))
-            } else {
-                format!("{fd}, {addr}")
-            }
-        }
-        SyscallKind::Setsockopt => {
-            let (level, name) = names::sockopt(a[0], a[1]);
-            if a[3] >= 4 {
-                format!("{fd}, {level}, {name}, [{}], {}", a[2] as u32 as i32, a[3])
-            } else {
-                format!("{fd}, {level}, {name}, ..., {}", a[3])
-            }
-        }
-        SyscallKind::Shutdown => format!("{fd}, {}", names::shutdown_how(a[0])),
-        SyscallKind::Close => format!("{fd}"),
-        SyscallKind::Read => format!("{fd}, ..., {}", a[0]),
-        SyscallKind::Recvfrom => format!("{fd}, ..., {}, ...", a[0]),
-        SyscallKind::Recvmsg => format!("{fd}, ..., {}", a[0]),
-    };
-    format!("{}({args}) = {}", s.kind.name(), result(s.ret))
-}
-
-fn accept_flags(f: u64) -> String {
-    let mut parts = Vec::new();
-    if f as i32 & libc::SOCK_CLOEXEC != 0 {
-        parts.push("SOCK_CLOEXEC");
-    }
-    if f as i32 & libc::SOCK_NONBLOCK != 0 {
-        parts.push("SOCK_NONBLOCK");
-    }
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
-    }
 }

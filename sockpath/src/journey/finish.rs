@@ -1,0 +1,87 @@
+//! Finishing journeys: when each is due, and turning an open journey into the journey the
+//! output shows.
+
+use super::{build, model, model::Item, open::Open, Assembler};
+
+/// Sockets not seen for this long are forgotten (unless a process still holds them).
+const SOCKET_MEMORY_NS: u64 = 60_000_000_000;
+
+impl Assembler {
+    /// Finishes the journeys that are due at monotonic time `now`: the time up to which every
+    /// event from the kernel has been read (the clock when the ring was last found empty, else
+    /// the newest event read), not the wall clock, which under a flood runs ahead of what
+    /// has been read.
+    pub fn tick(&mut self, now: u64) {
+        self.ticked = self.ticked.max(now);
+        let due: Vec<u64> = self
+            .journeys
+            .values()
+            .filter(|o| {
+                let quiet = now.saturating_sub(o.last) >= self.cfg.settle_ns;
+                let waited = now.saturating_sub(o.t0) >= self.cfg.hold_ns;
+                quiet && (!o.awaiting || o.terminal() || waited)
+            })
+            .map(|o| o.kernel_id)
+            .collect();
+        for id in due {
+            if let Some(o) = self.journeys.remove(id) {
+                self.finalize(o);
+            }
+        }
+        for item in self.syscalls.tick(now, self.cfg.settle_ns, &self.clock) {
+            self.ready.push(item);
+        }
+        self.sockets.expire(now, SOCKET_MEMORY_NS);
+        let journeys = &self.journeys;
+        self.reads.keep_backlog(|id| journeys.contains(id));
+    }
+
+    /// Finishes everything (at exit).
+    pub fn finish(&mut self) {
+        self.ticked = u64::MAX;
+        for id in self.journeys.ids_by_start() {
+            if let Some(o) = self.journeys.remove(id) {
+                self.finalize(o);
+            }
+        }
+        for item in self.syscalls.tick(u64::MAX, 0, &self.clock) {
+            self.ready.push(item);
+        }
+    }
+
+    /// Finishes the oldest journey to make room for another (memory bound).
+    pub(super) fn evict_oldest(&mut self) {
+        let Some((_, oldest)) = self.journeys.oldest() else {
+            return;
+        };
+        if let Some(mut o) = self.journeys.remove(oldest) {
+            // One that has all it waits for was only settling: it ends as it is.
+            if o.awaiting && !o.terminal() {
+                o.evicted = true;
+                self.summary.evicted += 1;
+            }
+            self.finalize(o);
+        }
+    }
+
+    /// `o`, taken out of the journeys in flight, is finished: built and made ready.
+    pub(super) fn finalize(&mut self, mut o: Open) {
+        o.lost = o.lost || self.lived_through_loss(&o);
+        self.journeys.finished(&o);
+        self.reads.forget(o.kernel_id, &o.waits_on);
+        let j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
+        self.summary.journeys += 1;
+        if j.complete {
+            self.summary.complete += 1;
+        } else {
+            self.summary.incomplete += 1;
+        }
+        if j.outcome.kind == model::OutcomeKind::Dropped {
+            self.summary.dropped += 1;
+        }
+        if j.outcome.reset_sent {
+            self.summary.resets_sent += 1;
+        }
+        self.ready.push(Item::Journey(Box::new(j)));
+    }
+}
