@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 
-use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice, UdpHeaderSlice};
+use etherparse::{
+    EtherType, Ipv6ExtensionSlice, LaxIpv4Slice, LaxIpv6Slice, LaxNetSlice, LaxSlicedPacket,
+    TcpSlice, UdpHeader, UdpSlice,
+};
 use serde::Serialize;
 
 pub const IPPROTO_TCP: u8 = 6;
@@ -50,57 +53,53 @@ pub enum ParseError {
 
 impl Headers {
     /// Parses the network and transport headers of a frame whose network header starts at
-    /// `mac_len`.
+    /// `mac_len`. IPv6 extension headers are walked to the transport header. A fragment other
+    /// than the first carries no transport header: it has no ports (its first bytes are
+    /// payload, not a TCP or UDP header).
     pub fn parse(ethertype: u16, mac_len: usize, frame: &[u8]) -> Result<Self, ParseError> {
         let nh = frame.get(mac_len..).ok_or(ParseError::Malformed("link"))?;
-        let (ip_version, src, dst, proto, l4, ip_payload_len, ip_id) = match ethertype {
-            0x0800 => {
-                let ip =
-                    Ipv4HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv4"))?;
-                let hl = ip.ihl() as usize * 4;
-                let total = ip.total_len() as usize;
-                (
-                    4,
-                    IpAddr::V4(ip.source_addr()),
-                    IpAddr::V4(ip.destination_addr()),
-                    ip.protocol().0,
-                    &nh[hl.min(nh.len())..],
-                    total.saturating_sub(hl),
-                    Some(ip.identification()),
-                )
-            }
-            0x86dd => {
-                let ip =
-                    Ipv6HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv6"))?;
-                (
-                    6,
-                    IpAddr::V6(ip.source_addr()),
-                    IpAddr::V6(ip.destination_addr()),
-                    ip.next_header().0,
-                    &nh[40.min(nh.len())..],
-                    ip.payload_length() as usize,
-                    None,
-                )
-            }
+        let layer = match ethertype {
+            0x0800 => "IPv4",
+            0x86dd => "IPv6",
             other => return Err(ParseError::NotIp(other)),
         };
+        let sliced = LaxSlicedPacket::from_ether_type(EtherType(ethertype), nh);
+        // The protocol after any extension headers.
+        let (ip, proto) = match &sliced.net {
+            Some(LaxNetSlice::Ipv4(ip)) if ethertype == 0x0800 => {
+                (ipv4(ip), ip.payload_ip_number())
+            }
+            Some(LaxNetSlice::Ipv6(ip)) if ethertype == 0x86dd => {
+                (ipv6(ip), ip.payload().ip_number)
+            }
+            _ => return Err(ParseError::Malformed(layer)),
+        };
+        let proto = proto.0;
         let mut h = Headers {
-            ip_version,
-            src,
-            dst,
+            ip_version: ip.version,
+            src: ip.src,
+            dst: ip.dst,
             proto,
             sport: None,
             dport: None,
             tcp: None,
-            payload_len: ip_payload_len as u32,
-            ip_id,
+            payload_len: ip.payload_len as u32,
+            ip_id: ip.id,
         };
+        // etherparse slices no transport header out of any fragment; the first one begins
+        // with it all the same (and the kernel's filter matched its ports).
+        if !ip.first_fragment {
+            return Ok(h);
+        }
+        // From the captured bytes, not only those the IP length fields cover: a header the
+        // length fields cut short is still shown as it came.
+        let l4 = nh.get(ip.header_len..).unwrap_or_default();
         match proto {
             IPPROTO_TCP => {
-                let t = TcpHeaderSlice::from_slice(l4).map_err(|_| ParseError::Malformed("TCP"))?;
+                let t = TcpSlice::from_slice(l4).map_err(|_| ParseError::Malformed("TCP"))?;
                 h.sport = Some(t.source_port());
                 h.dport = Some(t.destination_port());
-                h.payload_len = ip_payload_len.saturating_sub(t.data_offset() as usize * 4) as u32;
+                h.payload_len = ip.payload_len.saturating_sub(t.header_len()) as u32;
                 let mut flags = Vec::new();
                 for (on, name) in [
                     (t.syn(), "SYN"),
@@ -124,10 +123,10 @@ impl Headers {
                 });
             }
             IPPROTO_UDP => {
-                let u = UdpHeaderSlice::from_slice(l4).map_err(|_| ParseError::Malformed("UDP"))?;
+                let u = UdpSlice::from_slice_lax(l4).map_err(|_| ParseError::Malformed("UDP"))?;
                 h.sport = Some(u.source_port());
                 h.dport = Some(u.destination_port());
-                h.payload_len = ip_payload_len.saturating_sub(8) as u32;
+                h.payload_len = ip.payload_len.saturating_sub(UdpHeader::LEN) as u32;
             }
             _ => {}
         }
@@ -140,6 +139,52 @@ impl Headers {
 
     pub fn has_flag(&self, flag: &str) -> bool {
         self.tcp.as_ref().is_some_and(|t| t.flags.contains(&flag))
+    }
+}
+
+/// What the network layer says, IPv4 or IPv6.
+struct Ip {
+    version: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    /// Bytes of the IP header and its extension headers.
+    header_len: usize,
+    /// Bytes after the IP header and its extension headers, from the length fields (not limited
+    /// by the snap length).
+    payload_len: usize,
+    id: Option<u16>,
+    /// The payload begins with the transport header: not a fragment, or the first one.
+    first_fragment: bool,
+}
+
+fn ipv4(ip: &LaxIpv4Slice) -> Ip {
+    let h = ip.header();
+    let exts = ip.extensions().auth.map_or(0, |a| a.slice().len());
+    Ip {
+        version: 4,
+        src: IpAddr::V4(h.source_addr()),
+        dst: IpAddr::V4(h.destination_addr()),
+        header_len: h.slice().len() + exts,
+        payload_len: usize::from(h.total_len()).saturating_sub(h.slice().len() + exts),
+        id: Some(h.identification()),
+        first_fragment: h.fragments_offset().value() == 0,
+    }
+}
+
+fn ipv6(ip: &LaxIpv6Slice) -> Ip {
+    let h = ip.header();
+    let exts = ip.extensions();
+    Ip {
+        version: 6,
+        src: IpAddr::V6(h.source_addr()),
+        dst: IpAddr::V6(h.destination_addr()),
+        header_len: h.slice().len() + exts.slice().len(),
+        payload_len: usize::from(h.payload_length()).saturating_sub(exts.slice().len()),
+        id: None,
+        first_fragment: exts.clone().into_iter().all(|e| match e {
+            Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
+            _ => true,
+        }),
     }
 }
 
@@ -262,6 +307,73 @@ mod tests {
         assert_eq!(h.src.to_string(), "::1");
         assert_eq!(h.payload_len, 2);
         assert_eq!(h.proto_name(), "udp");
+    }
+
+    /// `tcp4`'s frame as an IPv4 fragment: `offset` in 8-byte units, more fragments to come.
+    fn fragment4(offset: u16) -> Vec<u8> {
+        let mut f = tcp4(4444, 4000, 1, Some(2), "AP", b"0123456789abcdef0123456789");
+        f[20..22].copy_from_slice(&(0x2000 | offset).to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn only_the_first_ipv4_fragment_has_ports() {
+        let first = Headers::parse(0x0800, 14, &fragment4(0)).unwrap();
+        assert_eq!((first.sport, first.dport), (Some(4444), Some(4000)));
+        assert_eq!(first.payload_len, 26);
+        // A later fragment begins with payload: what would be read as ports is not.
+        let later = Headers::parse(0x0800, 14, &fragment4(185)).unwrap();
+        assert_eq!(later.proto, IPPROTO_TCP);
+        assert_eq!((later.sport, later.dport, later.tcp), (None, None, None));
+        assert_eq!(
+            later.payload_len,
+            20 + 26,
+            "all of the fragment's IP payload"
+        );
+        assert_eq!(later.ip_id, first.ip_id);
+    }
+
+    /// IPv6 `frame` with extension header `ext` of type `kind` after its IPv6 header (the
+    /// extension's first byte, its next header, is filled in).
+    fn with_ext6(frame: &[u8], kind: u8, mut ext: Vec<u8>) -> Vec<u8> {
+        let (eth_ip, rest) = frame.split_at(14 + 40);
+        let mut f = eth_ip.to_vec();
+        ext[0] = f[14 + 6];
+        f[14 + 6] = kind;
+        let len = u16::from_be_bytes([f[18], f[19]]) + ext.len() as u16;
+        f[18..20].copy_from_slice(&len.to_be_bytes());
+        f.extend_from_slice(&ext);
+        f.extend_from_slice(rest);
+        f
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_walked_to_the_transport() {
+        let plain = udp6(5000, 4000, b"hello");
+        // Hop-by-hop options (a PadN filling its 8 bytes).
+        let hop = with_ext6(&plain, 0, vec![0, 0, 1, 4, 0, 0, 0, 0]);
+        let h = Headers::parse(0x86dd, 14, &hop).unwrap();
+        assert_eq!(h.proto, IPPROTO_UDP);
+        assert_eq!((h.sport, h.dport), (Some(5000), Some(4000)));
+        assert_eq!(h.payload_len, 5);
+        assert_eq!(h, Headers::parse(0x86dd, 14, &plain).unwrap());
+    }
+
+    #[test]
+    fn only_the_first_ipv6_fragment_has_ports() {
+        let plain = udp6(5000, 4000, b"hello");
+        let frag = |offset: u16| {
+            let mut ext = vec![0, 0];
+            ext.extend_from_slice(&((offset << 3) | 1).to_be_bytes());
+            ext.extend_from_slice(&7u32.to_be_bytes());
+            with_ext6(&plain, 44, ext)
+        };
+        let first = Headers::parse(0x86dd, 14, &frag(0)).unwrap();
+        assert_eq!((first.proto, first.sport), (IPPROTO_UDP, Some(5000)));
+        let later = Headers::parse(0x86dd, 14, &frag(100)).unwrap();
+        assert_eq!(later.proto, IPPROTO_UDP);
+        assert_eq!((later.sport, later.dport), (None, None));
+        assert_eq!(later.payload_len, 8 + 5);
     }
 
     #[test]

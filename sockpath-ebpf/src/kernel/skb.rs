@@ -80,7 +80,8 @@ pub fn lengths(skb: u64, o: &KernelOffsets) -> Result<(u32, u32), i32> {
 }
 
 /// Parses IPv4/IPv6 + TCP/UDP ports at `nh` (the network header). IPv6 extension headers are not
-/// walked: such packets (and ICMP) have no ports, so they only match a filter without a port.
+/// walked: such packets (IPv6 fragments among them), ICMP and IPv4 fragments after the first
+/// have no ports, so they only match a filter without a port.
 #[inline(always)]
 pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
     let mut flow = Flow {
@@ -107,9 +108,14 @@ pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
         flow.l4_off = ((ip[0] & 0x0f) as u16) * 4;
         flow.saddr[..4].copy_from_slice(&ip[12..16]);
         flow.daddr[..4].copy_from_slice(&ip[16..20]);
-        // A fragment other than the first has no transport header.
+        // A fragment other than the first has no transport header: what follows its IP header
+        // is payload, not ports. Nor has a header shorter than 20 bytes (ip_rcv() drops it):
+        // its "transport header" would be inside the IP header.
         let frag_off = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
-        if frag_off != 0 || (flow.l4_proto != IPPROTO_TCP && flow.l4_proto != IPPROTO_UDP) {
+        if frag_off != 0
+            || flow.l4_off < 20
+            || (flow.l4_proto != IPPROTO_TCP && flow.l4_proto != IPPROTO_UDP)
+        {
             return Ok(flow);
         }
         let ports = if flow.l4_off == 20 {
