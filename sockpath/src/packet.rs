@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use etherparse::{
-    EtherType, Ipv6ExtensionSlice, LaxIpv4Slice, LaxIpv6Slice, LaxNetSlice, LaxSlicedPacket,
-    TcpSlice, UdpHeader, UdpSlice,
+    ip_number, EtherType, IpNumber, Ipv6ExtensionsSlice, LaxIpv4Slice, LaxIpv6Slice, LaxNetSlice,
+    LaxSlicedPacket, TcpSlice, UdpHeader, UdpSlice,
 };
 use serde::Serialize;
 
@@ -181,11 +181,38 @@ fn ipv6(ip: &LaxIpv6Slice) -> Ip {
         header_len: h.slice().len() + exts.slice().len(),
         payload_len: usize::from(h.payload_length()).saturating_sub(exts.slice().len()),
         id: None,
-        first_fragment: exts.clone().into_iter().all(|e| match e {
-            Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
-            _ => true,
-        }),
+        first_fragment: ipv6_first_fragment(exts),
     }
+}
+
+/// Whether no fragment header among IPv6 extension headers `exts` has an offset: the payload
+/// after them begins with the transport header. Walked here with every length checked:
+/// etherparse's iterator over the headers reads past their end when its lax parse stopped at a
+/// header cut short (etherparse 0.21).
+fn ipv6_first_fragment(exts: &Ipv6ExtensionsSlice) -> bool {
+    let Some(mut kind) = exts.first_header() else {
+        return true;
+    };
+    let mut rest = exts.slice();
+    while let (Some(&next), Some(&len)) = (rest.first(), rest.get(1)) {
+        let len = match kind {
+            ip_number::IPV6_FRAG => {
+                let Some(&[hi, lo]) = rest.get(2..4) else {
+                    return false;
+                };
+                if u16::from_be_bytes([hi, lo]) >> 3 != 0 {
+                    return false;
+                }
+                8
+            }
+            // In 4-octet units less 2 (RFC 4302), the others in 8-octet units less 1.
+            ip_number::AUTH => (usize::from(len) + 2) * 4,
+            _ => (usize::from(len) + 1) * 8,
+        };
+        rest = rest.get(len..).unwrap_or_default();
+        kind = IpNumber(next);
+    }
+    true
 }
 
 fn proto_as_name<S: serde::Serializer>(p: &u8, s: S) -> Result<S::Ok, S::Error> {
@@ -381,5 +408,49 @@ mod tests {
         assert!(Headers::parse(0x0800, 14, &[0u8; 10]).is_err());
         assert!(Headers::parse(0x0806, 14, &[0u8; 60]).is_err());
         assert!(Headers::parse(0x0800, 100, &[0u8; 60]).is_err());
+    }
+
+    /// Every frame the kernel hands over is parsed: none may panic the parser. Valid frames
+    /// (fragments and extension headers among them) with bytes changed and cut short.
+    #[test]
+    fn no_frame_panics_the_parser() {
+        let seeds = [
+            (0x0800, tcp4(4444, 4000, 1, Some(2), "AP", b"salam\n")),
+            (0x0800, fragment4(0)),
+            (0x0800, fragment4(185)),
+            (0x0800, udp4(5000, 4000, b"x")),
+            (0x86dd, udp6(5000, 4000, b"hi")),
+            (
+                0x86dd,
+                with_ext6(&udp6(1, 2, b"x"), 0, vec![0, 0, 1, 4, 0, 0, 0, 0]),
+            ),
+            (
+                0x86dd,
+                with_ext6(&udp6(1, 2, b"x"), 44, vec![0, 0, 0, 9, 0, 0, 0, 7]),
+            ),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..100_000 {
+            let (ethertype, seed) = &seeds[i % seeds.len()];
+            let mut f = seed.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % f.len() as u64) as usize;
+                f[at] = next() as u8;
+            }
+            let len = (next() % (f.len() as u64 + 1)) as usize;
+            let mac_len = if i % 16 == 0 {
+                next() as usize % 64
+            } else {
+                14
+            };
+            let _ = Headers::parse(*ethertype, mac_len, &f[..len]);
+            let _ = Headers::parse(*ethertype, mac_len, &f);
+        }
     }
 }
