@@ -448,3 +448,6 @@ mod tests {
         assert!(e(&PCAP_MAGICS[1]).to_string().contains("malformed"));
     }
 }
+
+#[cfg(test)]
+mod fuzz;
