@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use etherparse::{
-    ip_number, EtherType, IpNumber, Ipv6ExtensionsSlice, LaxIpv4Slice, LaxIpv6Slice, LaxNetSlice,
-    LaxSlicedPacket, TcpSlice, UdpHeader, UdpSlice,
+    ip_number, IpNumber, Ipv6ExtensionsSlice, LaxIpv4Slice, LaxIpv6Slice, TcpSlice, UdpHeader,
+    UdpSlice,
 };
 use serde::Serialize;
 
@@ -58,21 +58,21 @@ impl Headers {
     /// payload, not a TCP or UDP header).
     pub fn parse(ethertype: u16, mac_len: usize, frame: &[u8]) -> Result<Self, ParseError> {
         let nh = frame.get(mac_len..).ok_or(ParseError::Malformed("link"))?;
-        let layer = match ethertype {
-            0x0800 => "IPv4",
-            0x86dd => "IPv6",
+        // The network layer with its extension headers, as etherparse slices it. The transport
+        // header is sliced below: etherparse slices none out of any fragment, and a first
+        // fragment begins with it all the same (the kernel's filter matched its ports).
+        let (ip, proto) = match ethertype {
+            0x0800 => {
+                let (ip, _) =
+                    LaxIpv4Slice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv4"))?;
+                (ipv4(&ip), ip.payload_ip_number())
+            }
+            0x86dd => {
+                let (ip, _) =
+                    LaxIpv6Slice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv6"))?;
+                (ipv6(&ip), ip.payload().ip_number)
+            }
             other => return Err(ParseError::NotIp(other)),
-        };
-        let sliced = LaxSlicedPacket::from_ether_type(EtherType(ethertype), nh);
-        // The protocol after any extension headers.
-        let (ip, proto) = match &sliced.net {
-            Some(LaxNetSlice::Ipv4(ip)) if ethertype == 0x0800 => {
-                (ipv4(ip), ip.payload_ip_number())
-            }
-            Some(LaxNetSlice::Ipv6(ip)) if ethertype == 0x86dd => {
-                (ipv6(ip), ip.payload().ip_number)
-            }
-            _ => return Err(ParseError::Malformed(layer)),
         };
         let proto = proto.0;
         let mut h = Headers {
@@ -86,8 +86,6 @@ impl Headers {
             payload_len: ip.payload_len as u32,
             ip_id: ip.id,
         };
-        // etherparse slices no transport header out of any fragment; the first one begins
-        // with it all the same (and the kernel's filter matched its ports).
         if !ip.first_fragment {
             return Ok(h);
         }
