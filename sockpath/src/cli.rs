@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     annotate::AnnotateArgs,
+    daemon::DaemonArgs,
     demo::{peer::PeerArgs, DemoArgs},
     probes_cmd::ProbesArgs,
     watch::WatchArgs,
@@ -29,6 +30,10 @@ pub enum Command {
     /// Replay the netcat experiment on loopback (server on 127.0.0.1:PORT, client from port
     /// 4444 sends "salam\n", both close, then a connection to the closed port) and show it.
     Demo(DemoArgs),
+    /// Run as a daemon: one set of programs attached for every `sockpath watch`, `stats` and
+    /// `probes` that connects to its socket (root and the members of its group, no sudo), and
+    /// Prometheus metrics with --metrics.
+    Daemon(DaemonArgs),
     /// Show which kernel hook serves each journey stage on this kernel, and why others were refused.
     Probes(ProbesArgs),
     /// Match the frames of a capture (tcpdump or Wireshark, pcap or pcapng) to the journeys of a

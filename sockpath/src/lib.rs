@@ -16,12 +16,14 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub mod annotate;
 pub mod cli;
+pub mod daemon;
 mod decode;
 pub mod demo;
 mod filter;
 mod hooks;
 mod journey;
 mod kernel;
+mod metrics;
 mod output;
 mod packet;
 mod pipeline;

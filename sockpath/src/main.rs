@@ -15,7 +15,7 @@ use clap::Parser;
 use sockpath::{
     annotate,
     cli::{Cli, Command},
-    demo, probes_cmd,
+    daemon, demo, probes_cmd,
     usage::UsageError,
     watch,
 };
@@ -29,11 +29,16 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // The daemon logs its clients' comings and goings (to the journal, under systemd).
+    let level = match cli.command {
+        Command::Daemon(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .init();
 
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         Command::Watch(a) => watch::command(a, started),
         Command::Demo(a) => demo::command(a, started),
         Command::Probes(a) => probes_cmd::run(a, started),
+        Command::Daemon(a) => daemon::command(a),
         Command::Annotate(a) => annotate::run(&a),
     };
     match result {

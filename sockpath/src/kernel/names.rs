@@ -1,7 +1,7 @@
 //! Names of kernel enums and symbols, read from the running kernel at start-up (their values
 //! move between kernel versions as reasons are added).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 /// Names of the drop and reset reasons (from BTF) and of kernel text symbols (from kallsyms).
 #[derive(Clone, Debug, Default)]
@@ -9,7 +9,9 @@ pub struct KernelNames {
     pub drop_reasons: HashMap<u64, String>,
     pub reset_reasons: HashMap<u64, String>,
     /// Kernel text symbols, sorted by address (from /proc/kallsyms), to name drop locations.
-    pub symbols: Vec<(u64, String)>,
+    /// Shared: the daemon's every watcher names locations from one copy (some 100,000
+    /// symbols, megabytes).
+    pub symbols: Arc<Vec<(u64, String)>>,
 }
 
 impl KernelNames {
@@ -29,7 +31,7 @@ impl KernelNames {
             })
             .collect();
         syms.sort_unstable();
-        self.symbols = syms;
+        self.symbols = Arc::new(syms);
     }
 
     /// `function+0xoffset` for a kernel text address, or the address in hex.
@@ -77,7 +79,10 @@ mod tests {
         assert_eq!(KernelNames::for_tests().drop_reason(3), "NO_SOCKET");
         assert_eq!(KernelNames::default().drop_reason(7), "reason 7");
         let n = KernelNames {
-            symbols: vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "udp_rcv".into())],
+            symbols: Arc::new(vec![
+                (0x1000, "tcp_v4_rcv".into()),
+                (0x2000, "udp_rcv".into()),
+            ]),
             ..KernelNames::default()
         };
         assert_eq!(n.symbol(0x1010), "tcp_v4_rcv+0x10");

@@ -22,6 +22,11 @@ impl<W: Write> JsonSink<W> {
         }
     }
 
+    /// Where the lines go.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// `{"type":KIND,` then the object's own fields: serialized once, straight into a buffer
     /// (no intermediate JSON value; this runs for every packet).
     fn line<T: Serialize>(&mut self, kind: &str, v: &T) -> std::io::Result<()> {

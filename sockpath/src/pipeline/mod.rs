@@ -93,6 +93,13 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Losses the kernel counted before now are not this pipeline's: `lost_total` is the
+    /// kernel's cumulative lost-event counter now (a daemon's watcher joining programs that
+    /// have been running; a session of its own starts from 0).
+    pub fn lost_before(&mut self, lost_total: u64) {
+        self.lost_total = lost_total;
+    }
+
     /// One record from the kernel: decoded and handed to the assembler. A record that does not
     /// decode is counted in the summary; the first is also logged.
     pub fn ingest(&mut self, record: &[u8]) {

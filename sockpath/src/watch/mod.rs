@@ -220,9 +220,9 @@ pub async fn run(
 }
 
 /// The owners of watched sockets from /proc; the kernel follows their processes' calls.
-struct ProcOwners<'a> {
-    filter: &'a WatchFilter,
-    kernel: &'a mut Kernel,
+pub(crate) struct ProcOwners<'a> {
+    pub filter: &'a WatchFilter,
+    pub kernel: &'a mut Kernel,
 }
 
 impl Owners for ProcOwners<'_> {
@@ -238,7 +238,7 @@ impl Owners for ProcOwners<'_> {
 /// Hands memory freed so far back to the system now. jemalloc would keep it until later
 /// allocation activity let it decay, and an idle watcher has none: the BTF parsed at start
 /// (tens of MiB) stayed resident.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena. A write-only control with no value, so
     // every pointer is null.
     // SAFETY: a NUL-terminated control name and null old/new pointers, as mallctl documents.
