@@ -37,7 +37,7 @@ pub enum Phase {
 
 /// What a stage is made from.
 #[derive(Clone, Copy)]
-enum From<'a> {
+enum Source<'a> {
     Device(&'a PacketRx),
     Observed(&'a Obs),
     /// A stage no hook saw here, inferred from the packet's headers and the other stages.
@@ -48,7 +48,7 @@ enum From<'a> {
 struct Placed<'a> {
     ts: Option<u64>,
     phase: Phase,
-    from: From<'a>,
+    from: Source<'a>,
 }
 
 /// The phases the packet must have passed that no hook saw here.
@@ -105,7 +105,7 @@ pub fn stages(
         placed.push(Placed {
             ts: Some(o.t0),
             phase: Phase::Device,
-            from: From::Device(pkt),
+            from: Source::Device(pkt),
         });
     }
     for x in &o.obs {
@@ -113,7 +113,7 @@ pub fn stages(
         placed.push(Placed {
             ts: Some(ts),
             phase,
-            from: From::Observed(x),
+            from: Source::Observed(x),
         });
     }
     placed.sort_by_key(|p| (p.ts, p.phase));
@@ -128,7 +128,7 @@ pub fn stages(
                 Placed {
                     ts: None,
                     phase,
-                    from: From::Inferred(h),
+                    from: Source::Inferred(h),
                 },
             );
         }
@@ -144,7 +144,7 @@ pub fn stages(
     let mut stages = Vec::with_capacity(placed.len());
     for p in &placed {
         let mut s = match p.from {
-            From::Device(pkt) => stage(
+            Source::Device(pkt) => stage(
                 "netif_receive_skb",
                 hooks.hook(StageId::DeviceReceive),
                 StageData::Device {
@@ -153,8 +153,8 @@ pub fn stages(
                     wire_len: pkt.wire_len,
                 },
             ),
-            From::Observed(x) => observed(x, o, sockets, names, hooks),
-            From::Inferred(h) => inferred(p.phase, h, o, f, sockets),
+            Source::Observed(x) => observed(x, o, sockets, names, hooks),
+            Source::Inferred(h) => inferred(p.phase, h, o, f, sockets),
         };
         if let Some(ts) = p.ts {
             s.offset_ns = Some(ts.saturating_sub(o.t0));

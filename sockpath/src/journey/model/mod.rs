@@ -54,28 +54,41 @@ pub struct StateChange {
 }
 
 /// One received packet and its trip through the kernel.
+///
+/// Read back, only what identifies it and says what became of it is required (`id`, `ts_ns`,
+/// `outcome`, `complete`): a log written by hand, or by another version, may leave out the rest,
+/// which is then empty or zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journey {
     /// 1, 2, 3... in the order journeys started.
     pub id: u64,
     /// The kernel's id for it (CPU and sequence).
+    #[serde(default)]
     pub kernel_id: u64,
     /// Wall-clock time of device receive, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
     /// The same, RFC 3339 UTC.
+    #[serde(default)]
     pub ts: Timestamp,
+    #[serde(default)]
     pub cpu: u16,
+    #[serde(default)]
     pub iface: String,
+    #[serde(default)]
     pub ifindex: u32,
+    #[serde(default)]
     pub netns: u32,
     /// Frame length on the wire (link-layer header included).
+    #[serde(default)]
     pub wire_len: u32,
     /// Absent when they could not be parsed (and, read back, when a field is missing).
     #[serde(flatten)]
     pub headers: Option<Headers>,
+    #[serde(default)]
     pub stages: Vec<Stage>,
     /// The socket the packet was delivered to.
     pub socket: Option<SocketView>,
+    #[serde(default)]
     pub state_changes: Vec<StateChange>,
     pub outcome: Outcome,
     /// Every stage this kernel can observe was observed, and no event was lost meanwhile.

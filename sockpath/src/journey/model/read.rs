@@ -145,7 +145,8 @@ pub fn proto_number(name: &str) -> Option<u8> {
 /// A journey's header fields, as `Headers`' `Serialize` flattens them into it.
 #[derive(Deserialize)]
 struct HeaderFields {
-    ip_version: u8,
+    /// Absent: the addresses' version.
+    ip_version: Option<u8>,
     src: IpAddr,
     dst: IpAddr,
     proto: String,
@@ -176,7 +177,7 @@ impl<'de> Deserialize<'de> for Headers {
             _ => None,
         };
         Ok(Headers {
-            ip_version: f.ip_version,
+            ip_version: f.ip_version.unwrap_or(if f.src.is_ipv4() { 4 } else { 6 }),
             src: f.src,
             dst: f.dst,
             proto,
@@ -193,6 +194,49 @@ impl<'de> Deserialize<'de> for Headers {
 mod tests {
     use super::*;
     use crate::packet::proto_name;
+
+    /// What a log written by hand (or by another version) may hold: only what identifies the
+    /// packet and what became of it.
+    #[test]
+    fn a_journey_needs_only_its_identity_and_outcome() {
+        let j: Journey = serde_json::from_str(
+            r#"{"type": "journey", "id": 1, "ts_ns": 5, "src": "127.0.0.1", "dst": "127.0.0.1",
+            "proto": "udp", "sport": 1, "dport": 2, "payload_len": 3, "ip_id": 9, "stages": [],
+            "socket": {"local": "127.0.0.1:2", "remote": "0.0.0.0:0", "state": "UNCONNECTED",
+                       "owner": null},
+            "outcome": {"kind": "unknown", "text": "x"}, "complete": true}"#,
+        )
+        .unwrap();
+        let h = j.headers.as_ref().unwrap();
+        assert_eq!(
+            (h.ip_version, h.proto, h.dport, h.ip_id),
+            (4, 17, Some(2), Some(9))
+        );
+        assert_eq!((j.ts, j.kernel_id, j.iface.as_str()), (Timestamp(0), 0, ""));
+        assert_eq!(j.outcome.data, OutcomeData::Logged("x".into()));
+        assert_eq!(j.socket.unwrap().sk, Hex(0));
+        assert!(serde_json::from_str::<Journey>(r#"{"id": 1, "ts_ns": 5}"#).is_err());
+    }
+
+    #[test]
+    fn lines_are_read_by_their_type() {
+        let start = Line::parse(
+            r#"{"type":"start","filter":"port 4000","kernel":"6.18","attach_ms":1.5,"hooks":[]}"#,
+        )
+        .unwrap();
+        assert!(matches!(&start, Line::Start(s) if s.filter == "port 4000"));
+        assert!(start.into_item().is_none());
+        let note = Line::parse(
+            r#"{"type":"note","ts_ns":7,"ts":"1970-01-01T00:00:00.000000007Z","kind":"lost","text":"3 events lost"}"#,
+        )
+        .unwrap();
+        assert!(matches!(note.into_item(), Some(Item::Note(n)) if n.ts == Timestamp(7)));
+        assert!(matches!(
+            Line::parse(r#"{"type":"summary","journeys":2}"#).unwrap(),
+            Line::Summary(s) if s.journeys == 2 && s.dropped == 0
+        ));
+        assert!(Line::parse(r#"{"type":"mystery"}"#).is_err());
+    }
 
     #[test]
     fn proto_names_round_trip() {

@@ -46,8 +46,9 @@ pub struct StartInfo {
     pub hooks: Vec<String>,
 }
 
-/// Totals printed at exit.
+/// Totals printed at exit. Read back, a count left out is 0.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// Packets the device-receive hook saw (all, before filtering).
     pub packets_seen: u64,

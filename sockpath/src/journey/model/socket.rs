@@ -16,7 +16,7 @@ pub struct Owner {
 }
 
 /// A kernel address, written in hex (`0xffff88810a3c2a00`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hex(pub u64);
 
 impl Serialize for Hex {
@@ -25,9 +25,11 @@ impl Serialize for Hex {
     }
 }
 
+/// Read back, what the output shows of it (`local`, `remote`, `state`, `owner`) is required, the
+/// rest is zero when absent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketView {
-    #[serde(deserialize_with = "read::name")]
+    #[serde(default, deserialize_with = "read::name")]
     pub proto: Name,
     /// "127.0.0.1:4000", "[::1]:4000". Shared with the socket table: a journey names its socket
     /// several times, and a copy of the text each time was a good part of the allocations.
@@ -37,9 +39,12 @@ pub struct SocketView {
     #[serde(deserialize_with = "read::name")]
     pub state: Name,
     /// Kernel address of the struct sock, hex.
+    #[serde(default)]
     pub sk: Hex,
     /// Socket inode (socket:[N] in /proc/PID/fd); 0 when it has no file.
+    #[serde(default)]
     pub ino: u64,
+    #[serde(default)]
     pub netns: u32,
     /// Who holds it, if known: the process and fd.
     pub owner: Option<Owner>,
