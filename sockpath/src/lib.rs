@@ -4,10 +4,11 @@
 //! Layout: `hooks/` is the hook table (every eBPF program once, with its stage and fallbacks);
 //! `kernel/` loads the eBPF programs (sockpath-ebpf), attaches the table and knows the running
 //! kernel (BTF); `decode` turns ring-buffer records into events; `journey/` assembles events
-//! into journeys and syscall records; `output/` prints them (text, JSON, pcapng); `pipeline`
-//! takes records through all of these in time order; `watch` and `demo` run sessions that feed
-//! it; `annotate` puts a journey log's journeys into a capture's frames. `cli` lists the
-//! commands; each command's module owns its arguments.
+//! into journeys and syscall records, whose data is the model in `journey/model/` (read back
+//! from JSON by its `read`); `output/` prints them (text, JSON, pcapng), all in the words of
+//! `output/words/`; `pipeline` takes records through all of these in time order; `watch` and
+//! `demo` run sessions that feed it; `annotate` puts a journey log's journeys into a capture's
+//! frames. `cli` lists the commands; each command's module owns its arguments.
 
 /// The unit tests, the throughput benchmark among them, run on the allocator the binary uses.
 #[cfg(test)]

@@ -1,16 +1,13 @@
 //! Reading a journey log: the JSON Lines `sockpath watch --json` (or `demo --json`) prints.
 //! Journey objects are kept; start, syscall, note and summary objects are skipped.
 
-use std::{
-    net::IpAddr,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::key::{proto_number, PacketKey, TcpKey};
-use crate::output::comment::JourneyView;
+use super::key::PacketKey;
+use crate::{journey::model::Journey, packet::IPPROTO_TCP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -33,51 +30,20 @@ pub enum LogError {
 /// One journey of the log.
 #[derive(Clone, Debug)]
 pub struct LoggedJourney {
-    pub id: u64,
-    pub ts_ns: u64,
-    /// None when the journey has no packet headers (its device-receive event was lost).
+    /// What identifies its packet; None when the journey has no packet headers (its
+    /// device-receive event was lost), or a TCP segment's without its flags.
     pub key: Option<PacketKey>,
-    pub view: JourneyView,
+    pub journey: Journey,
 }
 
-/// The fields of a journey object that identify its packet.
-#[derive(Deserialize)]
-struct Identity {
-    ts_ns: u64,
-    proto: Option<String>,
-    src: Option<IpAddr>,
-    dst: Option<IpAddr>,
-    sport: Option<u16>,
-    dport: Option<u16>,
-    flags: Option<Vec<String>>,
-    seq: Option<u32>,
-    ack: Option<u32>,
-    ip_id: Option<u16>,
-    payload_len: Option<u32>,
-}
-
-impl Identity {
-    fn key(&self) -> Option<PacketKey> {
-        let proto = proto_number(self.proto.as_deref()?)?;
-        let tcp = match (&self.flags, self.seq, self.ack) {
-            (Some(f), Some(seq), Some(ack)) => Some(TcpKey {
-                flags: f.join(","),
-                seq,
-                ack,
-            }),
-            _ if proto == crate::packet::IPPROTO_TCP => return None,
-            _ => None,
-        };
-        Some(PacketKey {
-            proto,
-            src: self.src?,
-            dst: self.dst?,
-            sport: self.sport,
-            dport: self.dport,
-            tcp,
-            ip_id: self.ip_id,
-            payload_len: self.payload_len?,
-        })
+impl LoggedJourney {
+    fn of(journey: Journey) -> Self {
+        let key = journey
+            .headers
+            .as_ref()
+            .filter(|h| h.proto != IPPROTO_TCP || h.tcp.is_some())
+            .map(PacketKey::of_headers);
+        Self { key, journey }
     }
 }
 
@@ -128,14 +94,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LoggedJourney>, LogError> {
             continue;
         }
         let bad = |e: serde_json::Error| err(n, format!("a journey sockpath cannot read: {e}"), "");
-        let identity = Identity::deserialize(&v).map_err(bad)?;
-        let view = JourneyView::deserialize(&v).map_err(bad)?;
-        journeys.push(LoggedJourney {
-            id: view.id,
-            ts_ns: identity.ts_ns,
-            key: identity.key(),
-            view,
-        });
+        let journey = Journey::deserialize(&v).map_err(bad)?;
+        journeys.push(LoggedJourney::of(journey));
     }
     if objects == 0 {
         return Err(LogError::Empty(path.to_owned()));
@@ -164,14 +124,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(j.len(), 2);
-        assert_eq!(j[0].id, 4);
+        assert_eq!(j[0].journey.id, 4);
         let k = j[0].key.as_ref().unwrap();
         assert_eq!(k.proto, 6);
         assert_eq!(k.sport, Some(4444));
         assert_eq!(k.ip_id, Some(4242));
         assert_eq!(k.tcp.as_ref().unwrap().flags, "ACK,PSH");
         assert_eq!(k.payload_len, 6);
-        assert_eq!(j[1].view.outcome.reason.as_deref(), Some("NO_SOCKET"));
+        assert_eq!(j[1].journey.outcome.reason.as_deref(), Some("NO_SOCKET"));
     }
 
     #[test]

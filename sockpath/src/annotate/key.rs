@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::{
     journey::sockets::endpoint,
-    packet::{proto_name, Headers, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    packet::{proto_name, Headers},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -28,17 +28,6 @@ pub struct PacketKey {
     pub tcp: Option<TcpKey>,
     pub ip_id: Option<u16>,
     pub payload_len: u32,
-}
-
-/// The IP protocol number of a name the JSON output uses ("tcp", "ip-proto-47").
-pub fn proto_number(name: &str) -> Option<u8> {
-    match name {
-        "tcp" => Some(IPPROTO_TCP),
-        "udp" => Some(IPPROTO_UDP),
-        "icmp" => Some(IPPROTO_ICMP),
-        "icmpv6" => Some(IPPROTO_ICMPV6),
-        other => other.strip_prefix("ip-proto-")?.parse().ok(),
-    }
 }
 
 impl PacketKey {
@@ -84,14 +73,6 @@ impl PacketKey {
 mod tests {
     use super::*;
     use crate::packet::fixture::tcp4;
-
-    #[test]
-    fn proto_names_round_trip() {
-        for p in [1u8, 6, 17, 58, 47, 132] {
-            assert_eq!(proto_number(&proto_name(p)), Some(p));
-        }
-        assert_eq!(proto_number("sctp"), None);
-    }
 
     #[test]
     fn describes_like_a_capture_summary() {

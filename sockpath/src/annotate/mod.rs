@@ -116,13 +116,13 @@ pub fn run(args: &AnnotateArgs) -> anyhow::Result<()> {
     let journey_t: Vec<Timed> = log
         .iter()
         .map(|j| Timed {
-            ts_ns: Some(j.ts_ns),
+            ts_ns: Some(j.journey.ts_ns),
             key: j.key.as_ref(),
         })
         .collect();
     let tol_ns = (args.tolerance_ms * 1e6).round() as u64;
     let m = matching::match_up(&frame_t, &journey_t, tol_ns);
-    let id = |i: usize| log[i].id;
+    let id = |i: usize| log[i].journey.id;
 
     let mut unmatched_frames = Vec::new();
     for (i, f) in frames.iter().enumerate() {
@@ -151,8 +151,8 @@ pub fn run(args: &AnnotateArgs) -> anyhow::Result<()> {
         }
         let u = matching::explain(i, &journey_t, &frame_t, &m.frame_journey, tol_ns);
         unmatched_journeys.push(UnmatchedJourney {
-            id: j.id,
-            ts_ns: j.ts_ns,
+            id: j.journey.id,
+            ts_ns: j.journey.ts_ns,
             packet: j.key.as_ref().map(PacketKey::describe),
             why: report::journey_why(&u, |fi| frames[fi].number as u64, args.tolerance_ms),
         });
@@ -160,7 +160,7 @@ pub fn run(args: &AnnotateArgs) -> anyhow::Result<()> {
 
     let mut warnings = parsed.warnings.clone();
     let fs = span(frames.iter().filter_map(|f| f.ts_ns));
-    let js = span(log.iter().map(|j| j.ts_ns));
+    let js = span(log.iter().map(|j| j.journey.ts_ns));
     if let (Some(f), Some(j)) = (fs, js) {
         if f.1.saturating_add(tol_ns) < j.0 || j.1.saturating_add(tol_ns) < f.0 {
             warnings.push(format!(
@@ -176,7 +176,7 @@ pub fn run(args: &AnnotateArgs) -> anyhow::Result<()> {
     let comments = |number: usize| -> Vec<String> {
         let i = number - 1;
         match m.frame_journey[i] {
-            Some(ji) => comment::comments(&log[ji].view),
+            Some(ji) => comment::comments(&log[ji].journey),
             None => {
                 let why = unmatched_frames
                     .iter()

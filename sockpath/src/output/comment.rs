@@ -3,100 +3,41 @@
 //! sent"), then one comment per stage and one for the socket. Wireshark lists each under
 //! "Packet comments" and `tshark -V` prints them; `frame.comment contains "..."` filters on them.
 //!
-//! Built from the journey's JSON form (what `watch --json` prints), so `watch --pcapng` and
-//! `annotate`, which reads a journey log, write the same words for the same journey.
+//! Told from the model, in its words (`words`): a journey sockpath assembled (`watch --pcapng`)
+//! and the same journey read back from its JSON (`annotate`) get the same comments.
 
-use serde::Deserialize;
-
-use crate::journey::model::Journey;
+use crate::{
+    journey::model::{Journey, OutcomeKind, Owner, SocketView, Stage},
+    text::{cat, int, uint},
+};
 
 /// Longest comment written: pcapng option lengths are 16 bits, and no reader needs more.
 const MAX_COMMENT: usize = 2000;
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct OwnerView {
-    pub pid: u32,
-    pub comm: String,
-    pub fd: i32,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct SocketView {
-    pub local: String,
-    pub remote: String,
-    pub state: String,
-    pub owner: Option<OwnerView>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct StageView {
-    pub name: String,
-    pub hook: String,
-    #[serde(default)]
-    pub hook_target: String,
-    pub offset_ns: Option<u64>,
-    #[serde(default)]
-    pub detail: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct OutcomeView {
-    pub kind: String,
-    pub reason: Option<String>,
-    pub text: String,
-    pub pid: Option<u32>,
-    pub comm: Option<String>,
-    pub syscall: Option<String>,
-    pub fd: Option<i32>,
-    pub bytes: Option<u64>,
-    #[serde(default)]
-    pub reset_sent: bool,
-    pub icmp_sent: Option<String>,
-}
-
-/// The parts of a journey its comments tell.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct JourneyView {
-    pub id: u64,
-    #[serde(default)]
-    pub payload_len: Option<u32>,
-    #[serde(default)]
-    pub stages: Vec<StageView>,
-    pub socket: Option<SocketView>,
-    pub outcome: OutcomeView,
-    pub complete: bool,
-    pub incomplete_reason: Option<String>,
-}
-
-impl JourneyView {
-    /// The view of a journey sockpath assembled, through its JSON form.
-    pub fn of(j: &Journey) -> serde_json::Result<Self> {
-        serde_json::from_value(serde_json::to_value(j)?)
-    }
-}
-
+/// `nc (pid 1234)`
 fn who(comm: &str, pid: u32) -> String {
-    format!("{comm} (pid {pid})")
+    cat(&[comm, " (pid ", uint(pid).as_str(), ")"])
 }
 
-fn owner_text(o: &OwnerView) -> String {
-    format!("{} fd {}", who(&o.comm, o.pid), o.fd)
+/// `nc (pid 1234) fd 4`
+fn owner_text(o: &Owner) -> String {
+    cat(&[&who(&o.comm, o.pid), " fd ", int(o.fd).as_str()])
 }
 
 /// What became of the packet, in one line.
-pub fn headline(j: &JourneyView) -> String {
+pub fn headline(j: &Journey) -> String {
     let o = &j.outcome;
     let reader = match (&o.comm, o.pid) {
         (Some(c), Some(p)) => Some(who(c, p)),
         _ => None,
     };
     let socket_owner = j.socket.as_ref().and_then(|s| s.owner.as_ref());
-    let text = match o.kind.as_str() {
-        "read" => {
+    let text = match o.kind {
+        OutcomeKind::Read => {
             let fd = o.fd.map(|fd| format!(" fd {fd}")).unwrap_or_default();
-            let call = o.syscall.as_deref().unwrap_or("a read call");
+            let call = o.syscall.unwrap_or("a read call");
             let bytes = o.bytes.unwrap_or(0);
-            let rest = match j.payload_len {
+            let rest = match j.headers.as_ref().map(|h| h.payload_len) {
                 Some(p) if u64::from(p) > bytes => {
                     format!(" ({} still queued)", u64::from(p) - bytes)
                 }
@@ -107,23 +48,23 @@ pub fn headline(j: &JourneyView) -> String {
                 reader.as_deref().unwrap_or("a process")
             )
         }
-        "accepted" => {
-            let call = o.syscall.as_deref().unwrap_or("accept");
+        OutcomeKind::Accepted => {
+            let call = o.syscall.unwrap_or("accept");
             let fd = o.fd.unwrap_or(-1);
             format!(
                 "connection accepted by {}: {call}() = {fd}",
                 reader.as_deref().unwrap_or("a process")
             )
         }
-        "queued" => match (&j.socket, socket_owner) {
+        OutcomeKind::Queued => match (&j.socket, socket_owner) {
             (Some(s), Some(ow)) => format!(
                 "delivered to {} on {}, queued, not read while sockpath waited",
                 owner_text(ow),
                 s.local
             ),
-            _ => o.text.clone(),
+            _ => o.text(),
         },
-        "dropped" => {
+        OutcomeKind::Dropped => {
             let mut t = format!(
                 "dropped: {}",
                 o.reason.as_deref().unwrap_or("unknown reason")
@@ -136,21 +77,27 @@ pub fn headline(j: &JourneyView) -> String {
             }
             t
         }
-        "syn_ack_sent" => match (&j.socket, socket_owner) {
+        OutcomeKind::SynAckSent => match (&j.socket, socket_owner) {
             (Some(s), Some(ow)) => format!(
                 "answered with SYN-ACK by listener {} of {}",
                 s.local,
                 owner_text(ow)
             ),
-            _ => o.text.clone(),
+            _ => o.text(),
         },
-        "consumed" | "state_changed" | "accept_queued" | "reset_received" => match socket_owner {
-            Some(ow) if !o.text.contains(&format!("[{}]", ow.pid)) => {
-                format!("{} (socket of {})", o.text, owner_text(ow))
+        OutcomeKind::Consumed
+        | OutcomeKind::StateChanged
+        | OutcomeKind::AcceptQueued
+        | OutcomeKind::ResetReceived => {
+            let text = o.text();
+            match socket_owner {
+                Some(ow) if !text.contains(&format!("[{}]", ow.pid)) => {
+                    format!("{text} (socket of {})", owner_text(ow))
+                }
+                _ => text,
             }
-            _ => o.text.clone(),
-        },
-        _ => o.text.clone(),
+        }
+        OutcomeKind::Unknown => o.text(),
     };
     let mut line = format!("sockpath journey {}: {text}", j.id);
     if !j.complete {
@@ -170,23 +117,24 @@ fn offset(ns: Option<u64>) -> String {
     }
 }
 
-fn stage_text(s: &StageView) -> String {
+fn stage_text(s: &Stage) -> String {
     let mut t = format!("{} {}", offset(s.offset_ns), s.name);
-    if s.hook != "inferred" && !s.hook_target.is_empty() {
-        t.push_str(&format!(" [{} {}]", s.hook, s.hook_target));
+    if s.observed() && !s.hook_target.is_empty() {
+        t.push_str(&format!(" [{} {}]", s.hook.as_str(), s.hook_target));
     }
-    if !s.detail.is_empty() {
+    let detail = s.detail();
+    if !detail.is_empty() {
         t.push_str(": ");
-        t.push_str(&s.detail);
+        t.push_str(&detail);
     }
     t
 }
 
 fn socket_text(s: &SocketView) -> String {
-    let peer = if s.remote.is_empty() || s.remote.ends_with(":0") {
-        String::new()
-    } else {
+    let peer = if s.has_peer() {
         format!(" <- {}", s.remote)
+    } else {
+        String::new()
     };
     let owner = s
         .owner
@@ -209,7 +157,7 @@ fn clip(mut s: String) -> String {
 }
 
 /// The frame's comments: the headline, each stage, the socket.
-pub fn comments(j: &JourneyView) -> Vec<String> {
+pub fn comments(j: &Journey) -> Vec<String> {
     let mut v = vec![headline(j)];
     v.extend(j.stages.iter().map(stage_text));
     if let Some(s) = &j.socket {
@@ -281,7 +229,7 @@ pub mod fixture {
 mod tests {
     use super::{fixture::*, *};
 
-    fn view(v: serde_json::Value) -> JourneyView {
+    fn view(v: serde_json::Value) -> Journey {
         serde_json::from_value(v).unwrap()
     }
 

@@ -15,6 +15,12 @@ pub struct JsonSink<W: Write> {
 }
 
 impl<W: Write> JsonSink<W> {
+    /// The writer, with what was written.
+    #[cfg(test)]
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     pub fn new(out: W) -> Self {
         Self {
             out,

@@ -1,26 +1,16 @@
 //! Where journeys and syscalls go: human text or JSON Lines on stdout, in time order, and
-//! optionally a pcapng file with each packet's journey as its comments.
+//! optionally a pcapng file with each packet's journey as its comments. Every output tells a
+//! stage or an outcome in the same words, from `words`.
 
 pub mod comment;
 pub mod journey_json;
 pub mod json;
 pub mod pcapng;
 pub mod text;
+pub mod words;
 
-use serde::Serialize;
-
+pub use crate::journey::model::StartInfo;
 use crate::journey::model::{Item, Summary};
-
-/// What sockpath says when every hook is attached.
-#[derive(Clone, Debug, Serialize)]
-pub struct StartInfo {
-    pub filter: String,
-    pub kernel: String,
-    /// Milliseconds from start to every probe attached.
-    pub attach_ms: f64,
-    /// One line per journey stage: the hook serving it on this kernel.
-    pub hooks: Vec<String>,
-}
 
 pub trait Sink {
     fn start(&mut self, info: &StartInfo) -> std::io::Result<()>;

@@ -19,10 +19,7 @@ use pcap_file::{
 };
 use sockpath_ebpf::event::SNAP_MAX;
 
-use super::{
-    comment::{self, JourneyView},
-    Sink, StartInfo,
-};
+use super::{comment, Sink, StartInfo};
 use crate::journey::model::{Item, Journey, Summary};
 
 /// if_tsresol: timestamps in nanoseconds (10^-9 s); the pcapng default is microseconds.
@@ -188,11 +185,7 @@ impl<W: Write> PcapngSink<W> {
             }
         };
         let id = self.interface_id(j, linktype)?;
-        let comments = match JourneyView::of(j) {
-            Ok(v) => comment::comments(&v),
-            Err(e) => vec![format!("sockpath journey {}: {e}", j.id)],
-        };
-        let epb = packet_block(id, j.ts_ns, data, wire_len, comments, true);
+        let epb = packet_block(id, j.ts_ns, data, wire_len, comment::comments(j), true);
         self.writer()?
             .write_pcapng_block(epb)
             .map_err(pcap_err)
@@ -245,7 +238,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        journey::model::{Outcome, OutcomeKind},
+        journey::model::{Outcome, OutcomeData, OutcomeKind},
         packet::{fixture::tcp4, Headers},
     };
 
@@ -264,10 +257,7 @@ mod tests {
             stages: Vec::new(),
             socket: None,
             state_changes: Vec::new(),
-            outcome: Outcome::new(
-                OutcomeKind::Unknown,
-                "nothing observed after device receive",
-            ),
+            outcome: Outcome::new(OutcomeKind::Unknown, OutcomeData::NothingObserved),
             complete: true,
             incomplete_reason: None,
             frame,

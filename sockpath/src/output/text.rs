@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{Sink, StartInfo};
+use super::{words, Sink, StartInfo};
 use crate::{
     journey::{
         clock::time_of_day,
@@ -20,6 +20,12 @@ pub struct TextSink<W: Write> {
 }
 
 impl<W: Write> TextSink<W> {
+    /// The writer, with what was written.
+    #[cfg(test)]
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     pub fn new(out: W) -> Self {
         Self {
             out,
@@ -86,6 +92,8 @@ struct Scratch {
     offset: String,
     hop: String,
     hook: String,
+    /// A stage's detail or the outcome's sentence: rendered here, written in one piece.
+    words: String,
 }
 
 fn write_journey<W: Write>(w: &mut W, j: &Journey, sc: &mut Scratch) -> std::io::Result<()> {
@@ -123,13 +131,17 @@ fn write_journey<W: Write>(w: &mut W, j: &Journey, sc: &mut Scratch) -> std::io:
             sc.hook.push(' ');
             sc.hook.push_str(st.hook_target);
         }
+        sc.words.clear();
+        let _ = words::stage_detail(&mut sc.words, &st.data);
         writeln!(
             w,
             "    {:>10} {:>10}  {:<21} {:<37} {}",
-            sc.offset, sc.hop, st.name, sc.hook, st.detail
+            sc.offset, sc.hop, st.name, sc.hook, sc.words
         )?;
     }
-    write!(w, "    => {}", j.outcome.text)?;
+    sc.words.clear();
+    let _ = words::outcome_text(&mut sc.words, &j.outcome);
+    write!(w, "    => {}", sc.words)?;
     if !j.complete {
         write!(
             w,

@@ -1,155 +1,24 @@
 //! A finished journey, from what was observed: the stages in order (observed ones with their
-//! time, inferred ones marked), the socket, and the outcome in words.
+//! time, inferred ones marked, each with what it saw), the socket, and the outcome. Data only:
+//! the words are `output::words`'.
+//!
+//! `facts` gathers what the observations say; `observed` makes a stage of each observation and
+//! `lookup` the socket lookup's result; `place` puts the stages in order, with the ones no hook
+//! saw where they belong; `outcome` says what became of the packet.
 
+mod facts;
+mod lookup;
+mod observed;
 mod outcome;
-mod stages;
-mod why;
-mod words;
+mod place;
 
-use self::words::{dropped_before_transport, ESTABLISHED, LISTEN, SYN_RECV};
 use super::{
     clock::Clock,
-    model::{Journey, OutcomeKind},
-    names,
+    model::{Journey, OutcomeKind, Timestamp},
     sockets::SocketTable,
-    state_change, LookupTable, Obs, Open,
+    state_change, Obs, Open,
 };
-use crate::journey::model::Timestamp;
-use crate::{decode::Socket, hooks::HookChoice, kernel::names::KernelNames, packet::Headers};
-
-/// What the observations say, gathered once for the stages and the outcome.
-#[derive(Clone)]
-pub(crate) struct Facts<'a> {
-    pub h: Option<&'a Headers>,
-    /// (reason name, location, socket)
-    pub drop: Option<(String, u64, u64)>,
-    /// (reason name, socket)
-    pub reset: Option<(String, u64)>,
-    pub icmp: Option<String>,
-    /// (listener, request socket)
-    pub synack: Option<(&'a Socket, &'a Socket)>,
-    /// The socket the packet was delivered to.
-    pub delivered: Option<&'a Socket>,
-    /// No socket wanted it.
-    pub no_socket: bool,
-    pub reached_ip: bool,
-    pub reached_transport: bool,
-}
-
-/// The socket the packet was delivered to, most specific first: the connection it created or
-/// reached, then the listener.
-fn delivery_socket(obs: &[Obs]) -> Option<&Socket> {
-    let child = obs.iter().find_map(|o| match o {
-        Obs::State { sock, from, to, .. } if *from == SYN_RECV && *to == ESTABLISHED => Some(sock),
-        _ => None,
-    });
-    let lookup = |tables: &[LookupTable]| {
-        obs.iter().find_map(|o| match o {
-            Obs::Lookup {
-                table,
-                found: Some(s),
-                ..
-            } if tables.contains(table) && s.state != 12 && s.state != 6 => Some(s),
-            _ => None,
-        })
-    };
-    child
-        .or_else(|| {
-            obs.iter().find_map(|o| match o {
-                Obs::TcpRcv { sock, .. } => Some(sock),
-                _ => None,
-            })
-        })
-        .or_else(|| lookup(&[LookupTable::Established, LookupTable::Udp]))
-        .or_else(|| {
-            obs.iter().find_map(|o| match o {
-                Obs::DataReady { sock, .. } if sock.state != LISTEN => Some(sock),
-                Obs::State { sock, .. } | Obs::ReceiveReset { sock, .. } => Some(sock),
-                _ => None,
-            })
-        })
-        .or_else(|| lookup(&[LookupTable::Listener]))
-        .or_else(|| {
-            obs.iter().find_map(|o| match o {
-                Obs::SynAck { listener, .. } => Some(listener),
-                Obs::DataReady { sock, .. } => Some(sock),
-                _ => None,
-            })
-        })
-}
-
-fn facts<'a>(o: &'a Open, names: &KernelNames) -> Facts<'a> {
-    let drop = o.obs.iter().find_map(|x| match x {
-        Obs::Drop {
-            reason,
-            location,
-            sk,
-            ..
-        } => Some((names.drop_reason(*reason), *location, *sk)),
-        _ => None,
-    });
-    let reset = o.obs.iter().find_map(|x| match x {
-        Obs::ResetSent { reason, sk, .. } => Some((
-            if *reason < 0 {
-                "reason not given by this kernel".to_string()
-            } else {
-                names.reset_reason(*reason)
-            },
-            *sk,
-        )),
-        _ => None,
-    });
-    let icmp = o.obs.iter().find_map(|x| match x {
-        Obs::Icmp { type_, code, .. } => Some(names::icmp(*type_, *code)),
-        _ => None,
-    });
-    let synack = o.obs.iter().find_map(|x| match x {
-        Obs::SynAck { listener, req, .. } => Some((listener, req)),
-        _ => None,
-    });
-    let lookup_missed = o.obs.iter().any(|x| {
-        matches!(
-            x,
-            Obs::Lookup {
-                table: LookupTable::Listener | LookupTable::Udp,
-                found: None,
-                ..
-            }
-        )
-    });
-    let no_socket = drop.as_ref().is_some_and(|d| d.0 == "NO_SOCKET")
-        || reset
-            .as_ref()
-            .is_some_and(|r| r.1 == 0 && r.0 == "NO_SOCKET")
-        || (lookup_missed && reset.as_ref().is_some_and(|r| r.1 == 0));
-    let socket_observed = o.obs.iter().any(|x| {
-        !matches!(
-            x,
-            Obs::Fib(_)
-                | Obs::Drop { .. }
-                | Obs::ResetSent { .. }
-                | Obs::Icmp { .. }
-                | Obs::Hop { .. }
-        )
-    });
-    let reached_transport = socket_observed
-        || reset.is_some()
-        || icmp.is_some()
-        || drop
-            .as_ref()
-            .is_some_and(|d| !dropped_before_transport(&d.0));
-    Facts {
-        h: o.headers.as_ref(),
-        reached_ip: reached_transport || drop.is_some(),
-        reached_transport,
-        drop,
-        reset,
-        icmp,
-        synack,
-        delivered: delivery_socket(&o.obs),
-        no_socket,
-    }
-}
+use crate::{hooks::HookChoice, kernel::names::KernelNames};
 
 /// Takes the open journey by value: its frame bytes, interface name and headers move into the
 /// journey instead of being copied for every packet.
@@ -160,8 +29,8 @@ pub(crate) fn journey(
     clock: &Clock,
     hooks: &HookChoice,
 ) -> Journey {
-    let f = facts(&o, names);
-    let stages = stages::stages(&o, &f, sockets, names, hooks);
+    let f = facts::facts(&o, names);
+    let stages = place::stages(&o, &f, sockets, names, hooks);
     let state_changes = o
         .obs
         .iter()

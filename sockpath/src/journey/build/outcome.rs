@@ -1,16 +1,25 @@
-//! What became of the packet, in one sentence and a kind.
+//! What became of the packet: its kind, its fields, and what its sentence needs.
+
+use std::net::SocketAddr;
 
 use super::{
     super::{
-        model::{Outcome, OutcomeKind},
+        model::{Connect, Outcome, OutcomeData, OutcomeKind, Transition},
         names,
-        sockets::{endpoint, SocketTable},
+        sockets::SocketTable,
         Obs, Open, ReadObs,
     },
-    words::{syscall_result, time_wait, who, ESTABLISHED, LISTEN, SYN_RECV},
-    Facts,
+    facts::{time_wait, Facts, ESTABLISHED, LISTEN, SYN_RECV},
 };
-use crate::text::{cat, uint};
+
+/// The process fields of the one who read or accepted it.
+fn with_reader(mut out: Outcome, r: &ReadObs) -> Outcome {
+    out.pid = Some(r.pid);
+    out.comm = Some(r.comm.clone());
+    out.syscall = r.syscall;
+    out.fd = r.fd;
+    out
+}
 
 pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
     let Facts {
@@ -43,172 +52,112 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         Obs::State { from, to, .. } => Some((*from, *to)),
         _ => None,
     });
+    let transition = |(from, to): (u8, u8)| Transition {
+        from: names::tcp_state(from),
+        to: names::tcp_state(to),
+        time_wait: time_wait(h, from, to),
+    };
     let error = o.obs.iter().find_map(|x| match x {
         Obs::ErrorReport { err, .. } => Some(names::errno(*err as i64)),
         _ => None,
     });
     let payload = h.map(|h| h.payload_len as u64).unwrap_or(0);
-    let connected = o.obs.iter().find_map(|x| match x {
-        Obs::Connected { r, ret } => Some(format!(
-            "; connect() returned {} in {}[{}]",
-            syscall_result(*ret),
-            r.comm,
-            r.pid
-        )),
+    let connect = o.obs.iter().find_map(|x| match x {
+        Obs::Connected { r, ret } => Some(Connect {
+            ret: *ret,
+            comm: r.comm.clone(),
+            pid: r.pid,
+        }),
         _ => None,
     });
-    let connected = connected.unwrap_or_default();
-    let with_reader = |mut out: Outcome, r: &ReadObs| {
-        out.pid = Some(r.pid);
-        out.comm = Some(r.comm.clone());
-        out.syscall = r.syscall;
-        out.fd = r.fd;
-        out
-    };
 
     // A packet queued on a socket its owner had closed is purged when the kernel destroys the
     // socket: the state change is the story, the purge a footnote.
-    if let (Some((reason, _, _)), Some((from, to))) = (&drop, last_state) {
+    if let (Some((reason, _, _)), Some(states)) = (&drop, last_state) {
         if reason == "QUEUE_PURGE" {
-            let to_name = if time_wait(h, from, to) {
-                "TIME_WAIT"
-            } else {
-                names::tcp_state(to)
-            };
             let mut out = Outcome::new(
                 OutcomeKind::StateChanged,
-                format!(
-                    "TCP {} -> {to_name}; the socket had been closed, its queue purged (QUEUE_PURGE)",
-                    names::tcp_state(from)
-                ),
+                OutcomeData::Purged {
+                    change: transition(states),
+                },
             );
             out.reason = Some(reason.clone());
             return out;
         }
     }
     if let Some((reason, _, _)) = drop {
-        let dst = h
-            .map(|h| endpoint(h.dst, h.dport.unwrap_or(0)))
-            .unwrap_or_default();
-        let mut answers = Vec::new();
-        if reset.is_some() {
-            answers.push("RST sent".to_string());
-        }
-        if let Some(i) = &icmp {
-            answers.push(format!("{i} sent"));
-        }
-        let answers = if answers.is_empty() {
-            String::new()
-        } else {
-            format!("{}, ", answers.join(", "))
-        };
-        let text = if no_socket {
-            format!("no socket for {dst}: {answers}dropped ({reason}){connected}")
-        } else {
-            format!("{answers}dropped ({reason}){connected}")
-        };
-        let mut out = Outcome::new(OutcomeKind::Dropped, text);
+        let mut out = Outcome::new(
+            OutcomeKind::Dropped,
+            OutcomeData::Dropped {
+                no_socket,
+                dst: h.map(|h| SocketAddr::new(h.dst, h.dport.unwrap_or(0))),
+                connect,
+            },
+        );
         out.reason = Some(reason);
         out.reset_sent = reset.is_some();
         out.icmp_sent = icmp;
         return out;
     }
     if let Some(r) = accepted {
-        let out = Outcome::new(
-            OutcomeKind::Accepted,
-            format!(
-                "connection accepted: {}() = {} in {}[{}]",
-                r.syscall.unwrap_or("accept"),
-                r.fd.unwrap_or(-1),
-                r.comm,
-                r.pid
-            ),
+        return with_reader(
+            Outcome::new(OutcomeKind::Accepted, OutcomeData::Accepted),
+            r,
         );
-        let mut out = with_reader(out, r);
-        out.fd = r.fd;
-        return out;
     }
     if payload > 0 && delivered.is_some() {
-        let got: u64 = reads.iter().map(|r| r.bytes).sum();
         if let Some(last) = reads.last() {
-            let text = if got >= payload {
-                cat(&[
-                    uint(payload).as_str(),
-                    " bytes delivered and read by ",
-                    &who(last),
-                ])
-            } else {
-                format!(
-                    "{got} of {payload} bytes read by {}, the rest still queued",
-                    who(last)
-                )
-            };
-            let mut out = with_reader(Outcome::new(OutcomeKind::Read, text), last);
-            out.bytes = Some(got);
+            let mut out = with_reader(
+                Outcome::new(OutcomeKind::Read, OutcomeData::Read { payload }),
+                last,
+            );
+            out.bytes = Some(reads.iter().map(|r| r.bytes).sum());
             return out;
         }
-        let s = delivered.map(|s| sockets.view_at(s, o.t0));
-        let mut out = Outcome::new(
-            OutcomeKind::Queued,
-            format!(
-                "{payload} bytes queued on {}, not read while sockpath waited",
-                s.map(|s| s.local).unwrap_or_default()
-            ),
-        );
+        let local = delivered
+            .map(|s| sockets.view_at(s, o.t0).local)
+            .unwrap_or_default();
+        let mut out = Outcome::new(OutcomeKind::Queued, OutcomeData::Unread { payload, local });
         out.bytes = Some(0);
         return out;
     }
     if let Some((SYN_RECV, ESTABLISHED)) = last_state {
         let listener = o.obs.iter().find_map(|x| match x {
             Obs::DataReady { sock, .. } if sock.state == LISTEN => {
-                Some(endpoint(sock.laddr, sock.lport))
+                Some(SocketAddr::new(sock.laddr, sock.lport))
             }
             _ => None,
         });
         return Outcome::new(
             OutcomeKind::AcceptQueued,
-            format!(
-                "handshake complete: connection waits in {}'s accept queue (not accepted while sockpath waited)",
-                listener.unwrap_or_else(|| "the listener".into())
-            ),
+            OutcomeData::AcceptQueued { listener },
         );
     }
     if let Some((l, _)) = synack {
-        let v = sockets.view_at(l, o.t0);
-        let owner = v
-            .owner
-            .as_ref()
-            .map(|o| format!(" ({}[{}] fd {})", o.comm, o.pid, o.fd))
-            .unwrap_or_default();
         return Outcome::new(
             OutcomeKind::SynAckSent,
-            format!("listener {}{owner} answered with SYN-ACK", v.local),
+            OutcomeData::SynAck {
+                listener: sockets.view_at(l, o.t0),
+            },
         );
     }
     if o.obs.iter().any(|x| matches!(x, Obs::ReceiveReset { .. })) {
         let mut out = Outcome::new(
             OutcomeKind::ResetReceived,
-            match &error {
-                Some(e) => {
-                    format!("connection reset: {e} reported to the socket's user{connected}")
-                }
-                None => format!("connection reset{connected}"),
-            },
+            OutcomeData::ResetReceived { connect },
         );
         out.reason = error;
         return out;
     }
-    if let Some((from, to)) = last_state {
-        let to_name = if time_wait(h, from, to) {
-            "TIME_WAIT"
-        } else {
-            names::tcp_state(to)
-        };
-        let mut text = format!("TCP {} -> {to_name}{connected}", names::tcp_state(from));
-        if let Some(r) = eof {
-            text.push_str(&format!("; end of file read by {}", who(r)));
-        }
-        let out = Outcome::new(OutcomeKind::StateChanged, text);
+    if let Some(states) = last_state {
+        let out = Outcome::new(
+            OutcomeKind::StateChanged,
+            OutcomeData::StateChanged {
+                change: transition(states),
+                connect,
+                eof: eof.is_some(),
+            },
+        );
         return match eof {
             Some(r) => with_reader(out, r),
             None => out,
@@ -216,37 +165,30 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
     }
     if let Some(r) = eof {
         return with_reader(
-            Outcome::new(
-                OutcomeKind::StateChanged,
-                format!("end of file read by {}", who(r)),
-            ),
+            Outcome::new(OutcomeKind::StateChanged, OutcomeData::EndOfFile),
             r,
         );
     }
     if o.obs.iter().any(|x| matches!(x, Obs::TcpRcv { .. })) {
         let flags = h
             .and_then(|h| h.tcp.as_ref())
-            .map(|t| t.flags.join(","))
+            .map(|t| t.flags.clone())
             .unwrap_or_default();
-        return Outcome::new(
-            OutcomeKind::Consumed,
-            format!("{flags} processed by the established socket"),
-        );
+        return Outcome::new(OutcomeKind::Consumed, OutcomeData::Consumed { flags });
     }
     if let Some(s) = delivered {
         return Outcome::new(
             OutcomeKind::Queued,
-            format!("queued on {}", endpoint(s.laddr, s.lport)),
+            OutcomeData::QueuedOn {
+                local: SocketAddr::new(s.laddr, s.lport),
+            },
         );
     }
     if let Some((reason, _)) = reset {
-        let mut out = Outcome::new(OutcomeKind::Dropped, format!("RST sent ({reason})"));
+        let mut out = Outcome::new(OutcomeKind::Dropped, OutcomeData::ResetSent);
         out.reason = Some(reason);
         out.reset_sent = true;
         return out;
     }
-    Outcome::new(
-        OutcomeKind::Unknown,
-        "nothing observed after device receive",
-    )
+    Outcome::new(OutcomeKind::Unknown, OutcomeData::NothingObserved)
 }

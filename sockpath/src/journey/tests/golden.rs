@@ -8,11 +8,8 @@
 use std::path::PathBuf;
 
 use crate::{
-    journey::model::{Journey, SyscallRecord},
-    output::{
-        comment::{self, JourneyView},
-        journey_json, text,
-    },
+    journey::model::{read::Line, Item, Journey, SyscallRecord},
+    output::{comment, journey_json, json::JsonSink, text, text::TextSink, Sink},
 };
 
 thread_local! {
@@ -53,11 +50,9 @@ fn render(journeys: &[Journey], calls: &[SyscallRecord]) -> String {
         out.push_str("\n== text\n");
         out.push_str(&text::journey_text(j));
         out.push_str("\n== pcapng comments\n");
-        if let Ok(v) = JourneyView::of(j) {
-            for c in comment::comments(&v) {
-                out.push_str(&c);
-                out.push('\n');
-            }
+        for c in comment::comments(j) {
+            out.push_str(&c);
+            out.push('\n');
         }
     }
     for c in calls {
@@ -68,7 +63,55 @@ fn render(journeys: &[Journey], calls: &[SyscallRecord]) -> String {
     out
 }
 
+/// What a client of `watch --json` gets: every item as a JSON line, read back into the model.
+/// It must print what `watch` prints (text, pcapng comments), and write the same JSON again.
+fn check_read_back(journeys: &[Journey], calls: &[SyscallRecord]) {
+    let items: Vec<Item> = journeys
+        .iter()
+        .map(|j| Item::Journey(Box::new(j.clone())))
+        .chain(calls.iter().map(|c| Item::Syscall(Box::new(c.clone()))))
+        .collect();
+    let mut json = JsonSink::new(Vec::new());
+    for i in &items {
+        json.item(i).unwrap();
+    }
+    let json = String::from_utf8(json.into_inner()).unwrap();
+    let back: Vec<Item> = json
+        .lines()
+        .map(|l| Line::parse(l).unwrap().into_item().unwrap())
+        .collect();
+    let text_of = |items: &[Item]| {
+        let mut t = TextSink::new(Vec::new());
+        for i in items {
+            t.item(i).unwrap();
+        }
+        String::from_utf8(t.into_inner()).unwrap()
+    };
+    assert_eq!(text_of(&back), text_of(&items), "text read back from JSON");
+    let mut again = JsonSink::new(Vec::new());
+    for i in &back {
+        again.item(i).unwrap();
+    }
+    assert_eq!(
+        String::from_utf8(again.into_inner()).unwrap(),
+        json,
+        "JSON read back and written again"
+    );
+    for (j, b) in journeys.iter().zip(&back) {
+        let Item::Journey(b) = b else {
+            panic!("journey {} read back as another item", j.id)
+        };
+        assert_eq!(
+            comment::comments(b),
+            comment::comments(j),
+            "pcapng comments of journey {} read back from JSON",
+            j.id
+        );
+    }
+}
+
 pub(super) fn check(journeys: &[Journey], calls: &[SyscallRecord]) {
+    check_read_back(journeys, calls);
     let got = render(journeys, calls);
     let path = path();
     if std::env::var_os("SOCKPATH_BLESS").is_some() {

@@ -296,7 +296,7 @@ fn a_read_spanning_two_segments_reads_both() {
     let (j, _) = run(&mut a, events);
     assert_eq!(j.len(), 2);
     for j in &j {
-        assert_eq!(j.outcome.kind, OutcomeKind::Read, "{}", j.outcome.text);
+        assert_eq!(j.outcome.kind, OutcomeKind::Read, "{}", j.outcome.text());
         assert_eq!(j.outcome.bytes, Some(3));
     }
 }
@@ -317,7 +317,12 @@ fn third_ack_creates_the_child_and_accept_returns_it() {
         ],
     );
     let j = &j[0];
-    assert_eq!(j.outcome.kind, OutcomeKind::Accepted, "{}", j.outcome.text);
+    assert_eq!(
+        j.outcome.kind,
+        OutcomeKind::Accepted,
+        "{}",
+        j.outcome.text()
+    );
     assert_eq!(j.outcome.fd, Some(4));
     assert_eq!(j.state_changes.len(), 2);
     assert_eq!(j.state_changes[1].to, "ESTABLISHED");
@@ -338,9 +343,9 @@ fn closed_port_gets_a_reset_and_a_drop_with_reason() {
     assert_eq!(j.outcome.kind, OutcomeKind::Dropped);
     assert_eq!(j.outcome.reason.as_deref(), Some("NO_SOCKET"));
     assert!(j.outcome.reset_sent);
-    assert!(j.outcome.text.contains("no socket for 127.0.0.1:4000"));
+    assert!(j.outcome.text().contains("no socket for 127.0.0.1:4000"));
     let lookup = j.stages.iter().find(|s| s.name == "socket lookup").unwrap();
-    assert_eq!(lookup.detail, "no socket for 127.0.0.1:4000");
+    assert_eq!(lookup.detail(), "no socket for 127.0.0.1:4000");
 }
 
 #[test]
@@ -360,7 +365,7 @@ fn accept_names_the_call_that_returned_the_connection() {
     );
     let accept = j[0].stages.iter().find(|s| s.name == "accept").unwrap();
     assert_eq!(accept.hook_target, "syscalls/sys_exit_accept");
-    assert_eq!(accept.detail, "accept() = 4 in server[100]");
+    assert_eq!(accept.detail(), "accept() = 4 in server[100]");
 }
 
 /// A full receive queue is seen by sock_rcvqueue_full or udp_fail_queue_rcv_skb; the stage
@@ -789,7 +794,7 @@ fn a_duplicate_journey_id_keeps_the_new_journeys_events() {
         j[1].outcome.kind,
         OutcomeKind::Dropped,
         "{}",
-        j[1].outcome.text
+        j[1].outcome.text()
     );
     assert!(j[1].outcome.reset_sent);
     assert!(j[1].complete, "{:?}", j[1].incomplete_reason);

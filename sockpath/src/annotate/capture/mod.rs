@@ -1,22 +1,19 @@
 //! Reading a capture tcpdump or Wireshark wrote: pcap (micro- or nanosecond) or pcapng (any
 //! byte order, any if_tsresol, several sections). Frames are numbered from 1 as Wireshark numbers
-//! them, so a report's "frame 12" is Wireshark's frame 12.
+//! them, so a report's "frame 12" is Wireshark's frame 12. `pcapng` reads the pcapng form.
+
+mod pcapng;
 
 use std::{
     borrow::Cow,
     path::{Path, PathBuf},
 };
 
-use byteorder_free::ts_to_ns;
 use pcap_file::{
     pcap::{PcapHeader, PcapParser},
-    pcapng::{
-        blocks::{
-            enhanced_packet::EnhancedPacketBlock,
-            interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
-            section_header::SectionHeaderBlock,
-        },
-        Block, PcapNgParser,
+    pcapng::blocks::{
+        enhanced_packet::EnhancedPacketBlock, interface_description::InterfaceDescriptionBlock,
+        section_header::SectionHeaderBlock,
     },
     DataLink, PcapError, TsResolution,
 };
@@ -119,27 +116,6 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const CUT_SHORT: &str =
     "bytes at its end are an incomplete record, as when the capturing program is killed; ignored";
 
-/// Timestamp conversions that do not depend on the file's byte order.
-mod byteorder_free {
-    /// A pcapng timestamp in units of if_tsresol, plus if_tsoffset seconds, in nanoseconds.
-    pub fn ts_to_ns(units: u128, tsresol: u8, tsoffset_s: u64) -> Option<u64> {
-        let ns = if tsresol & 0x80 == 0 {
-            let p = u32::from(tsresol);
-            if p <= 9 {
-                units.checked_mul(10u128.pow(9 - p))?
-            } else {
-                units / 10u128.checked_pow(p - 9).unwrap_or(u128::MAX)
-            }
-        } else {
-            // Negative powers of two: units / 2^p seconds.
-            let p = u32::from(tsresol & 0x7f);
-            units.checked_mul(1_000_000_000)?.checked_shr(p)?
-        };
-        let ns = ns.checked_add(u128::from(tsoffset_s) * 1_000_000_000)?;
-        u64::try_from(ns).ok()
-    }
-}
-
 fn hex_start(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -231,92 +207,6 @@ impl Capture {
             warnings,
         })
     }
-
-    fn parse_pcapng(&self) -> Result<Parsed<'_>, CaptureError> {
-        let all = &self.bytes[..];
-        let (mut rem, mut parser) = PcapNgParser::new(all).map_err(|e| match e {
-            PcapError::IncompleteBuffer => self.malformed("the section header block is cut short"),
-            e => self.malformed(format!("section header block: {e}")),
-        })?;
-        let mut records = vec![Record::Section(parser.section().clone())];
-        let mut warnings = Vec::new();
-        let mut number = 0;
-        while !rem.is_empty() {
-            let offset = all.len() - rem.len();
-            // Parsed blocks: pcap-file decodes each in its section's byte order.
-            let (next, block) = match parser.next_block(rem) {
-                Ok(x) => x,
-                Err(PcapError::IncompleteBuffer) => {
-                    warnings.push(format!("{} {CUT_SHORT}", rem.len()));
-                    break;
-                }
-                Err(e) => return Err(self.malformed(format!("block at byte {offset}: {e}"))),
-            };
-            let bytes = &rem[..rem.len() - next.len()];
-            rem = next;
-            let record = match block {
-                Block::SectionHeader(s) => Record::Section(s),
-                Block::InterfaceDescription(i) => Record::Interface(i),
-                Block::EnhancedPacket(block) => {
-                    number += 1;
-                    let idb = parser
-                        .interfaces()
-                        .get(block.interface_id as usize)
-                        .ok_or_else(|| {
-                            self.malformed(format!(
-                                "frame {number} names interface {}, which no interface description block before it defines",
-                                block.interface_id
-                            ))
-                        })?;
-                    let (tsresol, tsoffset) = time_options(idb);
-                    Record::Frame(Frame {
-                        number,
-                        ts_ns: ts_to_ns(block.timestamp.as_nanos(), tsresol, tsoffset),
-                        linktype: idb.linktype,
-                        orig_len: block.original_len,
-                        data: block.data.clone(),
-                        source: Source::Enhanced(block),
-                    })
-                }
-                Block::SimplePacket(_) | Block::Packet(_) => {
-                    number += 1;
-                    let why = if matches!(block, Block::SimplePacket(_)) {
-                        "a simple packet block has no timestamp"
-                    } else {
-                        "an obsolete packet block"
-                    };
-                    Record::Frame(Frame {
-                        number,
-                        ts_ns: None,
-                        linktype: DataLink::ETHERNET,
-                        orig_len: 0,
-                        data: Cow::Borrowed(&[]),
-                        source: Source::Unannotated { raw: bytes, why },
-                    })
-                }
-                _ => Record::Other(bytes),
-            };
-            records.push(record);
-        }
-        Ok(Parsed {
-            format: Format::Pcapng,
-            records,
-            warnings,
-        })
-    }
-}
-
-/// if_tsresol (default 6: microseconds) and if_tsoffset (default 0) of an interface.
-fn time_options(idb: &InterfaceDescriptionBlock) -> (u8, u64) {
-    let mut r = (6, 0);
-    for o in &idb.options {
-        match o {
-            InterfaceDescriptionOption::IfTsResol(v) => r.0 = *v,
-            InterfaceDescriptionOption::IfTsOffset(v) => r.1 = *v,
-            _ => {}
-        }
-    }
-    r
 }
 
 #[cfg(test)]
@@ -325,7 +215,7 @@ mod tests {
 
     use pcap_file::pcap::{PcapPacket, PcapWriter};
 
-    use super::*;
+    use super::{pcapng::ts_to_ns, *};
     use crate::{
         output::pcapng::{interface_block, packet_block, section_block},
         packet::fixture::tcp4,

@@ -8,8 +8,9 @@
 //! the rare string that needs escaping still goes through serde_json. Syscalls, notes and the
 //! summary, a few per second at most, keep the derived serialization.
 
-use std::{io::Write, net::IpAddr};
+use std::{fmt, io::Write, net::IpAddr};
 
+use super::words;
 use crate::{
     journey::{
         clock,
@@ -112,7 +113,7 @@ fn stage(w: &mut W, s: &Stage) {
     w.raw(b",\"since_prev_ns\":");
     w.opt_num(s.since_prev_ns);
     w.raw(b",\"detail\":");
-    w.str(&s.detail);
+    w.words(|b| words::stage_detail(b, &s.data));
     w.raw(b"}");
 }
 
@@ -174,7 +175,7 @@ fn outcome(w: &mut W, o: &Outcome) {
     w.raw(b",\"reason\":");
     w.opt_str(o.reason.as_deref());
     w.raw(b",\"text\":");
-    w.str(&o.text);
+    w.words(|b| words::outcome_text(b, o));
     w.raw(b",\"pid\":");
     w.opt_num(o.pid);
     w.raw(b",\"comm\":");
@@ -261,11 +262,37 @@ impl W<'_> {
         }
     }
 
+    /// Words rendered straight into the buffer, as a JSON string: checked for what needs
+    /// escaping once written, and in the rare case something does, written again by serde_json.
+    fn words(&mut self, render: impl FnOnce(&mut Bytes<'_>) -> fmt::Result) {
+        self.raw(b"\"");
+        let start = self.0.len();
+        // Writing into a Vec cannot fail.
+        let _ = render(&mut Bytes(self.0));
+        if needs_escape(&self.0[start..]) {
+            let words = String::from_utf8_lossy(&self.0[start..]).into_owned();
+            self.0.truncate(start - 1);
+            self.str(&words);
+        } else {
+            self.raw(b"\"");
+        }
+    }
+
     fn opt_str(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.str(s),
             None => self.raw(b"null"),
         }
+    }
+}
+
+/// `fmt::Write` into the JSON buffer: words are rendered straight into it.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -292,119 +319,4 @@ pub fn assert_same_as_serde(j: &Journey) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_is_only_for_what_json_needs() {
-        assert!(!needs_escape(
-            b"queued on 127.0.0.1:4000 (nc[12] fd 3); reader woken"
-        ));
-        assert!(!needs_escape("caf\u{e9} \u{1f600}".as_bytes()));
-        for bad in ["a\"b", "a\\b", "tab\there", "nl\n", "\u{1}"] {
-            assert!(needs_escape(bad.as_bytes()), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn strings_that_need_escaping_are_escaped_as_serde_json_does() {
-        for s in ["plain", "we\"ird\\comm\t\n\u{7}", "caf\u{e9}"] {
-            let mut out = Vec::new();
-            W(&mut out).str(s);
-            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
-        }
-    }
-    /// What the assembler's scenarios (which all check this writer) do not produce: IPv6, an
-    /// unnamed protocol, no headers, a process name that needs escaping, every optional set.
-    #[test]
-    fn unusual_journeys_are_written_as_serde_writes_them() {
-        use std::{borrow::Cow, sync::Arc};
-
-        use crate::{
-            journey::model::{Hex, HookKind, Owner, Timestamp},
-            packet::TcpInfo,
-        };
-
-        let mut j = Journey {
-            id: 7,
-            kernel_id: u64::MAX,
-            ts_ns: 1_795_263_221_874_751_533,
-            ts: Timestamp(1_795_263_221_874_751_533),
-            cpu: 1,
-            iface: "veth\\\"0".into(),
-            ifindex: 4,
-            netns: 4_026_531_833,
-            wire_len: 86,
-            headers: Some(Headers {
-                ip_version: 6,
-                src: "fe80::1".parse().unwrap(),
-                dst: "2001:db8::ff".parse().unwrap(),
-                proto: 6,
-                sport: Some(1),
-                dport: Some(65535),
-                tcp: Some(TcpInfo {
-                    flags: vec!["SYN", "ACK"],
-                    seq: u32::MAX,
-                    ack: 0,
-                    window: 512,
-                }),
-                payload_len: 0,
-                ip_id: None,
-            }),
-            stages: vec![Stage {
-                name: "read",
-                hook: HookKind::Tracepoint,
-                hook_target: "sock/sock_recv_length",
-                offset_ns: Some(0),
-                since_prev_ns: None,
-                detail: Cow::Owned("read by \"we\tird\"[3]".into()),
-            }],
-            socket: Some(SocketView {
-                proto: "tcp",
-                local: Arc::from("[fe80::1]:1"),
-                remote: Arc::from("[2001:db8::ff]:65535"),
-                state: "SYN_RECV",
-                sk: Hex(0xffff_8881_02d4_a4c0),
-                ino: 0,
-                netns: 1,
-                owner: Some(Owner {
-                    pid: 1,
-                    comm: Arc::from("we\\ird\u{1}"),
-                    fd: -1,
-                }),
-            }),
-            state_changes: vec![StateChange {
-                from: "LISTEN".into(),
-                to: "SYN_RECV".into(),
-                socket: "[fe80::1]:1".into(),
-            }],
-            outcome: Outcome {
-                kind: OutcomeKind::Dropped,
-                reason: Some("NO_SOCKET".into()),
-                text: "dropped".into(),
-                pid: Some(2),
-                comm: Some("caf\u{e9}".into()),
-                syscall: Some("recvfrom"),
-                fd: Some(3),
-                bytes: Some(0),
-                reset_sent: true,
-                icmp_sent: Some("port unreachable".into()),
-            },
-            complete: false,
-            incomplete_reason: Some("lost \"events\"".into()),
-            frame: Vec::new(),
-            mac_len: 0,
-        };
-        assert_same_as_serde(&j);
-        j.headers.as_mut().unwrap().proto = 132;
-        j.headers.as_mut().unwrap().tcp = None;
-        assert_same_as_serde(&j);
-        j.headers = None;
-        j.socket.as_mut().unwrap().owner = None;
-        assert_same_as_serde(&j);
-        j.socket = None;
-        j.stages.clear();
-        j.state_changes.clear();
-        assert_same_as_serde(&j);
-    }
-}
+mod tests;

@@ -1,0 +1,131 @@
+//! What became of the packet: its kind, the fields JSON readers filter on, and what the
+//! outcome's sentence tells beyond them.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+
+use super::{read, Name, SocketView, Transition};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// Payload delivered and read by a process.
+    Read,
+    /// Payload delivered to the socket's receive queue, not read (yet).
+    Queued,
+    /// A connection handed to a process by accept()/accept4().
+    Accepted,
+    /// A connection waiting in the listener's accept queue.
+    AcceptQueued,
+    /// A SYN answered by a listener with a SYN-ACK.
+    SynAckSent,
+    /// TCP processed it and changed the socket's state (handshake, close).
+    StateChanged,
+    /// TCP processed it (an ACK) with nothing to queue.
+    Consumed,
+    /// The kernel dropped it (reason given).
+    Dropped,
+    /// A RST that closed the socket it reached.
+    ResetReceived,
+    /// Nothing after device receive was observed (read back: a kind this sockpath does not
+    /// know).
+    #[serde(other)]
+    Unknown,
+}
+
+/// The JSON object's fields; its `text` is rendered from them and `data` (`output::words`,
+/// `Outcome::text()`), which is also where its `Serialize` is.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    /// Drop reason (skb_drop_reason), reset reason, or socket error, as the kernel names it.
+    pub reason: Option<String>,
+    /// Process that read or accepted it.
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    #[serde(default, deserialize_with = "read::opt_name")]
+    pub syscall: Option<Name>,
+    pub fd: Option<i32>,
+    /// Payload bytes of this packet read by the process.
+    pub bytes: Option<u64>,
+    /// A RST was sent in answer.
+    #[serde(default)]
+    pub reset_sent: bool,
+    /// An ICMP error was sent in answer ("port unreachable").
+    pub icmp_sent: Option<String>,
+    /// What the sentence tells beyond the fields above; read back, the sentence itself.
+    #[serde(rename = "text")]
+    pub data: OutcomeData,
+}
+
+impl Outcome {
+    pub fn new(kind: OutcomeKind, data: OutcomeData) -> Self {
+        Self {
+            kind,
+            reason: None,
+            pid: None,
+            comm: None,
+            syscall: None,
+            fd: None,
+            bytes: None,
+            reset_sent: false,
+            icmp_sent: None,
+            data,
+        }
+    }
+}
+
+/// The connect() a packet completed or refused: what it returned, in which process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connect {
+    pub ret: i64,
+    pub comm: String,
+    pub pid: u32,
+}
+
+/// What an outcome's sentence needs beyond the outcome's fields (the reader, the reason, the
+/// answers sent are there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutcomeData {
+    /// The payload (`payload` bytes) read; `bytes` says how much, the process fields by whom.
+    Read { payload: u64 },
+    /// The payload queued on the socket at `local`, not read while sockpath waited.
+    Unread { payload: u64, local: Arc<str> },
+    /// Queued on the socket bound to `local` (nothing to read).
+    QueuedOn { local: SocketAddr },
+    /// A connection accepted; the process fields say by whom.
+    Accepted,
+    /// The handshake completed; the connection waits in the listener's accept queue.
+    AcceptQueued { listener: Option<SocketAddr> },
+    /// The listener answered with a SYN-ACK.
+    SynAck { listener: SocketView },
+    /// TCP changed the socket's state; the connect() it completed or refused; `eof`: the reader
+    /// (the process fields) saw end of file.
+    StateChanged {
+        change: Transition,
+        connect: Option<Connect>,
+        eof: bool,
+    },
+    /// The socket had been closed; its queue, this packet in it, purged (QUEUE_PURGE).
+    Purged { change: Transition },
+    /// The reader (the process fields) saw end of file.
+    EndOfFile,
+    /// TCP processed it on the established socket, with these flags.
+    Consumed { flags: Vec<&'static str> },
+    /// An RST reset the connection; the error reported is the reason.
+    ResetReceived { connect: Option<Connect> },
+    /// Dropped (the reason, the answers sent are fields); `no_socket`: no socket wanted it, for
+    /// the packet's destination `dst`.
+    Dropped {
+        no_socket: bool,
+        dst: Option<SocketAddr>,
+        connect: Option<Connect>,
+    },
+    /// No drop seen, only the RST sent in answer.
+    ResetSent,
+    /// Nothing observed after device receive.
+    NothingObserved,
+    /// Read back from JSON: the sentence, without the data it was made from.
+    Logged(String),
+}

@@ -1,0 +1,177 @@
+//! The outcome's sentence, and its JSON object (the sentence as `text`).
+
+use std::fmt::Write;
+
+use serde::{ser::SerializeStruct, Serialize, Serializer};
+
+use super::{addr, connect, owner, process, who, R};
+use crate::{
+    journey::model::{Outcome, OutcomeData, Transition},
+    text::{int, uint},
+};
+
+/// The process fields' reader: `nc[123] via read(4)`.
+fn reader<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
+    who(
+        w,
+        o.comm.as_deref().unwrap_or_default(),
+        o.pid.unwrap_or_default(),
+        o.syscall,
+        o.fd,
+    )
+}
+
+/// `TCP ESTABLISHED -> CLOSE_WAIT`; a connection that lives on as a time-wait socket is said to
+/// go to TIME_WAIT.
+fn tcp<W: Write + ?Sized>(w: &mut W, t: &Transition) -> R {
+    w.write_str("TCP ")?;
+    w.write_str(t.from)?;
+    w.write_str(" -> ")?;
+    w.write_str(if t.time_wait { "TIME_WAIT" } else { t.to })
+}
+
+pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
+    let reason = o.reason.as_deref().unwrap_or_default();
+    match &o.data {
+        OutcomeData::Read { payload } => {
+            let got = o.bytes.unwrap_or_default();
+            if got >= *payload {
+                w.write_str(uint(*payload).as_str())?;
+                w.write_str(" bytes delivered and read by ")?;
+                reader(w, o)
+            } else {
+                write!(w, "{got} of {payload} bytes read by ")?;
+                reader(w, o)?;
+                w.write_str(", the rest still queued")
+            }
+        }
+        OutcomeData::Unread { payload, local } => write!(
+            w,
+            "{payload} bytes queued on {local}, not read while sockpath waited"
+        ),
+        OutcomeData::QueuedOn { local } => {
+            w.write_str("queued on ")?;
+            addr(w, *local)
+        }
+        OutcomeData::Accepted => {
+            w.write_str("connection accepted: ")?;
+            w.write_str(o.syscall.unwrap_or("accept"))?;
+            w.write_str("() = ")?;
+            w.write_str(int(o.fd.unwrap_or(-1)).as_str())?;
+            w.write_str(" in ")?;
+            process(
+                w,
+                o.comm.as_deref().unwrap_or_default(),
+                o.pid.unwrap_or_default(),
+            )
+        }
+        OutcomeData::AcceptQueued { listener } => {
+            w.write_str("handshake complete: connection waits in ")?;
+            match listener {
+                Some(l) => addr(w, *l)?,
+                None => w.write_str("the listener")?,
+            }
+            w.write_str("'s accept queue (not accepted while sockpath waited)")
+        }
+        OutcomeData::SynAck { listener } => {
+            w.write_str("listener ")?;
+            w.write_str(&listener.local)?;
+            owner(w, listener)?;
+            w.write_str(" answered with SYN-ACK")
+        }
+        OutcomeData::StateChanged {
+            change,
+            connect: c,
+            eof,
+        } => {
+            tcp(w, change)?;
+            connect(w, c.as_ref())?;
+            if *eof {
+                w.write_str("; end of file read by ")?;
+                reader(w, o)?;
+            }
+            Ok(())
+        }
+        OutcomeData::Purged { change } => {
+            tcp(w, change)?;
+            w.write_str("; the socket had been closed, its queue purged (QUEUE_PURGE)")
+        }
+        OutcomeData::EndOfFile => {
+            w.write_str("end of file read by ")?;
+            reader(w, o)
+        }
+        OutcomeData::Consumed { flags } => {
+            for (i, f) in flags.iter().enumerate() {
+                if i > 0 {
+                    w.write_char(',')?;
+                }
+                w.write_str(f)?;
+            }
+            w.write_str(" processed by the established socket")
+        }
+        OutcomeData::ResetReceived { connect: c } => {
+            w.write_str("connection reset")?;
+            if let Some(e) = &o.reason {
+                write!(w, ": {e} reported to the socket's user")?;
+            }
+            connect(w, c.as_ref())
+        }
+        OutcomeData::Dropped {
+            no_socket,
+            dst,
+            connect: c,
+        } => {
+            if *no_socket {
+                w.write_str("no socket for ")?;
+                if let Some(d) = dst {
+                    addr(w, *d)?;
+                }
+                w.write_str(": ")?;
+            }
+            if o.reset_sent {
+                w.write_str("RST sent, ")?;
+            }
+            if let Some(i) = &o.icmp_sent {
+                write!(w, "{i} sent, ")?;
+            }
+            write!(w, "dropped ({reason})")?;
+            connect(w, c.as_ref())
+        }
+        OutcomeData::ResetSent => write!(w, "RST sent ({reason})"),
+        OutcomeData::NothingObserved => w.write_str("nothing observed after device receive"),
+        OutcomeData::Logged(words) => w.write_str(words),
+    }
+}
+
+/// The outcome's JSON object: its fields, with the sentence as `text` after `reason`.
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut o = s.serialize_struct("Outcome", 10)?;
+        o.serialize_field("kind", &self.kind)?;
+        o.serialize_field("reason", &self.reason)?;
+        o.serialize_field("text", &Sentence(self))?;
+        o.serialize_field("pid", &self.pid)?;
+        o.serialize_field("comm", &self.comm)?;
+        o.serialize_field("syscall", &self.syscall)?;
+        o.serialize_field("fd", &self.fd)?;
+        o.serialize_field("bytes", &self.bytes)?;
+        o.serialize_field("reset_sent", &self.reset_sent)?;
+        o.serialize_field("icmp_sent", &self.icmp_sent)?;
+        o.end()
+    }
+}
+
+/// The sentence, for serde: written through its string escaper.
+struct Sentence<'a>(&'a Outcome);
+
+impl Serialize for Sentence<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Sentence<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> R {
+        write(f, self.0)
+    }
+}

@@ -1,0 +1,223 @@
+//! One outcome of each kind, with its sentence.
+
+use std::sync::Arc;
+
+use super::{addr, change, listener};
+use crate::journey::model::{Connect, Outcome, OutcomeData, OutcomeKind};
+
+fn outcome(kind: OutcomeKind, data: OutcomeData, f: impl FnOnce(&mut Outcome)) -> Outcome {
+    let mut o = Outcome::new(kind, data);
+    f(&mut o);
+    o
+}
+
+fn reader(o: &mut Outcome) {
+    o.pid = Some(100);
+    o.comm = Some("nc".into());
+    o.syscall = Some("read");
+    o.fd = Some(4);
+}
+
+fn refused() -> Option<Connect> {
+    Some(Connect {
+        ret: -111,
+        comm: "client".into(),
+        pid: 200,
+    })
+}
+
+/// One outcome of each kind (and each way of saying it), with its sentence.
+pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
+    use OutcomeKind as K;
+    vec![
+        (
+            outcome(K::Read, OutcomeData::Read { payload: 6 }, |o| {
+                reader(o);
+                o.bytes = Some(6);
+            }),
+            "6 bytes delivered and read by nc[100] via read(4)",
+        ),
+        (
+            outcome(K::Read, OutcomeData::Read { payload: 6 }, |o| {
+                reader(o);
+                o.bytes = Some(2);
+            }),
+            "2 of 6 bytes read by nc[100] via read(4), the rest still queued",
+        ),
+        (
+            outcome(
+                K::Queued,
+                OutcomeData::Unread {
+                    payload: 6,
+                    local: Arc::from("127.0.0.1:4000"),
+                },
+                |o| o.bytes = Some(0),
+            ),
+            "6 bytes queued on 127.0.0.1:4000, not read while sockpath waited",
+        ),
+        (
+            outcome(
+                K::Queued,
+                OutcomeData::QueuedOn {
+                    local: addr("127.0.0.1:4000"),
+                },
+                |_| {},
+            ),
+            "queued on 127.0.0.1:4000",
+        ),
+        (
+            outcome(K::Accepted, OutcomeData::Accepted, |o| {
+                o.pid = Some(100);
+                o.comm = Some("server".into());
+                o.syscall = Some("accept4");
+                o.fd = Some(4);
+            }),
+            "connection accepted: accept4() = 4 in server[100]",
+        ),
+        (
+            outcome(
+                K::AcceptQueued,
+                OutcomeData::AcceptQueued { listener: None },
+                |_| {},
+            ),
+            "handshake complete: connection waits in the listener's accept queue (not accepted while sockpath waited)",
+        ),
+        (
+            outcome(
+                K::AcceptQueued,
+                OutcomeData::AcceptQueued {
+                    listener: Some(addr("127.0.0.1:4000")),
+                },
+                |_| {},
+            ),
+            "handshake complete: connection waits in 127.0.0.1:4000's accept queue (not accepted while sockpath waited)",
+        ),
+        (
+            outcome(
+                K::SynAckSent,
+                OutcomeData::SynAck {
+                    listener: listener(),
+                },
+                |_| {},
+            ),
+            "listener 127.0.0.1:4000 (server[100] fd 3) answered with SYN-ACK",
+        ),
+        (
+            outcome(
+                K::StateChanged,
+                OutcomeData::StateChanged {
+                    change: change("FIN_WAIT1", "CLOSE", true),
+                    connect: None,
+                    eof: true,
+                },
+                reader,
+            ),
+            "TCP FIN_WAIT1 -> TIME_WAIT; end of file read by nc[100] via read(4)",
+        ),
+        (
+            outcome(
+                K::StateChanged,
+                OutcomeData::StateChanged {
+                    change: change("SYN_SENT", "ESTABLISHED", false),
+                    connect: Some(Connect {
+                        ret: 0,
+                        comm: "client".into(),
+                        pid: 200,
+                    }),
+                    eof: false,
+                },
+                |_| {},
+            ),
+            "TCP SYN_SENT -> ESTABLISHED; connect() returned 0 in client[200]",
+        ),
+        (
+            outcome(
+                K::StateChanged,
+                OutcomeData::Purged {
+                    change: change("FIN_WAIT1", "FIN_WAIT2", false),
+                },
+                |o| o.reason = Some("QUEUE_PURGE".into()),
+            ),
+            "TCP FIN_WAIT1 -> FIN_WAIT2; the socket had been closed, its queue purged (QUEUE_PURGE)",
+        ),
+        (
+            outcome(K::StateChanged, OutcomeData::EndOfFile, reader),
+            "end of file read by nc[100] via read(4)",
+        ),
+        (
+            outcome(
+                K::Consumed,
+                OutcomeData::Consumed {
+                    flags: vec!["ACK", "PSH"],
+                },
+                |_| {},
+            ),
+            "ACK,PSH processed by the established socket",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived { connect: refused() },
+                |o| o.reason = Some("ECONNREFUSED".into()),
+            ),
+            "connection reset: ECONNREFUSED reported to the socket's user; connect() returned -1 ECONNREFUSED in client[200]",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived { connect: None },
+                |_| {},
+            ),
+            "connection reset",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::Dropped {
+                    no_socket: true,
+                    dst: Some(addr("127.0.0.1:4000")),
+                    connect: refused(),
+                },
+                |o| {
+                    o.reason = Some("NO_SOCKET".into());
+                    o.reset_sent = true;
+                },
+            ),
+            "no socket for 127.0.0.1:4000: RST sent, dropped (NO_SOCKET); connect() returned -1 ECONNREFUSED in client[200]",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::Dropped {
+                    no_socket: false,
+                    dst: None,
+                    connect: None,
+                },
+                |o| {
+                    o.reason = Some("SOCKET_RCVBUFF".into());
+                    o.icmp_sent = Some("ICMP port unreachable".into());
+                },
+            ),
+            "ICMP port unreachable sent, dropped (SOCKET_RCVBUFF)",
+        ),
+        (
+            outcome(K::Dropped, OutcomeData::ResetSent, |o| {
+                o.reason = Some("NO_SOCKET".into());
+                o.reset_sent = true;
+            }),
+            "RST sent (NO_SOCKET)",
+        ),
+        (
+            outcome(K::Unknown, OutcomeData::NothingObserved, |_| {}),
+            "nothing observed after device receive",
+        ),
+        (
+            outcome(
+                K::Read,
+                OutcomeData::Logged("as \"logged\"\tbefore".into()),
+                |_| {},
+            ),
+            "as \"logged\"\tbefore",
+        ),
+    ]
+}
