@@ -17,6 +17,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub mod annotate;
 pub mod cli;
+mod client;
 pub mod daemon;
 mod decode;
 pub mod demo;

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use clap::Args;
 
-use crate::{filter::WatchFilter, hooks, watch};
+use anyhow::anyhow;
+use serde_json::Value;
+
+use crate::{client, daemon::api::Request, filter::WatchFilter, hooks, watch};
 
 #[derive(Args, Debug, Clone)]
 pub struct ProbesArgs {
@@ -17,6 +20,8 @@ pub struct ProbesArgs {
     /// nothing. Needs no privileges.
     #[arg(long, conflicts_with = "json")]
     pub table: bool,
+    #[command(flatten)]
+    pub via: client::Via,
 }
 
 pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
@@ -28,34 +33,75 @@ pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let _guard = rt.enter();
-    let attached = watch::attach(&WatchFilter::default(), 64, started)?;
-    let stages = &attached.kernel.stages;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
+    let report = match client::connect(&args.via)? {
+        Some(daemon) => rt.block_on(from_daemon(daemon))?,
+        None => {
+            let attached = watch::attach(&WatchFilter::default(), 64, started)?;
+            serde_json::json!({
                 "kernel": attached.info.kernel,
                 "attach_ms": attached.info.attach_ms,
-                "stages": stages,
-            }))?
-        );
+                "stages": attached.kernel.stages,
+            })
+        }
+    };
+    print(&report, args.json)
+}
+
+/// The report of the daemon's programs (attached for the question if nobody watches).
+async fn from_daemon(mut daemon: client::Daemon) -> anyhow::Result<Value> {
+    daemon.send(&Request::Probes).await?;
+    let line = daemon
+        .line()
+        .await?
+        .ok_or_else(|| anyhow!("the sockpath daemon closed the connection without an answer"))?;
+    let mut v: Value = serde_json::from_str(&line)
+        .map_err(|e| anyhow!("the daemon sent a line this sockpath cannot read ({e}): {line}"))?;
+    match v["type"].as_str() {
+        Some("probes") => {}
+        Some("error") => return Err(anyhow!("{}", v["error"].as_str().unwrap_or("?"))),
+        _ => return Err(anyhow!("the daemon did not answer with probes: {line}")),
+    }
+    if let Value::Object(o) = &mut v {
+        o.remove("type");
+    }
+    Ok(v)
+}
+
+/// The report as `--json` prints it, or as a table: the same whoever attached the programs.
+fn print(report: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!(
         "kernel {}: all hooks attached in {:.0} ms",
-        attached.info.kernel, attached.info.attach_ms
+        text(&report["kernel"]),
+        report["attach_ms"].as_f64().unwrap_or(0.0)
     );
     println!("{:<44} {:<11} hook", "stage", "kind");
-    for s in stages {
-        let chosen = s
-            .chosen
-            .clone()
-            .unwrap_or_else(|| format!("none ({})", s.without));
-        println!("{:<44} {:<11} {}", s.name, s.kind.as_str(), chosen);
-        for (hook, why) in &s.partial {
+    let pairs = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| (text(&p[0]), text(&p[1])))
+            .collect()
+    };
+    for s in report["stages"].as_array().into_iter().flatten() {
+        let chosen = match s["chosen"].as_str() {
+            Some(c) => c.to_string(),
+            None => format!("none ({})", text(&s["without"])),
+        };
+        println!(
+            "{:<44} {:<11} {}",
+            text(&s["name"]),
+            text(&s["kind"]),
+            chosen
+        );
+        for (hook, why) in pairs(&s["partial"]) {
             println!("{:<44} {:<11}   without {hook}: {why}", "", "");
         }
-        for (hook, why) in &s.refused {
+        for (hook, why) in pairs(&s["refused"]) {
             println!("{:<44} {:<11}   refused {hook}: {why}", "", "");
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! - Debian packages: LLVM 22 development files (bpf-linker links against them), gcc and make
 //!   (jemalloc, sockpath's allocator, is built from C), and the tools
-//!   the tests and the benchmark drive (iproute2, tcpdump, tshark, iperf3, netcat, bpftool).
+//!   the tests and the benchmark drive (iproute2, tcpdump, tshark, iperf3, netcat, bpftool,
+//!   prometheus).
 //! - rustup's nightly toolchain with rust-src (eBPF programs are built with -Z build-std=core).
 //! - bpf-linker 0.13 built against LLVM 22 (a plain `cargo install bpf-linker` fails here).
 
@@ -24,6 +25,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tests: reading pcapng files and their comments"),
     ("iperf3", "benchmark load"),
     ("bpftool", "tests: checking no program stays attached"),
+    (
+        "prometheus",
+        "tests: a real Prometheus server scrapes the daemon's metrics",
+    ),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -31,7 +31,7 @@ impl Drop for Listening {
     }
 }
 
-/// Binds `path` for root and `group` (root alone without one).
+/// Binds `path` for root and `group` (mode 0660), or root alone without one (0600).
 pub fn bind(path: &Path, group: Option<&Group>) -> anyhow::Result<Listening> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
@@ -54,10 +54,10 @@ pub fn bind(path: &Path, group: Option<&Group>) -> anyhow::Result<Listening> {
         listener,
         path: path.to_path_buf(),
     };
-    let gid = group.map(|g| g.gid).unwrap_or(0);
+    let (gid, mode) = group.map(|g| (g.gid, 0o660)).unwrap_or((0, 0o600));
     std::os::unix::fs::chown(path, Some(0), Some(gid))
         .with_context(|| format!("giving {} to root and group {gid}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(listening)
 }
 

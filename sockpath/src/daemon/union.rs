@@ -51,3 +51,16 @@ pub fn ports(ports: &[u16], snaplen: u32) -> WatchFilter {
         ..WatchFilter::default()
     }
 }
+
+impl From<&WatchFilter> for FilterSpec {
+    fn from(f: &WatchFilter) -> Self {
+        FilterSpec {
+            ports: f.port.iter().map(u16::to_string).collect(),
+            addr: f.addr,
+            proto: f.proto.map(|p| format!("{p:?}").to_lowercase()),
+            iface: f.iface.clone(),
+            pids: Vec::new(),
+            comms: Vec::new(),
+        }
+    }
+}

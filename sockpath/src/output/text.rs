@@ -169,7 +169,13 @@ fn write_syscall<W: Write>(w: &mut W, r: &SyscallRecord) -> std::io::Result<()> 
 }
 
 fn write_note<W: Write>(w: &mut W, n: &Note) -> std::io::Result<()> {
-    let mark = if n.kind == "lost" { "!!" } else { "--" };
+    // Lost: events the kernel could not write; missed: items a daemon dropped for a watcher
+    // that read too slowly.
+    let mark = if n.kind == "lost" || n.kind == "missed" {
+        "!!"
+    } else {
+        "--"
+    };
     writeln!(w, "{} {mark} {}", time_of_day(n.ts_ns), n.text)
 }
 

@@ -50,6 +50,8 @@ pub struct WatchArgs {
     pub duration: Option<f64>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub via: crate::client::Via,
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {

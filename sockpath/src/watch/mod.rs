@@ -5,6 +5,7 @@
 //! records is the pipeline's work (`crate::pipeline`).
 
 mod args;
+mod remote;
 
 use std::{
     collections::HashMap,
@@ -44,6 +45,9 @@ pub(crate) const DRAIN: Duration = Duration::from_millis(10);
 pub fn command(args: WatchArgs, started: Instant) -> anyhow::Result<()> {
     let filter = args.filter()?;
     runtime()?.block_on(async {
+        if let Some(daemon) = crate::client::connect(&args.via)? {
+            return remote::run(daemon, &args, &filter, started).await;
+        }
         let session = Session {
             filter,
             output: args.output.clone(),
