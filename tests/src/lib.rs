@@ -4,6 +4,7 @@
 
 mod capture;
 mod connect;
+mod daemon;
 mod hooks;
 mod netns;
 mod peer;
@@ -18,6 +19,7 @@ use std::{
 
 pub use capture::Capture;
 pub use connect::connect_from;
+pub use daemon::{Daemon, User, NOBODY, TEST_GID};
 pub use hooks::{expect_hooks, stage_hook};
 pub use netns::{Netns, VethPair};
 pub use peer::Peer;

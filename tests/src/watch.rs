@@ -96,13 +96,18 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Starts sockpath with `args` after `watch --json` and waits until every probe is attached.
+    /// Starts sockpath with `args` after `watch --json --standalone` (its own programs, even if
+    /// a daemon runs on this machine) and waits until every probe is attached.
     pub fn start(args: &[&str]) -> Self {
         require_root();
-        let mut child = Command::new(bin())
-            .arg("watch")
-            .arg("--json")
-            .args(args)
+        let mut c = Command::new(bin());
+        c.arg("watch").arg("--json").arg("--standalone").args(args);
+        Self::spawn(c)
+    }
+
+    /// Runs `cmd` (a `sockpath watch --json ...`) and waits for its start line.
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -158,20 +163,33 @@ impl Watch {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// Lines of type `kind` it printed so far.
+    pub fn count(&self, kind: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["type"] == kind)
+            .count()
+    }
+
     /// Stops sockpath with `sig` (SIGINT like Ctrl-C, or SIGTERM) and collects its report.
-    pub fn stop_with(mut self, sig: i32) -> Report {
+    pub fn stop_with(self, sig: i32) -> Report {
         // Let the last journeys settle (sockpath waits for reads and accepts).
         thread::sleep(Duration::from_millis(300));
         self.signal(sig);
+        self.finish()
+    }
+
+    /// Waits for sockpath to end by itself (its --duration, or its daemon stopping) and
+    /// collects its report.
+    pub fn finish(mut self) -> Report {
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("wait sockpath") {
                 break s;
             }
-            assert!(
-                Instant::now() < deadline,
-                "sockpath did not exit after signal {sig}"
-            );
+            assert!(Instant::now() < deadline, "sockpath did not exit");
             thread::sleep(Duration::from_millis(20));
         };
         if let Some(r) = self.reader.take() {

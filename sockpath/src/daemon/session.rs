@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{
     access::{admit, Group, Peer},
-    api::{self, Reply, Request, WatchRequest, MAX_REQUEST},
+    api::{self, Reply, Request, MAX_REQUEST},
     engine::Control,
     queue::{ClientQueue, Entry},
 };
@@ -170,9 +170,27 @@ async fn session(stream: UnixStream, id: u64, shared: &Shared) {
                 Reply::error("nothing to stop: this connection is not watching").line()
             }
             Ok(Request::Watch(w)) => {
-                watch(id, peer, w, shared, rd, wr).await;
-                tracing::info!("client {id} ({peer}) done");
-                return;
+                let queue = Arc::new(ClientQueue::new(shared.queue_bytes));
+                let subscribed = ask(shared, |reply| Control::Watch {
+                    id,
+                    peer,
+                    request: w,
+                    queue: queue.clone(),
+                    reply,
+                })
+                .await
+                .and_then(|r| r);
+                match subscribed {
+                    Ok(()) => {
+                        watch(id, &queue, shared, rd, wr).await;
+                        tracing::info!("client {id} ({peer}) done");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::info!("client {id}: watch refused: {e}");
+                        Reply::error(e).line()
+                    }
+                }
             }
         };
         if send(&mut wr, &reply).await.is_err() {
@@ -194,27 +212,11 @@ fn answer(r: Result<Result<Vec<u8>, String>, String>) -> Vec<u8> {
 /// killed) drops it at once.
 async fn watch(
     id: u64,
-    peer: Peer,
-    request: WatchRequest,
+    queue: &ClientQueue,
     shared: &Shared,
     mut rd: BufReader<OwnedReadHalf>,
     mut wr: BufWriter<OwnedWriteHalf>,
 ) {
-    let queue = Arc::new(ClientQueue::new(shared.queue_bytes));
-    let subscribed = ask(shared, |reply| Control::Watch {
-        id,
-        peer,
-        request,
-        queue: queue.clone(),
-        reply,
-    })
-    .await
-    .and_then(|r| r);
-    if let Err(e) = subscribed {
-        tracing::info!("client {id}: watch refused: {e}");
-        let _ = send(&mut wr, &Reply::error(e).line()).await;
-        return;
-    }
     let writer = async {
         while let Some(entries) = queue.take().await {
             for e in entries {

@@ -44,7 +44,8 @@ pub fn check_privileges() -> anyhow::Result<()> {
     }
     Err(anyhow!(
         "sockpath needs root to load its eBPF programs (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, \
-         plus access to tracefs and /proc of other processes). Run it with sudo, e.g.: sudo sockpath watch --port 4000"
+         plus access to tracefs and /proc of other processes). Run it with sudo, e.g.: sudo sockpath watch --port 4000, \
+         or use a sockpath daemon (`sockpath daemon`, whose group's members need no sudo)"
     ))
 }
 

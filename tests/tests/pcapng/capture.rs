@@ -108,7 +108,7 @@ impl Recording {
         require_root();
         let log = temp_path("jsonl");
         let child = Command::new(bin())
-            .args(["watch", "--json"])
+            .args(["watch", "--json", "--standalone"])
             .args(args)
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::inherit())
