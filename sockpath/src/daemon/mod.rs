@@ -49,7 +49,7 @@ pub struct DaemonArgs {
     #[arg(long = "metrics-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub metrics_ports: Vec<u16>,
     /// Size of the ring buffer from the kernel, in KiB (a power of two, at least 4).
-    #[arg(long, value_name = "KIB", default_value_t = 16384)]
+    #[arg(long, value_name = "KIB", default_value_t = crate::watch::DEFAULT_RING_KIB)]
     pub ring_kib: u32,
     /// Bytes of each packet kept (for watchers' --pcapng), from the link-layer header on.
     #[arg(long, default_value_t = DEFAULT_SNAPLEN, value_parser = clap::value_parser!(u32).range(MIN_SNAPLEN as i64..=sockpath_ebpf::event::SNAP_MAX as i64))]

@@ -10,6 +10,10 @@ use crate::{
     usage::UsageError,
 };
 
+/// The ring buffer's size unless --ring-kib says otherwise: the 16 MiB default holds about
+/// half a second of the heaviest load measured.
+pub const DEFAULT_RING_KIB: u32 = 16384;
+
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// JSON Lines on stdout: one object per journey, syscall and note, then a summary.
@@ -19,7 +23,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub hold_ms: u64,
     /// Size of the ring buffer from the kernel, in KiB (a power of two, at least 4).
-    #[arg(long, value_name = "KIB", default_value_t = 16384, value_parser = ring_size)]
+    #[arg(long, value_name = "KIB", default_value_t = DEFAULT_RING_KIB, value_parser = ring_size)]
     pub ring_kib: u32,
     /// Also write every matched packet to this pcapng file (Wireshark, tshark): the bytes seen at
     /// device receive (up to --snaplen), one interface per receiving interface, and the packet's

@@ -17,7 +17,7 @@ use std::{
 use sockpath_ebpf::config::counter;
 use tokio::sync::oneshot;
 
-pub use self::args::{OutputArgs, WatchArgs};
+pub use self::args::{OutputArgs, WatchArgs, DEFAULT_RING_KIB};
 use crate::{
     filter::WatchFilter,
     journey::{

@@ -11,11 +11,11 @@ use anyhow::anyhow;
 use serde::Deserialize;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{sinks, WatchArgs};
+use super::{args::DEFAULT_RING_KIB, sinks, WatchArgs};
 use crate::{
     client::Daemon,
     daemon::api::{FilterSpec, Request, WatchRequest},
-    filter::WatchFilter,
+    filter::{WatchFilter, DEFAULT_SNAPLEN},
     journey::{
         clock::Clock,
         model::{Item, Journey, Note, StartInfo, Summary, SyscallRecord, Timestamp},
@@ -96,6 +96,12 @@ pub async fn run(
     filter: &WatchFilter,
     started: Instant,
 ) -> anyhow::Result<()> {
+    if args.snaplen != DEFAULT_SNAPLEN || args.output.ring_kib != DEFAULT_RING_KIB {
+        eprintln!(
+            "sockpath: through the daemon, the snap length and the ring buffer are the daemon's \
+             (sockpath daemon --snaplen, --ring-kib); --standalone for your own"
+        );
+    }
     // Opened before asking, so a path that cannot be written is a usage error, as alone.
     let frames = args.output.pcapng.is_some();
     let mut out = Output {
