@@ -19,7 +19,7 @@ use tokio::{
 
 use crate::daemon::{
     access::{group_name, refusal},
-    api::Request,
+    api::{Reply, Request},
     listen::DEFAULT_SOCKET,
 };
 
@@ -43,9 +43,24 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Sends a request. A daemon that refused the connection (it says why, then closes it)
+    /// makes this fail with its words.
     pub async fn send(&mut self, r: &Request) -> io::Result<()> {
-        self.out.write_all(r.to_line().as_bytes()).await?;
-        self.out.flush().await
+        let sent = async {
+            self.out.write_all(r.to_line().as_bytes()).await?;
+            self.out.flush().await
+        }
+        .await;
+        let Err(e) = sent else {
+            return Ok(());
+        };
+        match self.line().await {
+            Ok(Some(line)) => match serde_json::from_str::<Reply>(&line) {
+                Ok(Reply::Error { error }) => Err(io::Error::other(error)),
+                _ => Err(e),
+            },
+            _ => Err(e),
+        }
     }
 
     /// The next line from the daemon; None when it closed the connection. Safe to cancel (in

@@ -118,15 +118,8 @@ pub async fn run(
             frames,
         }))
         .await?;
-    let stop_at = args
-        .duration
-        .map(|d| Instant::now() + Duration::from_secs_f64(d));
-    let deadline = async {
-        match stop_at {
-            Some(t) => tokio::time::sleep_until(t.into()).await,
-            None => std::future::pending().await,
-        }
-    };
+    // --duration counts from the start line, as it does from the attach when alone.
+    let deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
     tokio::pin!(deadline);
     let mut stopping = false;
     let mut started_output = false;
@@ -134,7 +127,7 @@ pub async fn run(
         let line = tokio::select! {
             _ = sigint.recv(), if !stopping => None,
             _ = sigterm.recv(), if !stopping => None,
-            () = &mut deadline, if !stopping => None,
+            () = &mut deadline, if !stopping && started_output && args.duration.is_some() => None,
             l = daemon.line() => Some(l?),
         };
         let Some(line) = line else {
@@ -164,6 +157,11 @@ pub async fn run(
                     s.start(&info)?;
                 }
                 started_output = true;
+                if let Some(d) = args.duration {
+                    deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + Duration::from_secs_f64(d));
+                }
             }
             Line::Journey(j) if frames => out.pending = Some(j),
             Line::Journey(j) => out.emit(&Item::Journey(j))?,
