@@ -8,6 +8,7 @@ use sockpath_ebpf::event::{
     SockEvent, SockInfo, SockWhat, SyscallEvent, SyscallKind, CTX_NET_RX, HEADER_SIZE,
     PACKET_EVENT_FIXED, SOCK_REUSEPORT,
 };
+use sockpath_ebpf::net::{AF_INET, AF_INET6};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -197,7 +198,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 pub fn ip(family: u16, raw: &[u8; 16]) -> IpAddr {
-    if family == libc::AF_INET6 as u16 {
+    if family == AF_INET6 {
         IpAddr::V6(Ipv6Addr::from(*raw))
     } else {
         IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
@@ -221,8 +222,7 @@ pub fn socket(si: &SockInfo) -> Socket {
 }
 
 fn sockaddr(a: &SockAddrRaw) -> Option<(IpAddr, u16)> {
-    (a.family == libc::AF_INET as u16 || a.family == libc::AF_INET6 as u16)
-        .then(|| (ip(a.family, &a.addr), a.port))
+    (a.family == AF_INET || a.family == AF_INET6).then(|| (ip(a.family, &a.addr), a.port))
 }
 
 /// Decodes one ring-buffer record.

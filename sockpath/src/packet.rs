@@ -6,10 +6,8 @@ use std::net::IpAddr;
 use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice, UdpHeaderSlice};
 use serde::Serialize;
 
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_ICMPV6: u8 = 58;
+use sockpath_ebpf::net::{ETH_P_IP, ETH_P_IPV6};
+pub use sockpath_ebpf::net::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TcpInfo {
@@ -54,7 +52,7 @@ impl Headers {
     pub fn parse(ethertype: u16, mac_len: usize, frame: &[u8]) -> Result<Self, ParseError> {
         let nh = frame.get(mac_len..).ok_or(ParseError::Malformed("link"))?;
         let (ip_version, src, dst, proto, l4, ip_payload_len, ip_id) = match ethertype {
-            0x0800 => {
+            ETH_P_IP => {
                 let ip =
                     Ipv4HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv4"))?;
                 let hl = ip.ihl() as usize * 4;
@@ -69,7 +67,7 @@ impl Headers {
                     Some(ip.identification()),
                 )
             }
-            0x86dd => {
+            ETH_P_IPV6 => {
                 let ip =
                     Ipv6HeaderSlice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv6"))?;
                 (

@@ -208,6 +208,9 @@ pub struct Assembler {
     /// Recently finished journey ids (late events for them are not orphans).
     finished: FxHashSet<u64>,
     finished_order: VecDeque<u64>,
+    /// Those of them the filter left out (the kernel's set is wider than the filter): nothing
+    /// more is said about them.
+    hidden: FxHashSet<u64>,
     pub(crate) sockets: SocketTable,
     segments: FxHashMap<u64, Vec<Segment>>,
     /// UDP socket -> datagrams queued on it, oldest first: each read takes the oldest.
@@ -246,6 +249,7 @@ impl Assembler {
             by_t0: BTreeSet::new(),
             finished: FxHashSet::default(),
             finished_order: VecDeque::new(),
+            hidden: FxHashSet::default(),
             sockets: SocketTable::default(),
             segments: FxHashMap::default(),
             datagrams: FxHashMap::default(),
@@ -402,6 +406,15 @@ impl Assembler {
     fn packet(&mut self, p: PacketRx) {
         let id = p.meta.journey;
         let headers = Headers::parse(p.ethertype, p.mac_len as usize, &p.data).ok();
+        if !self.cfg.filter.packet_matches(&p.ifname, headers.as_ref()) {
+            // In the kernel's set for another reason (another client's filter, an owner's
+            // port): not a journey here, and its later events are not orphans.
+            if let Some(o) = self.open.remove(&id) {
+                self.by_t0.remove(&(o.t0, id));
+            }
+            self.forget(id, true);
+            return;
+        }
         if let Some(o) = self.open.get_mut(&id) {
             if o.pkt.is_none() {
                 // Events about the packet were read before its device-receive event (a record
@@ -802,6 +815,9 @@ impl Assembler {
         let (Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r)) = obs else {
             return;
         };
+        if self.hidden.contains(&id) {
+            return;
+        }
         let what = match obs {
             Obs::Read(_) => format!("{} bytes of it read", r.bytes),
             Obs::Eof(_) => "end of file read".to_string(),
@@ -998,17 +1014,57 @@ impl Assembler {
         }
     }
 
-    fn finalize(&mut self, mut o: Open) {
-        o.lost = o.lost || self.lived_through_loss(&o);
-        let id = o.kernel_id;
-        self.by_t0.remove(&(o.t0, id));
+    /// The processes a journey concerns besides the holder of the socket it reached and its
+    /// reader (for an owner filter): the holders of every socket it reached when it came, or
+    /// their last holder if it had closed its end (the kernel finishing the connection for
+    /// it), the listener's holder for a connection in its accept queue, and the process whose
+    /// connect() it answered.
+    fn related_owners(&self, o: &Open) -> Vec<Owner> {
+        let mut v = Vec::new();
+        for ob in &o.obs {
+            let sock = match ob {
+                Obs::TcpRcv { sock, .. }
+                | Obs::State { sock, .. }
+                | Obs::DataReady { sock, .. }
+                | Obs::ReceiveReset { sock, .. }
+                | Obs::SynAck { listener: sock, .. }
+                | Obs::Lookup {
+                    found: Some(sock), ..
+                } => sock,
+                Obs::Connected { r, .. } | Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => {
+                    v.push(Owner {
+                        pid: r.pid,
+                        comm: r.comm.as_str().into(),
+                        fd: r.fd.unwrap_or(-1),
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            v.extend(self.sockets.holder_or_last_at(sock, o.t0));
+        }
+        v
+    }
+
+    /// Remembers journey `id` as finished (`hidden`: left out by the filter).
+    fn forget(&mut self, id: u64, hidden: bool) {
         self.finished.insert(id);
+        if hidden {
+            self.hidden.insert(id);
+        }
         self.finished_order.push_back(id);
         while self.finished_order.len() > 65536 {
             if let Some(old) = self.finished_order.pop_front() {
                 self.finished.remove(&old);
+                self.hidden.remove(&old);
             }
         }
+    }
+
+    fn finalize(&mut self, mut o: Open) {
+        o.lost = o.lost || self.lived_through_loss(&o);
+        let id = o.kernel_id;
+        self.by_t0.remove(&(o.t0, id));
         // Only the lists of the sockets it waited on can name it.
         for sk in &o.waits_on {
             if self.accepts.get(sk) == Some(&id) {
@@ -1033,7 +1089,17 @@ impl Assembler {
                 }
             }
         }
+        let related = if self.cfg.filter.owners.is_empty() {
+            Vec::new()
+        } else {
+            self.related_owners(&o)
+        };
         let j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
+        let shown = self.cfg.filter.journey_matches(&j, &related);
+        self.forget(id, !shown);
+        if !shown {
+            return;
+        }
         self.summary.journeys += 1;
         if j.complete {
             self.summary.complete += 1;

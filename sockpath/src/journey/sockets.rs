@@ -7,6 +7,7 @@ use std::{
 };
 
 use rustc_hash::FxHashMap;
+use sockpath_ebpf::net::{IPPROTO_TCP, IPPROTO_UDP};
 
 use super::{
     model::{Hex, Owner, SocketView},
@@ -36,6 +37,9 @@ struct Entry {
     owners: Vec<Span>,
     /// When it was in TCP_LISTEN: (from, until).
     listening: Vec<(u64, Option<u64>)>,
+    /// The last process seen closing it, when, and the socket's ports then: its holder even
+    /// when no call before the close was seen (an accept() begun before sockpath started).
+    closer: Option<(Owner, u64, (u16, u16))>,
     last_seen: u64,
 }
 
@@ -81,6 +85,7 @@ impl SocketTable {
             remote: endpoint(s.raddr, s.rport).into(),
             owners: Vec::new(),
             listening: Vec::new(),
+            closer: None,
             last_seen: ts,
         });
         if e.sock.ino == 0 {
@@ -184,6 +189,14 @@ impl SocketTable {
         }
     }
 
+    /// `by` closed its fd for socket `s` at `ts` (`closed`, and who it was).
+    pub fn closed_by(&mut self, s: &Socket, ts: u64, by: Owner) {
+        if let Some(e) = self.by_sk.get_mut(&s.sk) {
+            e.closer = Some((by, ts, (s.lport, s.rport)));
+        }
+        self.closed(s.sk, ts);
+    }
+
     pub fn set_proc_owners(&mut self, owners: std::collections::HashMap<u64, Owner>) {
         self.proc_owners = owners.into_iter().collect();
     }
@@ -229,6 +242,26 @@ impl SocketTable {
         None
     }
 
+    /// Who held socket `s` at time `ts` (`owner_at`), or, if its holder had closed it by then,
+    /// that last holder (same ports): the kernel finishes a closed connection for it.
+    pub fn holder_or_last_at(&self, s: &Socket, ts: u64) -> Option<Owner> {
+        self.owner_at(s, ts).or_else(|| {
+            let e = self.by_sk.get(&s.sk)?;
+            let ports = (s.lport, s.rport);
+            e.owners
+                .iter()
+                .rev()
+                .find(|sp| sp.until.is_some_and(|u| u <= ts) && sp.ports == ports)
+                .map(|sp| sp.owner.clone())
+                .or_else(|| {
+                    e.closer
+                        .as_ref()
+                        .filter(|(_, at, p)| *at <= ts && *p == ports)
+                        .map(|(o, _, _)| o.clone())
+                })
+        })
+    }
+
     /// Sockets waiting for connections on `port` in namespace `netns` at time `ts`: TCP
     /// listeners, or UDP sockets bound and not connected and still held. The candidates a
     /// lookup chose among (one may have closed since).
@@ -245,7 +278,7 @@ impl SocketTable {
                 if s.netns != netns || s.lport != port || s.protocol != protocol || s.rport != 0 {
                     return false;
                 }
-                if protocol == 17 {
+                if protocol == IPPROTO_UDP as u16 {
                     e.owners.is_empty() || e.owners.iter().any(|sp| during(sp.from, sp.until))
                 } else {
                     e.listening.iter().any(|(f, u)| during(*f, *u))
@@ -278,10 +311,13 @@ impl SocketTable {
     /// event saw it.
     pub fn view_at(&self, s: &Socket, ts: u64) -> SocketView {
         let proto = match s.protocol {
-            0 => self.get(s.sk).map(|k| k.protocol).unwrap_or(6),
+            0 => self
+                .get(s.sk)
+                .map(|k| k.protocol)
+                .unwrap_or(IPPROTO_TCP as u16),
             p => p,
         };
-        let state = if proto == 17 {
+        let state = if proto == IPPROTO_UDP as u16 {
             if s.rport == 0 {
                 "UNCONNECTED"
             } else {
