@@ -18,67 +18,65 @@ use sockpath_ebpf::{
 
 use crate::filter::KernelSet;
 
-pub struct FilterMaps {
-    config: Array<MapData, FilterConfig>,
-    ports: Array<MapData, u64>,
-    addrs: BpfHashMap<MapData, AddrKey, u8>,
-    ifaces: BpfHashMap<MapData, [u8; 16], u8>,
-    tgids: BpfHashMap<MapData, u32, u8>,
-    comms: BpfHashMap<MapData, [u8; 16], u8>,
-    /// What the maps hold, as last written (the port words with what was learned).
+/// One member of the set's hash maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Member {
+    Addr(AddrKey),
+    Iface([u8; 16]),
+    Tgid(u32),
+    Comm([u8; 16]),
+}
+
+fn members(s: &KernelSet) -> BTreeSet<Member> {
+    let addrs = s.addrs.iter().map(|a| Member::Addr(*a));
+    let ifaces = s.ifaces.iter().map(|i| Member::Iface(*i));
+    let tgids = s.tgids.iter().map(|t| Member::Tgid(*t));
+    let comms = s.comms.iter().map(|c| Member::Comm(*c));
+    addrs.chain(ifaces).chain(tgids).chain(comms).collect()
+}
+
+/// Where the set is written: the kernel's maps (`KernelMaps`), or a test's memory.
+pub trait FilterStore {
+    fn port_word(&self, i: u32) -> anyhow::Result<u64>;
+    fn set_port_word(&mut self, i: u32, word: u64) -> anyhow::Result<()>;
+    fn set_config(&mut self, c: FilterConfig) -> anyhow::Result<()>;
+    fn insert(&mut self, m: Member) -> anyhow::Result<()>;
+    /// A member that is not there is no error.
+    fn remove(&mut self, m: Member);
+}
+
+/// The set as written to a store, and the ports learned for owners.
+pub struct FilterMaps<S> {
+    store: S,
+    /// What the store holds, as last written (the port words with what was learned).
     written: KernelSet,
     /// Ports learned for owners, by the kernel (found in the bitmap) or from /proc.
     learned: Vec<u64>,
 }
 
-fn take<T>(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<T>
-where
-    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf
-        .take_map(name)
-        .ok_or_else(|| anyhow!("map {name} missing"))?;
-    T::try_from(map).with_context(|| format!("map {name}"))
-}
-
-/// Makes `map` hold exactly `want`, given that it holds `had`: additions first, so that a packet
-/// filtered meanwhile sees the wider of the two sets.
-fn sync_set<K: aya::Pod + Ord>(
-    map: &mut BpfHashMap<MapData, K, u8>,
-    had: &BTreeSet<K>,
-    want: &BTreeSet<K>,
-    what: &str,
-) -> anyhow::Result<Vec<K>> {
-    for k in want.difference(had) {
-        map.insert(k, 1, 0)
-            .with_context(|| format!("adding to the watched {what}"))?;
-    }
-    Ok(had.difference(want).copied().collect())
-}
-
-impl FilterMaps {
-    /// Takes the maps from the loaded object; they watch nothing until `set`.
-    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
-        Ok(Self {
-            config: take(ebpf, MAP_FILTER)?,
-            ports: take(ebpf, MAP_FILTER_PORTS)?,
-            addrs: take(ebpf, MAP_FILTER_ADDRS)?,
-            ifaces: take(ebpf, MAP_FILTER_IFACES)?,
-            tgids: take(ebpf, MAP_FILTER_TGIDS)?,
-            comms: take(ebpf, MAP_FILTER_COMMS)?,
+impl<S: FilterStore> FilterMaps<S> {
+    /// A store that watches nothing yet (the maps as loaded: all zero).
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
             written: KernelSet::nothing(),
             learned: vec![0; FILTER_PORT_WORDS as usize],
-        })
+        }
     }
 
-    /// Writes `set` into the maps, changing only what differs from what they hold. Ports the
-    /// kernel learned for owners stay while the set still asks to learn them.
+    /// Writes `set`, changing only what differs from what the store holds. Ports the kernel
+    /// learned for owners stay while the set still asks to learn them (those of every owner
+    /// learned since: the set is wider than any one filter anyway). Additions go first and
+    /// removals last, so that a packet filtered meanwhile sees the wider of the two sets.
     pub fn set(&mut self, set: &KernelSet) -> anyhow::Result<()> {
+        // What the bitmap holds now: what was written, and, while owners' ports are learned,
+        // the kernel's own learning since (bits that were not written).
+        let mut current = self.written.ports.clone();
         if self.written.learn_ports {
-            // Bits in the map that were not written are the kernel's own learning.
             for i in 0..FILTER_PORT_WORDS {
-                let now = self.ports.get(&i, 0).context("reading the port bitmap")?;
+                let now = self.store.port_word(i).context("reading the port bitmap")?;
                 self.learned[i as usize] |= now & !self.written.ports[i as usize];
+                current[i as usize] = now;
             }
         }
         let mut want = set.clone();
@@ -86,53 +84,28 @@ impl FilterMaps {
             for (w, l) in want.ports.iter_mut().zip(&self.learned) {
                 *w |= l;
             }
+        } else {
+            // No owner left to learn for: what was learned goes with them.
+            self.learned.fill(0);
         }
-        let stale_addrs = sync_set(
-            &mut self.addrs,
-            &self.written.addrs,
-            &want.addrs,
-            "addresses",
-        )?;
-        let stale_ifaces = sync_set(
-            &mut self.ifaces,
-            &self.written.ifaces,
-            &want.ifaces,
-            "interfaces",
-        )?;
-        let stale_tgids = sync_set(
-            &mut self.tgids,
-            &self.written.tgids,
-            &want.tgids,
-            "processes",
-        )?;
-        let stale_comms = sync_set(
-            &mut self.comms,
-            &self.written.comms,
-            &want.comms,
-            "process names",
-        )?;
-        for (i, (new, old)) in want.ports.iter().zip(&self.written.ports).enumerate() {
+        let (had, wanted) = (members(&self.written), members(&want));
+        for m in wanted.difference(&had) {
+            self.store
+                .insert(*m)
+                .with_context(|| format!("adding {m:?} to the watched set"))?;
+        }
+        for (i, (new, old)) in want.ports.iter().zip(&current).enumerate() {
             if new != old {
-                self.ports
-                    .set(i as u32, new, 0)
+                self.store
+                    .set_port_word(i as u32, *new)
                     .context("writing the port bitmap")?;
             }
         }
-        self.config
-            .set(0, want.config(), 0)
+        self.store
+            .set_config(want.config())
             .context("writing the filter flags")?;
-        // Removals last (a missing key is no error: it was not there to remove).
-        for k in stale_addrs {
-            let _ = self.addrs.remove(&k);
-        }
-        for k in stale_ifaces {
-            let _ = self.ifaces.remove(&k);
-        }
-        for k in stale_tgids {
-            let _ = self.tgids.remove(&k);
-        }
-        for k in stale_comms {
-            let _ = self.comms.remove(&k);
+        for m in had.difference(&wanted) {
+            self.store.remove(*m);
         }
         self.written = want;
         Ok(())
@@ -150,9 +123,9 @@ impl FilterMaps {
             }
             let i = (p >> 6) as u32;
             let bit = 1u64 << (p & 63);
-            let now = self.ports.get(&i, 0).context("reading the port bitmap")?;
-            self.ports
-                .set(i, now | bit, 0)
+            let now = self.store.port_word(i).context("reading the port bitmap")?;
+            self.store
+                .set_port_word(i, now | bit)
                 .context("writing the port bitmap")?;
             self.written.set_port(p);
             self.learned[i as usize] |= bit;
@@ -160,3 +133,72 @@ impl FilterMaps {
         Ok(())
     }
 }
+
+/// The loaded object's `FILTER*` maps.
+pub struct KernelMaps {
+    config: Array<MapData, FilterConfig>,
+    ports: Array<MapData, u64>,
+    addrs: BpfHashMap<MapData, AddrKey, u8>,
+    ifaces: BpfHashMap<MapData, [u8; 16], u8>,
+    tgids: BpfHashMap<MapData, u32, u8>,
+    comms: BpfHashMap<MapData, [u8; 16], u8>,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| anyhow!("map {name} missing"))?;
+    T::try_from(map).with_context(|| format!("map {name}"))
+}
+
+impl KernelMaps {
+    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
+        Ok(Self {
+            config: take(ebpf, MAP_FILTER)?,
+            ports: take(ebpf, MAP_FILTER_PORTS)?,
+            addrs: take(ebpf, MAP_FILTER_ADDRS)?,
+            ifaces: take(ebpf, MAP_FILTER_IFACES)?,
+            tgids: take(ebpf, MAP_FILTER_TGIDS)?,
+            comms: take(ebpf, MAP_FILTER_COMMS)?,
+        })
+    }
+}
+
+impl FilterStore for KernelMaps {
+    fn port_word(&self, i: u32) -> anyhow::Result<u64> {
+        Ok(self.ports.get(&i, 0)?)
+    }
+
+    fn set_port_word(&mut self, i: u32, word: u64) -> anyhow::Result<()> {
+        Ok(self.ports.set(i, word, 0)?)
+    }
+
+    fn set_config(&mut self, c: FilterConfig) -> anyhow::Result<()> {
+        Ok(self.config.set(0, c, 0)?)
+    }
+
+    fn insert(&mut self, m: Member) -> anyhow::Result<()> {
+        match m {
+            Member::Addr(k) => self.addrs.insert(k, 1, 0)?,
+            Member::Iface(k) => self.ifaces.insert(k, 1, 0)?,
+            Member::Tgid(k) => self.tgids.insert(k, 1, 0)?,
+            Member::Comm(k) => self.comms.insert(k, 1, 0)?,
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, m: Member) {
+        let _ = match m {
+            Member::Addr(k) => self.addrs.remove(&k),
+            Member::Iface(k) => self.ifaces.remove(&k),
+            Member::Tgid(k) => self.tgids.remove(&k),
+            Member::Comm(k) => self.comms.remove(&k),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,11 @@ use sockpath_ebpf::{
     event::SNAP_MAX,
 };
 
-use self::{facts::KernelFacts, filter::FilterMaps, probes::StageStatus};
+use self::{
+    facts::KernelFacts,
+    filter::{FilterMaps, KernelMaps},
+    probes::StageStatus,
+};
 use crate::filter::KernelSet;
 
 /// The compiled eBPF object, built by build.rs.
@@ -105,7 +109,7 @@ pub struct Kernel {
     pub stages: Vec<StageStatus>,
     counters: PerCpuArray<MapData, u64>,
     watched: BpfHashMap<MapData, u32, u8>,
-    filter: FilterMaps,
+    filter: FilterMaps<KernelMaps>,
 }
 
 impl Kernel {
@@ -145,7 +149,7 @@ impl Kernel {
             }
         }
         // The set is in place before the first program runs.
-        let mut filter = FilterMaps::take(&mut ebpf)?;
+        let mut filter = FilterMaps::new(KernelMaps::take(&mut ebpf)?);
         filter.set(set)?;
         let stages = probes::attach_all(&mut ebpf, &btf, facts)?;
         let counters = PerCpuArray::try_from(
