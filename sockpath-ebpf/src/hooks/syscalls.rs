@@ -118,10 +118,13 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     if kind.is_hot() && WATCHED_TGIDS.get_ptr((pid_tgid >> 32) as u32).is_none() {
         return Ok(());
     }
+    let f = watched::get();
+    if !f.active() {
+        return Ok(());
+    }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let o = offsets();
-    let f = watched::get();
     let ev = SYSCALL_SCRATCH.get_ptr_mut(0).ok_or(-1)?;
     // SAFETY: per-CPU scratch slot.
     let ev = unsafe { &mut *ev };
