@@ -16,7 +16,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-pub use capture::Capture;
+pub use capture::{ports, Capture};
 pub use connect::connect_from;
 pub use hooks::{expect_hooks, stage_hook};
 pub use netns::{Netns, VethPair};
