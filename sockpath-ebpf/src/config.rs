@@ -1,5 +1,6 @@
-//! What user space hands the eBPF programs at load time: kernel struct offsets read from the
-//! running kernel's BTF, the filter, and the names of the maps and counters both sides use.
+//! What user space hands the eBPF programs: at load time, kernel struct offsets read from the
+//! running kernel's BTF and the snap length; at any time, the watched set; and the names of the
+//! maps and counters both sides use.
 
 /// Offsets (bytes) of the kernel struct fields the programs read.
 ///
@@ -72,44 +73,94 @@ pub const FEATURE_KFREE_SKB_RX_SK: u32 = 1;
 /// tcp_send_reset's tracepoint and tcp_v4/v6_send_reset() pass the reset reason.
 pub const FEATURE_RESET_REASON: u32 = 2;
 
-/// What to watch. Zero fields mean "any".
+/// The watched set's flags and protocols: the one entry of the `FILTER` array map, which user
+/// space rewrites at run time (no reload) to change what is watched. The ports, addresses,
+/// interfaces and owners are in maps of their own (`MAP_FILTER_*`). All zero (the map's state
+/// before user space writes it) watches nothing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Source or destination port, host byte order.
-    pub port: u16,
-    /// IPPROTO_TCP or IPPROTO_UDP.
-    pub proto: u8,
-    /// 4 or 6 when `addr` is set.
-    pub addr_version: u8,
-    /// Bytes of each packet to keep, from the link-layer header on (capped at SNAP_MAX).
-    pub snaplen: u32,
-    /// Source or destination address.
-    pub addr: [u8; 16],
-    /// Interface name, NUL-padded; empty = any.
-    pub ifname: [u8; 16],
+pub struct FilterConfig {
+    /// `FILTER_*` bits.
+    pub flags: u32,
+    /// `PROTO_*` bits: the watched IP protocols, unless `FILTER_ANY_PROTO`.
+    pub protos: u32,
 }
+
+/// Something is watched at all. Without it, device receive stops before reading the packet.
+pub const FILTER_ACTIVE: u32 = 1;
+/// Every port (the port bitmap is not consulted).
+pub const FILTER_ANY_PORT: u32 = 1 << 1;
+/// Every IP protocol, ICMP and others included.
+pub const FILTER_ANY_PROTO: u32 = 1 << 2;
+/// Every address (the address set is not consulted).
+pub const FILTER_ANY_ADDR: u32 = 1 << 3;
+/// The address set holds at least one IPv4 / IPv6 address (for sockets bound to a wildcard).
+pub const FILTER_ADDR_V4: u32 = 1 << 4;
+pub const FILTER_ADDR_V6: u32 = 1 << 5;
+/// Every interface (the interface set is not consulted).
+pub const FILTER_ANY_IFACE: u32 = 1 << 6;
+/// Owner processes are watched: the socket calls of a process in the tgid set (or whose comm is
+/// in the comm set) are reported whatever their socket.
+pub const FILTER_OWNERS: u32 = 1 << 7;
+/// The comm set is not empty.
+pub const FILTER_COMMS: u32 = 1 << 8;
+/// The local port of every socket an owner process binds, listens on, connects or accepts is
+/// added to the port bitmap by the kernel itself, at once: a filter on owners alone learns the
+/// ports its packets use before the first one arrives.
+pub const FILTER_LEARN_PORTS: u32 = 1 << 9;
+
+/// `FilterConfig::protos` bits.
+pub const PROTO_TCP: u32 = 1;
+pub const PROTO_UDP: u32 = 2;
+
+/// The `PROTO_*` bit of an IP protocol (0 for those a filter cannot name).
+#[inline(always)]
+pub const fn proto_bit(proto: u8) -> u32 {
+    match proto {
+        crate::net::IPPROTO_TCP => PROTO_TCP,
+        crate::net::IPPROTO_UDP => PROTO_UDP,
+        _ => 0,
+    }
+}
+
+/// The port bitmap: 65536 bits in u64 words, bit `p & 63` of word `p >> 6` for port `p`. An
+/// array map: the verifier inlines array lookups, so testing a port costs no helper call.
+pub const FILTER_PORT_WORDS: u32 = 65536 / 64;
+/// Capacity of the address, interface, tgid and comm sets.
+pub const FILTER_MAX_ADDRS: u32 = 256;
+pub const FILTER_MAX_IFACES: u32 = 64;
+pub const FILTER_MAX_TGIDS: u32 = 4096;
+pub const FILTER_MAX_COMMS: u32 = 64;
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: both are repr(C), made only of integers and byte arrays, with no implicit padding
     // (the size asserts below fail the build if one appears).
     unsafe impl aya::Pod for super::KernelOffsets {}
-    unsafe impl aya::Pod for super::Filter {}
+    unsafe impl aya::Pod for super::FilterConfig {}
 }
 
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 42 * 4);
-const _: () = assert!(core::mem::size_of::<Filter>() == 40);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 8);
 
 /// Global variable names (EbpfLoader::override_global).
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
-pub const GLOBAL_FILTER: &str = "FILTER";
+/// Bytes of each packet to keep, from the link-layer header on (capped at SNAP_MAX): a load-time
+/// value, so the verifier knows the copy's bound.
+pub const GLOBAL_SNAPLEN: &str = "SNAPLEN";
 
 /// Map names user space opens.
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_WATCHED_TGIDS: &str = "WATCHED_TGIDS";
 pub const MAP_SYSCALL_KINDS: &str = "SYSCALL_KINDS";
+/// The watched set (see [`FilterConfig`]).
+pub const MAP_FILTER: &str = "FILTER";
+pub const MAP_FILTER_PORTS: &str = "FILTER_PORTS";
+pub const MAP_FILTER_ADDRS: &str = "FILTER_ADDRS";
+pub const MAP_FILTER_IFACES: &str = "FILTER_IFACES";
+pub const MAP_FILTER_TGIDS: &str = "FILTER_TGIDS";
+pub const MAP_FILTER_COMMS: &str = "FILTER_COMMS";
 
 /// Syscall numbers the SYSCALL_KINDS array covers.
 pub const MAX_SYSCALL_NR: u32 = 512;

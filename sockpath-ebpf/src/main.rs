@@ -6,10 +6,10 @@
 #![no_main]
 
 mod emit;
-mod filter;
 mod hooks;
 mod kernel;
 mod maps;
+mod watched;
 
 #[cfg(not(test))]
 #[panic_handler]

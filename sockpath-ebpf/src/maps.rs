@@ -6,8 +6,12 @@ use aya_ebpf::{
     Global,
 };
 use sockpath_ebpf::{
-    config::{counter, Filter, KernelOffsets, MAX_SYSCALL_NR},
+    config::{
+        counter, FilterConfig, KernelOffsets, FILTER_MAX_ADDRS, FILTER_MAX_COMMS,
+        FILTER_MAX_IFACES, FILTER_MAX_TGIDS, FILTER_PORT_WORDS, MAX_SYSCALL_NR,
+    },
     event::{PacketEvent, SyscallEvent},
+    net::AddrKey,
 };
 
 /// Set by user space from the running kernel's BTF before load.
@@ -57,16 +61,34 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     features: 0,
 });
 
-/// Set by user space from the command line before load.
+/// Set by user space from the command line before load (`config::GLOBAL_SNAPLEN`).
 #[unsafe(no_mangle)]
-pub static FILTER: Global<Filter> = Global::new(Filter {
-    port: 0,
-    proto: 0,
-    addr_version: 0,
-    snaplen: 0,
-    addr: [0; 16],
-    ifname: [0; 16],
-});
+pub static SNAPLEN: Global<u32> = Global::new(0);
+
+/// The watched set: flags and protocols (`config::FilterConfig`), rewritten by user space at run
+/// time. Read once by each program run that filters.
+#[map]
+pub static FILTER: Array<FilterConfig> = Array::with_max_entries(1, 0);
+
+/// The watched ports, one bit each (`config::FILTER_PORT_WORDS` words).
+#[map]
+pub static FILTER_PORTS: Array<u64> = Array::with_max_entries(FILTER_PORT_WORDS, 0);
+
+/// The watched addresses, in `net::AddrKey` form (IPv4 v4-mapped).
+#[map]
+pub static FILTER_ADDRS: HashMap<AddrKey, u8> = HashMap::with_max_entries(FILTER_MAX_ADDRS, 0);
+
+/// The watched interfaces' names, NUL-padded to 16 bytes.
+#[map]
+pub static FILTER_IFACES: HashMap<[u8; 16], u8> = HashMap::with_max_entries(FILTER_MAX_IFACES, 0);
+
+/// Processes (tgid) whose sockets are watched (`--pid`).
+#[map]
+pub static FILTER_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(FILTER_MAX_TGIDS, 0);
+
+/// Process names (comm, NUL-padded) whose sockets are watched (`--comm`).
+#[map]
+pub static FILTER_COMMS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(FILTER_MAX_COMMS, 0);
 
 /// All events, in the order the CPUs produced them. User space sizes it (map_max_entries).
 #[map]

@@ -92,4 +92,75 @@ mod tests {
         };
         assert_eq!(w.filter().unwrap().iface.as_deref(), Some("lo"));
     }
+
+    fn watch(args: &[&str]) -> Result<crate::watch::WatchArgs, clap::Error> {
+        let mut v = vec!["watch"];
+        v.extend_from_slice(args);
+        parse(&v).map(|c| match c.command {
+            Command::Watch(w) => w,
+            _ => panic!("not watch"),
+        })
+    }
+
+    #[test]
+    fn ports_repeat_and_take_ranges() {
+        let w = watch(&["--port", "4000", "--port", "8000-8010", "--port", "9000"]).unwrap();
+        let f = w.filter().unwrap();
+        assert_eq!(
+            f.ports
+                .ranges()
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>(),
+            ["4000", "8000-8010", "9000"]
+        );
+        assert!(f.ports.contains(8010) && !f.ports.contains(8011));
+        assert_eq!(
+            f.describe(),
+            "ports 4000, 8000-8010, 9000, on any interface"
+        );
+        assert!(watch(&[]).unwrap().filter().unwrap().ports.is_empty());
+    }
+
+    #[test]
+    fn bad_port_ranges_are_usage_errors_with_a_message() {
+        for (bad, needle) in [
+            ("8010-8000", "reversed"),
+            ("0-10", "0 is not in 1..=65535"),
+            ("10-65536", "65536 is not in 1..=65535"),
+            ("8000-", "not a port or a range of ports"),
+            ("80-x", "invalid digit"),
+        ] {
+            let e = watch(&["--port", bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn pids_and_comms_repeat_and_are_checked() {
+        let me = std::process::id().to_string();
+        let w = watch(&[
+            "--pid", &me, "--pid", "1", "--comm", "nginx", "--comm", "sshd",
+        ])
+        .unwrap();
+        let f = w.filter().unwrap();
+        assert!(f.owners.pids.contains(&std::process::id()) && f.owners.pids.contains(&1));
+        assert!(f.owner_matches(1, "x") && f.owner_matches(99_999_999, "sshd"));
+        assert!(!f.owner_matches(99_999_999, "bash"));
+        assert_eq!(watch(&["--pid", "0"]).unwrap_err().exit_code(), 2);
+        assert_eq!(watch(&["--pid", "me"]).unwrap_err().exit_code(), 2);
+        // A pid with no process, a name the kernel cannot hold.
+        let e = watch(&["--pid", "2147483000"])
+            .unwrap()
+            .filter()
+            .unwrap_err();
+        assert!(e.0.contains("no process with pid 2147483000"), "{}", e.0);
+        let e = watch(&["--comm", "a-name-of-16-byte"])
+            .unwrap()
+            .filter()
+            .unwrap_err();
+        assert!(e.0.contains("1 to 15 bytes"), "{}", e.0);
+        assert!(watch(&["--comm", ""]).unwrap().filter().is_err());
+    }
 }

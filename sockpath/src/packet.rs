@@ -9,10 +9,8 @@ use etherparse::{
 };
 use serde::Serialize;
 
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_ICMPV6: u8 = 58;
+use sockpath_ebpf::net::{ETH_P_IP, ETH_P_IPV6};
+pub use sockpath_ebpf::net::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TcpInfo {
@@ -62,12 +60,12 @@ impl Headers {
         // header is sliced below: etherparse slices none out of any fragment, and a first
         // fragment begins with it all the same (the kernel's filter matched its ports).
         let (ip, proto) = match ethertype {
-            0x0800 => {
+            ETH_P_IP => {
                 let (ip, _) =
                     LaxIpv4Slice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv4"))?;
                 (ipv4(&ip), ip.payload_ip_number())
             }
-            0x86dd => {
+            ETH_P_IPV6 => {
                 let (ip, _) =
                     LaxIpv6Slice::from_slice(nh).map_err(|_| ParseError::Malformed("IPv6"))?;
                 (ipv6(&ip), ip.payload().ip_number)

@@ -3,18 +3,25 @@
 //! /proc/PID/net/{tcp,tcp6,udp,udp6}, read once per network namespace).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     fs,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
 };
+
+use sockpath_ebpf::net::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{decode::Socket, filter::WatchFilter, journey::model::Owner};
 
 /// Socket inode -> the first process (lowest pid) and fd holding it, for every process.
 pub struct Scan {
     pub owners: HashMap<u64, Owner>,
-    /// Processes holding a socket the filter matches.
+    /// Processes holding a socket the filter matches (owned by a watched process, if the filter
+    /// names owners).
     pub watched_pids: HashSet<u32>,
+    /// Local ports of the sockets the processes named by the filter's owners hold (empty when
+    /// it names none).
+    pub owner_ports: BTreeSet<u16>,
 }
 
 fn comm(pid: u32) -> String {
@@ -92,7 +99,7 @@ fn parse_table(text: &str, protocol: u16) -> Vec<(u64, Socket)> {
                     sk: 1,
                     ino,
                     netns: 0,
-                    family: if laddr.is_ipv4() { 2 } else { 10 },
+                    family: if laddr.is_ipv4() { AF_INET } else { AF_INET6 },
                     protocol,
                     lport,
                     rport,
@@ -108,7 +115,7 @@ fn parse_table(text: &str, protocol: u16) -> Vec<(u64, Socket)> {
 
 pub fn scan(filter: &WatchFilter) -> Scan {
     let mut owners = HashMap::new();
-    let mut by_pid: HashMap<u32, Vec<u64>> = HashMap::new();
+    let mut by_pid: HashMap<u32, (Arc<str>, Vec<u64>)> = HashMap::new();
     let mut netns_pid: HashMap<String, u32> = HashMap::new();
     for pid in pids() {
         let fds = socket_fds(pid);
@@ -120,7 +127,7 @@ pub fn scan(filter: &WatchFilter) -> Scan {
                 .entry(ns.to_string_lossy().into_owned())
                 .or_insert(pid);
         }
-        let c: std::sync::Arc<str> = comm(pid).into();
+        let c: Arc<str> = comm(pid).into();
         for (fd, ino) in &fds {
             owners.entry(*ino).or_insert(Owner {
                 pid,
@@ -128,29 +135,44 @@ pub fn scan(filter: &WatchFilter) -> Scan {
                 fd: *fd,
             });
         }
-        by_pid.insert(pid, fds.into_iter().map(|(_, i)| i).collect());
+        by_pid.insert(pid, (c, fds.into_iter().map(|(_, i)| i).collect()));
     }
-    let mut watched_inos = HashSet::new();
+    let mut sockets = HashMap::new();
     for pid in netns_pid.values() {
-        for (file, proto) in [("tcp", 6), ("tcp6", 6), ("udp", 17), ("udp6", 17)] {
+        for (file, proto) in [
+            ("tcp", IPPROTO_TCP),
+            ("tcp6", IPPROTO_TCP),
+            ("udp", IPPROTO_UDP),
+            ("udp6", IPPROTO_UDP),
+        ] {
             let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
                 continue;
             };
-            for (ino, s) in parse_table(&text, proto) {
-                if ino != 0 && filter.socket_matches(&s) {
-                    watched_inos.insert(ino);
-                }
-            }
+            sockets.extend(
+                parse_table(&text, proto as u16)
+                    .into_iter()
+                    .filter(|(ino, _)| *ino != 0),
+            );
         }
     }
-    let watched_pids = by_pid
-        .iter()
-        .filter(|(_, inos)| inos.iter().any(|i| watched_inos.contains(i)))
-        .map(|(p, _)| *p)
-        .collect();
+    let mut watched_pids = HashSet::new();
+    let mut owner_ports = BTreeSet::new();
+    for (pid, (comm, inos)) in &by_pid {
+        if !filter.owner_matches(*pid, comm) {
+            continue;
+        }
+        let held = || inos.iter().filter_map(|i| sockets.get(i));
+        if held().any(|s| filter.socket_matches(s)) {
+            watched_pids.insert(*pid);
+        }
+        if !filter.owners.is_empty() {
+            owner_ports.extend(held().map(|s| s.lport).filter(|p| *p != 0));
+        }
+    }
     Scan {
         owners,
         watched_pids,
+        owner_ports,
     }
 }
 
@@ -182,11 +204,25 @@ mod tests {
     fn finds_our_own_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = WatchFilter {
-            port: Some(port),
-            ..Default::default()
-        };
-        let s = scan(&f);
+        let s = scan(&WatchFilter::port(port));
         assert!(s.watched_pids.contains(&std::process::id()));
+        assert!(s.owner_ports.is_empty());
+    }
+
+    #[test]
+    fn finds_the_ports_of_a_watched_process() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let me = std::process::id();
+        let mut f = WatchFilter::default();
+        f.owners.pids.insert(me);
+        let s = scan(&f);
+        assert!(s.watched_pids.contains(&me));
+        assert!(s.owner_ports.contains(&port));
+        // Another process's filter: neither our pid nor our port.
+        let mut other = WatchFilter::default();
+        other.owners.pids.insert(1);
+        let s = scan(&other);
+        assert!(!s.watched_pids.contains(&me));
     }
 }

@@ -93,10 +93,7 @@ fn run(json: bool) -> f64 {
         .unwrap_or(200_000);
     let records = flood(n);
     let cfg = Config {
-        filter: WatchFilter {
-            port: Some(4000),
-            ..WatchFilter::default()
-        },
+        filter: WatchFilter::port(4000),
         ..Config::default()
     };
     let sink: Box<dyn Sink> = if json {

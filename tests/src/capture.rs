@@ -60,3 +60,48 @@ impl Capture {
         out.lines().map(str::to_string).collect()
     }
 }
+
+impl Drop for Capture {
+    /// A test that failed before `stop` leaves no tcpdump behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The source and destination ports of a packet as `tcpdump -n` prints it
+/// ("... IP 127.0.0.1.45678 > 127.0.0.1.4000: Flags [S], ..."); None for a packet without ports.
+pub fn ports(line: &str) -> Option<(u16, u16)> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == ">")?;
+    // "ADDR.PORT": the part before the last dot is an address, the whole is not.
+    let port = |w: &str| {
+        let w = w.trim_end_matches(':');
+        let (addr, port) = w.rsplit_once('.')?;
+        let is_ip = |s: &str| s.parse::<std::net::IpAddr>().is_ok();
+        (is_ip(addr) && !is_ip(w)).then(|| port.parse().ok())?
+    };
+    Some((port(words.get(i - 1)?)?, port(words.get(i + 1)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_of_tcpdump_lines() {
+        assert_eq!(
+            super::ports("1.5 IP 127.0.0.1.45678 > 127.0.0.1.4000: Flags [S], seq 1, length 0"),
+            Some((45678, 4000))
+        );
+        assert_eq!(
+            super::ports("1.5 IP6 ::1.4000 > ::1.45678: UDP, length 5"),
+            Some((4000, 45678))
+        );
+        assert_eq!(
+            super::ports("1.5 IP 127.0.0.1 > 127.0.0.1: ICMP echo request"),
+            None
+        );
+    }
+}

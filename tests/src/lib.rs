@@ -17,7 +17,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-pub use capture::Capture;
+pub use capture::{ports, Capture};
 pub use connect::connect_from;
 pub use daemon::{Daemon, User, NOBODY, TEST_GID};
 pub use hooks::{expect_hooks, stage_hook};

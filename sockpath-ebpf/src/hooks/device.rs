@@ -8,16 +8,17 @@ use aya_ebpf::{
 use sockpath_ebpf::{
     config::counter,
     event::{EventKind, PACKET_EVENT_FIXED, SNAP_MAX},
+    filter::{packet_addrs_match, packet_matches, FilterSet},
 };
 
 use crate::{
     emit::{self, rx_ctx},
-    filter,
     kernel::{
         offsets, read, read_ptr,
         skb::{self, parse_flow, track},
     },
     maps::{count, RxCtx, Tracked, EVENTS, PACKET_SCRATCH},
+    watched,
 };
 
 /// `TP_PROTO(struct sk_buff *skb)`, fired in __netif_receive_skb_core() after the driver (or
@@ -45,16 +46,25 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
+    let f = watched::get();
+    if !f.active() {
+        return Ok(0);
+    }
     let o = offsets();
-    let f = filter::get();
     let w = skb::where_(skb, &o)?;
     let (data, ethertype) = (w.data, w.ethertype);
     let Ok(flow) = parse_flow(data, ethertype) else {
         // Not IP (ARP, LLDP, ...): never a journey, not an error.
         return Ok(0);
     };
-    if !filter::packet_matches(&f, &flow) {
+    if !packet_matches(&f, &flow) {
         return Ok(0);
+    }
+    if !f.any_addr() {
+        let (saddr, daddr) = skb::addrs(data, flow.version)?;
+        if !packet_addrs_match(&f, flow.version, &saddr, &daddr) {
+            return Ok(0);
+        }
     }
     // The device: from the per-CPU cache when the pointer and ifindex are the ones seen last
     // (a freed device's memory reused for another would not have its ifindex).
@@ -71,7 +81,7 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
         c.ifname = name;
         c.netns = netns;
     }
-    if !filter::ifname_matches(&f, &c.ifname) {
+    if !f.ifname_matches(&c.ifname) {
         return Ok(0);
     }
     let (ifname, netns) = (c.ifname, c.netns);
@@ -111,7 +121,7 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     };
     // Only the linear part can be read: paged data needs the pages mapped.
     let linear = len.saturating_sub(data_len) + mac_len as u32;
-    let mut cap = f.snaplen;
+    let mut cap = watched::snaplen();
     if cap > linear {
         cap = linear;
     }

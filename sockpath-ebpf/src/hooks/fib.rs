@@ -1,9 +1,12 @@
 //! The routing decision for a received IPv4 packet.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use sockpath_ebpf::event::{EventKind, FibEvent};
+use sockpath_ebpf::{
+    event::{EventKind, FibEvent},
+    filter::ports_match,
+};
 
-use crate::{emit, filter};
+use crate::{emit, watched};
 
 /// Classic tracepoint fib/fib_table_lookup (see its `format`). Only lookups made while the CPU
 /// is processing a watched packet are reported: those are its input route. A packet to a
@@ -27,11 +30,10 @@ fn at<T: Copy>(ctx: &TracePointContext, off: usize) -> Result<T, i32> {
 fn try_fib_table_lookup(ctx: &TracePointContext, flags: u16, journey: u64) -> Result<(), i32> {
     let sport: u16 = at(ctx, 56)?;
     let dport: u16 = at(ctx, 58)?;
-    let f = filter::get();
     // Input lookups carry no ports unless fib rules match on them (ip_route_input_slow() zeroes
     // them): then the journey being processed is the only filter.
     let has_ports = sport != 0 || dport != 0;
-    if f.port != 0 && has_ports && sport != f.port && dport != f.port {
+    if has_ports && !ports_match(&watched::get(), sport, dport) {
         return Ok(());
     }
     let ev = FibEvent {

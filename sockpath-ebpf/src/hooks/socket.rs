@@ -8,12 +8,17 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use sockpath_ebpf::event::{CallInfo, EventKind, SockEvent, SockInfo, SockWhat, SyscallKind};
+use sockpath_ebpf::{
+    event::{CallInfo, EventKind, SockEvent, SockInfo, SockWhat, SyscallKind},
+    filter::sock_matches,
+    net::IPPROTO_TCP,
+};
 
 use crate::{
-    emit, filter,
+    emit,
     kernel::{offsets, read, skb::tracked, sock},
     maps::{SYSCALL_KINDS, WATCHED_TGIDS},
+    watched,
 };
 
 /// Fills the common part of a socket event in place.
@@ -45,8 +50,8 @@ pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEve
         return;
     }
     let o = offsets();
-    let f = filter::get();
-    if !sock::ports_match(sk, f.port, &o) {
+    let f = watched::get();
+    if !sock::ports_match(sk, &f, &o) {
         return;
     }
     let Some(mut entry) = emit::reserve::<SockEvent>() else {
@@ -55,7 +60,7 @@ pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEve
     // SAFETY: reserved memory of the right size; every field is written below.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     sock::info_into(&mut ev.sock, sk, &o);
-    if !filter::sock_matches(&f, &ev.sock) {
+    if !sock_matches(&f, &ev.sock) {
         entry.discard(emit::RB_FLAGS);
         return;
     }
@@ -141,7 +146,7 @@ pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
     sock_event(sk, SockWhat::Recv, |ev| {
         ev.arg0 = ret;
         ev.arg1 = flags;
-        if ev.sock.protocol == sock::IPPROTO_TCP {
+        if ev.sock.protocol == IPPROTO_TCP as u16 {
             ev.arg2 = sock::tcp_copied_seq(sk, offsets());
         }
         ev.call = current_call();

@@ -16,13 +16,16 @@ use aya_ebpf::{
 use sockpath_ebpf::{
     config::KernelOffsets,
     event::{EventKind, SockAddrRaw, SockInfo, SyscallEvent, SyscallKind},
+    filter::{ports_match, sock_matches, sock_undecided, FilterSet},
+    net::{AF_INET, AF_INET6},
 };
 
 use crate::{
-    emit, filter,
+    emit,
     hooks::socket::watch_current,
     kernel::{offsets, sock, task::fd_to_sock},
     maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
+    watched::{self, Watched},
 };
 
 #[inline(always)]
@@ -55,9 +58,9 @@ fn read_sockaddr(ptr: u64, len: u64) -> SockAddrRaw {
     };
     a.family = u16::from_ne_bytes([head[0], head[1]]);
     a.port = u16::from_be_bytes([head[2], head[3]]);
-    if a.family == sock::AF_INET {
+    if a.family == AF_INET {
         a.addr[..4].copy_from_slice(&head[4..8]);
-    } else if a.family == sock::AF_INET6 && len >= 24 {
+    } else if a.family == AF_INET6 && len >= 24 {
         // sockaddr_in6: family, port, flowinfo (4 bytes), then the address at offset 8.
         if let Ok(addr) = unsafe { bpf_probe_read_user((ptr + 8) as *const [u8; 16]) } {
             a.addr = addr;
@@ -68,33 +71,36 @@ fn read_sockaddr(ptr: u64, len: u64) -> SockAddrRaw {
 
 #[inline(always)]
 fn is_inet(si: &SockInfo) -> bool {
-    si.family == sock::AF_INET || si.family == sock::AF_INET6
+    si.family == AF_INET || si.family == AF_INET6
 }
 
 /// The cheap first look at the socket a call is about (one read): false when the call cannot
 /// concern a watched socket, so every other process's calls cost little. Not an IP socket; or,
-/// with a port filter, a socket already bound to another port and not connected to the port,
-/// unless the call is a connect() to it (bind() is always looked at: user space holds a
-/// client's bind until its connect() says whether it is watched).
+/// with a port filter, a socket already bound to an unwatched port and not connected to a
+/// watched one, unless the call is a connect() to a watched port or the caller is a watched
+/// owner (bind() is always looked at: user space holds a client's bind until its connect() says
+/// whether it is watched).
 #[inline(always)]
 fn wanted_at_all(
     ctx: &TracePointContext,
     kind: SyscallKind,
     sk: u64,
     o: &KernelOffsets,
-    f: &sockpath_ebpf::config::Filter,
+    f: &Watched,
 ) -> bool {
     let p = sock::ports(sk, o);
-    if p.family != sock::AF_INET && p.family != sock::AF_INET6 {
+    if p.family != AF_INET && p.family != AF_INET6 {
         return false;
     }
-    if f.port == 0 || p.lport == 0 || p.lport == f.port || p.rport == f.port {
+    if p.lport == 0 || ports_match(f, p.lport, p.rport) {
         return true;
     }
     match kind {
         SyscallKind::Bind => true,
-        SyscallKind::Connect => read_sockaddr(arg(ctx, 1), arg(ctx, 2)).port == f.port,
-        _ => false,
+        SyscallKind::Connect => {
+            f.has_port(read_sockaddr(arg(ctx, 1), arg(ctx, 2)).port) || f.owner_matches()
+        }
+        _ => f.owner_matches(),
     }
 }
 
@@ -112,10 +118,13 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     if kind.is_hot() && WATCHED_TGIDS.get_ptr((pid_tgid >> 32) as u32).is_none() {
         return Ok(());
     }
+    let f = watched::get();
+    if !f.active() {
+        return Ok(());
+    }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let o = offsets();
-    let f = filter::get();
     let ev = SYSCALL_SCRATCH.get_ptr_mut(0).ok_or(-1)?;
     // SAFETY: per-CPU scratch slot.
     let ev = unsafe { &mut *ev };
@@ -131,7 +140,7 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
 
     if kind == SyscallKind::Socket {
         let family = arg(ctx, 0);
-        if family != sock::AF_INET as u64 && family != sock::AF_INET6 as u64 {
+        if family != AF_INET as u64 && family != AF_INET6 as u64 {
             return Ok(());
         }
         ev.args = [family, arg(ctx, 1), arg(ctx, 2), 0];
@@ -164,7 +173,7 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
         if !is_inet(si) {
             return Ok(());
         }
-        let wanted = filter::sock_matches(&f, si);
+        let wanted = sock_matches(&f, si) || f.owner_matches();
         match kind {
             SyscallKind::Setsockopt => {
                 let optlen = arg(ctx, 4);
@@ -175,7 +184,7 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
                         as u64;
                 }
                 ev.args = [arg(ctx, 1), arg(ctx, 2), val, optlen];
-                if !wanted && !filter::sock_undecided(&ev.sock) {
+                if !wanted && !sock_undecided(&ev.sock) {
                     return Ok(());
                 }
             }
@@ -187,7 +196,7 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
             }
             _ => {
                 // close: nothing more to read.
-                if !wanted && !filter::sock_undecided(&ev.sock) {
+                if !wanted && !sock_undecided(&ev.sock) {
                     return Ok(());
                 }
             }
@@ -221,7 +230,7 @@ fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
     // SAFETY: `ret` is at offset 16 of every sys_exit record.
     ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
     let o = offsets();
-    let f = filter::get();
+    let f = watched::get();
     let send = decide(kind, ev, &o, &f);
     if send {
         ev.header = emit::header(
@@ -239,12 +248,7 @@ fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
 
 /// Completes the event with what the call produced and decides whether it is wanted.
 #[inline(always)]
-fn decide(
-    kind: SyscallKind,
-    ev: &mut SyscallEvent,
-    o: &KernelOffsets,
-    f: &sockpath_ebpf::config::Filter,
-) -> bool {
+fn decide(kind: SyscallKind, ev: &mut SyscallEvent, o: &KernelOffsets, f: &Watched) -> bool {
     match kind {
         SyscallKind::Socket => {
             if ev.ret >= 0 {
@@ -256,6 +260,9 @@ fn decide(
         SyscallKind::Accept | SyscallKind::Accept4 => {
             if ev.ret >= 0 {
                 sock::info_into(&mut ev.sock, fd_to_sock(ev.ret, o), o);
+                if f.owner_matches() {
+                    f.learn_port(ev.sock.lport);
+                }
             }
             watch_current();
             true
@@ -263,8 +270,12 @@ fn decide(
         SyscallKind::Bind | SyscallKind::Connect | SyscallKind::Listen => {
             let sk = ev.sock.sk;
             sock::info_into(&mut ev.sock, sk, o);
-            let wanted =
-                filter::sock_matches(f, &ev.sock) || (f.port != 0 && ev.addr.port == f.port);
+            // A non-blocking connect() fails with EINPROGRESS with its port already chosen.
+            let owner = f.owner_matches();
+            if owner {
+                f.learn_port(ev.sock.lport);
+            }
+            let wanted = owner || sock_matches(f, &ev.sock) || f.has_port(ev.addr.port);
             if wanted {
                 watch_current();
             }
@@ -276,7 +287,7 @@ fn decide(
         _ => {
             let sk = ev.sock.sk;
             sock::info_into(&mut ev.sock, sk, o);
-            filter::sock_matches(f, &ev.sock) || filter::sock_undecided(&ev.sock)
+            sock_matches(f, &ev.sock) || sock_undecided(&ev.sock) || f.owner_matches()
         }
     }
 }

@@ -1,32 +1,16 @@
 //! struct sk_buff: where the packet's headers are and which device it came from.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel_buf;
-use sockpath_ebpf::config::KernelOffsets;
+use sockpath_ebpf::{
+    config::KernelOffsets,
+    filter::Flow,
+    net::{ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
+};
 
 use super::{read, read_ptr};
 use crate::maps::{tracked_slot, Tracked, TRACKED};
 
 /// ~0 in skb->mac_header/network_header means "not set" (skb_mac_header_was_set()).
 const HEADER_UNSET: u16 = 0xffff;
-
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86dd;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-
-/// The fields of a received packet the filter and the journey need.
-pub struct Flow {
-    pub version: u8,
-    pub l4_proto: u8,
-    pub sport: u16,
-    pub dport: u16,
-    /// Offset of the transport header from the network header.
-    pub l4_off: u16,
-    /// Raw port bytes as on the wire (the fingerprint later hooks compare).
-    pub ports: u32,
-    pub saddr: [u8; 16],
-    pub daddr: [u8; 16],
-}
 
 /// Where device receive finds the packet: skb->protocol, mac_header, head and data.
 pub struct Where {
@@ -84,30 +68,18 @@ pub fn lengths(skb: u64, o: &KernelOffsets) -> Result<(u32, u32), i32> {
 /// have no ports, so they only match a filter without a port.
 #[inline(always)]
 pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
-    let mut flow = Flow {
-        version: 0,
-        l4_proto: 0,
-        sport: 0,
-        dport: 0,
-        l4_off: 0,
-        ports: 0,
-        saddr: [0; 16],
-        daddr: [0; 16],
-    };
+    let mut flow = Flow::default();
     // One read for the IP header and the ports behind it when there are no IP options (almost
-    // always): this runs for every packet the machine receives.
+    // always): this runs for every packet the machine receives. Read into uninitialised stack
+    // (`read`), not a zeroed buffer: zeroing a byte array costs a byte-by-byte memset call.
     if ethertype == ETH_P_IP {
-        let mut ip = [0u8; 24];
-        // SAFETY: probe read into a stack buffer of the requested size.
-        unsafe { bpf_probe_read_kernel_buf(nh as *const u8, &mut ip)? };
+        let ip = read::<[u8; 24]>(nh, 0)?;
         if ip[0] >> 4 != 4 {
             return Err(-1);
         }
         flow.version = 4;
         flow.l4_proto = ip[9];
         flow.l4_off = ((ip[0] & 0x0f) as u16) * 4;
-        flow.saddr[..4].copy_from_slice(&ip[12..16]);
-        flow.daddr[..4].copy_from_slice(&ip[16..20]);
         // A fragment other than the first has no transport header: what follows its IP header
         // is payload, not ports. Nor has a header shorter than 20 bytes (ip_rcv() drops it):
         // its "transport header" would be inside the IP header.
@@ -123,18 +95,14 @@ pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
         } else {
             read::<[u8; 4]>(nh, flow.l4_off as u32)?
         };
-        flow.set_ports(ports);
+        set_ports(&mut flow, ports);
     } else if ethertype == ETH_P_IPV6 {
-        let mut ip = [0u8; 44];
-        // SAFETY: as above.
-        unsafe { bpf_probe_read_kernel_buf(nh as *const u8, &mut ip)? };
+        let ip = read::<[u8; 44]>(nh, 0)?;
         flow.version = 6;
         flow.l4_proto = ip[6];
         flow.l4_off = 40;
-        flow.saddr.copy_from_slice(&ip[8..24]);
-        flow.daddr.copy_from_slice(&ip[24..40]);
         if flow.l4_proto == IPPROTO_TCP || flow.l4_proto == IPPROTO_UDP {
-            flow.set_ports([ip[40], ip[41], ip[42], ip[43]]);
+            set_ports(&mut flow, [ip[40], ip[41], ip[42], ip[43]]);
         }
     } else {
         return Err(-1);
@@ -142,13 +110,29 @@ pub fn parse_flow(nh: u64, ethertype: u16) -> Result<Flow, i32> {
     Ok(flow)
 }
 
-impl Flow {
-    #[inline(always)]
-    fn set_ports(&mut self, ports: [u8; 4]) {
-        self.sport = u16::from_be_bytes([ports[0], ports[1]]);
-        self.dport = u16::from_be_bytes([ports[2], ports[3]]);
-        self.ports = u32::from_ne_bytes(ports);
+/// The source and destination addresses of the packet whose network header is at `nh` (IPv4
+/// in the first 4 bytes): read again only when the filter has addresses, so that the other
+/// packets' journey through device receive does not carry them.
+#[inline(always)]
+pub fn addrs(nh: u64, version: u8) -> Result<([u8; 16], [u8; 16]), i32> {
+    let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
+    if version == 4 {
+        let a = read::<[u8; 8]>(nh, 12)?;
+        s[..4].copy_from_slice(&a[..4]);
+        d[..4].copy_from_slice(&a[4..]);
+    } else {
+        let a = read::<[u8; 32]>(nh, 8)?;
+        s.copy_from_slice(&a[..16]);
+        d.copy_from_slice(&a[16..]);
     }
+    Ok((s, d))
+}
+
+#[inline(always)]
+fn set_ports(flow: &mut Flow, ports: [u8; 4]) {
+    flow.sport = u16::from_be_bytes([ports[0], ports[1]]);
+    flow.dport = u16::from_be_bytes([ports[2], ports[3]]);
+    flow.ports = u32::from_ne_bytes(ports);
 }
 
 /// Whether `skb` (whose data buffer is at `head`) is still the packet `t` remembers: the
@@ -233,13 +217,26 @@ pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
     }
 }
 
-/// A device's name and the inode of its network namespace.
+/// A device's name (zeroed after its NUL, so it can be a map key) and the inode of its network
+/// namespace.
 #[inline(always)]
 pub fn device(dev: u64, o: &KernelOffsets) -> ([u8; 16], u32) {
     if dev == 0 {
         return ([0; 16], 0);
     }
-    let name = read::<[u8; 16]>(dev, o.dev_name).unwrap_or([0; 16]);
+    let mut name = read::<[u8; 16]>(dev, o.dev_name).unwrap_or([0; 16]);
+    // A renamed device keeps the tail of a longer old name behind the new one's NUL.
+    let mut ended = false;
+    let mut i = 0;
+    while i < 16 {
+        if name[i] == 0 {
+            ended = true;
+        }
+        if ended {
+            name[i] = 0;
+        }
+        i += 1;
+    }
     let netns = match read_ptr(dev, o.dev_nd_net) {
         Ok(net) => read::<u32>(net, o.net_inum).unwrap_or(0),
         Err(_) => 0,

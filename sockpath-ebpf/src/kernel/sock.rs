@@ -3,17 +3,15 @@
 use sockpath_ebpf::{
     config::KernelOffsets,
     event::{SockInfo, TcpState, SOCK_REUSEPORT},
+    filter::FilterSet,
+    net::{AF_INET6, IPPROTO_UDP},
 };
 
 use super::{read, read_ptr};
 
-pub const AF_INET: u16 = 2;
-pub const AF_INET6: u16 = 10;
 pub const TCP_TIME_WAIT: u8 = TcpState::TimeWait as u8;
 pub const TCP_LISTEN: u8 = TcpState::Listen as u8;
-pub const IPPROTO_UDP: u16 = 17;
 pub const TCP_NEW_SYN_RECV: u8 = TcpState::NewSynRecv as u8;
-pub const IPPROTO_TCP: u16 = 6;
 
 /// Reads what a socket looks like now, into `si` (written in place: the BPF stack is 512 bytes).
 /// Request and time-wait sockets share only sock_common with a full socket, so the fields past
@@ -71,7 +69,7 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
             si.lport = u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0));
         }
         si.protocol = read::<u16>(sk, o.sk_protocol).unwrap_or(0);
-        if si.state == TCP_LISTEN || si.protocol == IPPROTO_UDP {
+        if si.state == TCP_LISTEN || si.protocol == IPPROTO_UDP as u16 {
             if read::<u64>(sk, o.sk_reuseport_cb).unwrap_or(0) != 0 {
                 si.flags |= SOCK_REUSEPORT;
             }
@@ -126,15 +124,15 @@ pub fn ports(sk: u64, o: &KernelOffsets) -> Ports {
 /// sk_data_ready and sock_recv_length fire for every socket on the machine, so this runs
 /// before anything is reserved or copied.
 #[inline(always)]
-pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
-    if port == 0 {
-        return sk != 0;
-    }
+pub fn ports_match<F: FilterSet>(sk: u64, f: &F, o: &KernelOffsets) -> bool {
     if sk == 0 {
         return false;
     }
+    if f.any_port() {
+        return true;
+    }
     let Ports { lport, rport, .. } = ports(sk, o);
-    if lport == port || rport == port {
+    if f.has_port(lport) || f.has_port(rport) {
         return true;
     }
     // On the way to TCP_CLOSE, inet_put_port() has already cleared skc_num; the port is still in
@@ -142,7 +140,7 @@ pub fn ports_match(sk: u64, port: u16, o: &KernelOffsets) -> bool {
     if lport == 0 {
         let state = read::<u8>(sk, o.skc_state).unwrap_or(0);
         if state != TCP_NEW_SYN_RECV && state != TCP_TIME_WAIT {
-            return u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0)) == port;
+            return f.has_port(u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0)));
         }
     }
     false

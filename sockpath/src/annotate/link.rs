@@ -2,11 +2,10 @@
 //! are parsed by the same code as the kernel's (`packet::Headers::parse`).
 
 use pcap_file::DataLink;
+use sockpath_ebpf::net::{ETH_P_IP as ETHERTYPE_IPV4, ETH_P_IPV6 as ETHERTYPE_IPV6};
 
 use crate::packet::Headers;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 

@@ -27,7 +27,7 @@ use self::{
     session::Shared,
 };
 use crate::{
-    filter::{DEFAULT_SNAPLEN, MIN_SNAPLEN},
+    filter::{parse_port_range, PortRange, DEFAULT_SNAPLEN, MIN_SNAPLEN},
     metrics::http,
     usage::UsageError,
 };
@@ -44,10 +44,10 @@ pub struct DaemonArgs {
     /// Serve Prometheus metrics on http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<SocketAddr>,
-    /// A port the metrics count packets of, whoever watches (the programs stay attached);
-    /// repeat for more.
-    #[arg(long = "metrics-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub metrics_ports: Vec<u16>,
+    /// A port (or FIRST-LAST range) the metrics count packets of, whoever watches (the
+    /// programs stay attached); repeat for more.
+    #[arg(long = "metrics-port", value_name = "PORT[-PORT]", value_parser = parse_port_range)]
+    pub metrics_ports: Vec<PortRange>,
     /// Size of the ring buffer from the kernel, in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = crate::watch::DEFAULT_RING_KIB)]
     pub ring_kib: u32,

@@ -1,52 +1,67 @@
-//! The kernel's set for every watcher and the metrics ports.
-//!
-//! TEMPORARY (until the runtime filter set lands): main's kernel filter is one load-time
-//! filter, so the daemon loads programs that watch everything and cannot narrow them.
+//! The kernel's set for every watcher and the metrics ports: the union of their filters
+//! (`KernelSet::of`), written before the programs attach and rewritten in place as watchers
+//! come and go (`Kernel::set_filter`). Each watcher's own filter, checked as the command line
+//! checks it, is what its assembler keeps.
 
 use crate::{
     daemon::api::FilterSpec,
-    filter::WatchFilter,
+    filter::{parse_port_range, KernelSet, PortRange, PortSet, Proto, WatchFilter},
     kernel::{facts::KernelFacts, Kernel},
+    watch::FilterArgs,
 };
 
+/// Loads and attaches the programs, watching what `filters` watch.
 pub fn load(
     facts: &KernelFacts,
-    _filters: &[&WatchFilter],
-    _snaplen: u32,
+    filters: &[&WatchFilter],
+    snaplen: u32,
     ring_bytes: u32,
 ) -> anyhow::Result<Kernel> {
-    Kernel::load(facts, &WatchFilter::default().to_kernel(), ring_bytes)
+    Kernel::load(
+        facts,
+        &KernelSet::of(filters.iter().copied()),
+        snaplen,
+        ring_bytes,
+    )
 }
 
-pub fn set(_kernel: &mut Kernel, _filters: &[&WatchFilter]) -> anyhow::Result<()> {
-    Ok(())
+/// Watches what `filters` watch from now on.
+pub fn set(kernel: &mut Kernel, filters: &[&WatchFilter]) -> anyhow::Result<()> {
+    kernel.set_filter(&KernelSet::of(filters.iter().copied()))
 }
 
+/// A watcher's filter from its request, with the command line's checks and messages.
 pub fn filter_of(spec: &FilterSpec, snaplen: u32) -> Result<WatchFilter, String> {
-    let port = match spec.ports.as_slice() {
-        [] => None,
-        [p] => Some(p.parse().map_err(|_| format!("bad port {p:?}"))?),
-        _ => return Err("one port only".into()),
-    };
+    let ports = spec
+        .ports
+        .iter()
+        .map(|p| parse_port_range(p).map_err(|e| format!("port {p:?}: {e}")))
+        .collect::<Result<Vec<PortRange>, String>>()?;
     let proto = match spec.proto.as_deref() {
         None => None,
-        Some("tcp") => Some(crate::filter::Proto::Tcp),
-        Some("udp") => Some(crate::filter::Proto::Udp),
-        Some(p) => return Err(format!("bad proto {p:?}")),
+        Some("tcp") => Some(Proto::Tcp),
+        Some("udp") => Some(Proto::Udp),
+        Some(p) => return Err(format!("proto {p:?}: tcp or udp")),
     };
-    Ok(WatchFilter {
-        port,
+    if spec.pids.contains(&0) {
+        return Err("pid 0: pids are 1 or more".into());
+    }
+    FilterArgs {
+        ports,
         addr: spec.addr,
         proto,
         iface: spec.iface.clone(),
-        snaplen,
-    })
+        pids: spec.pids.clone(),
+        comms: spec.comms.clone(),
+    }
+    .filter(snaplen)
+    .map_err(|e| e.0)
 }
 
 /// Every packet to or from one of `ports` (the metrics ports).
-pub fn ports(ports: &[u16], snaplen: u32) -> WatchFilter {
+pub fn ports(ports: &[PortRange], snaplen: u32) -> WatchFilter {
     WatchFilter {
-        port: ports.first().copied(),
+        ports: PortSet::new(ports.iter().copied()),
         snaplen,
         ..WatchFilter::default()
     }
@@ -55,12 +70,12 @@ pub fn ports(ports: &[u16], snaplen: u32) -> WatchFilter {
 impl From<&WatchFilter> for FilterSpec {
     fn from(f: &WatchFilter) -> Self {
         FilterSpec {
-            ports: f.port.iter().map(u16::to_string).collect(),
+            ports: f.ports.ranges().iter().map(PortRange::to_string).collect(),
             addr: f.addr,
             proto: f.proto.map(|p| format!("{p:?}").to_lowercase()),
             iface: f.iface.clone(),
-            pids: Vec::new(),
-            comms: Vec::new(),
+            pids: f.owners.pids.iter().copied().collect(),
+            comms: f.owners.comms.iter().cloned().collect(),
         }
     }
 }

@@ -51,10 +51,7 @@ async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Summary> {
         ))
     })?;
     let session = Session {
-        filter: WatchFilter {
-            port: Some(args.port),
-            ..WatchFilter::default()
-        },
+        filter: WatchFilter::port(args.port),
         output: args.output.clone(),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -10,8 +10,9 @@ use super::{
     sockets::fits,
     Assembler,
 };
-use crate::decode::{
-    Event, FibEv, Meta, PacketRx, SkbEv, SkbKind, SockEv, SockKind, Socket, SyscallEv,
+use crate::{
+    decode::{Event, FibEv, Meta, PacketRx, SkbEv, SkbKind, SockEv, SockKind, Socket, SyscallEv},
+    packet::Headers,
 };
 
 impl Assembler {
@@ -28,11 +29,19 @@ impl Assembler {
 
     fn packet(&mut self, p: PacketRx) {
         let id = p.meta.journey;
+        let headers = Headers::parse(p.ethertype, p.mac_len as usize, &p.data).ok();
+        if !self.cfg.filter.packet_matches(&p.ifname, headers.as_ref()) {
+            // In the kernel's set for another reason (another client's filter, an owner's
+            // port): not a journey here, and its later events are not orphans.
+            let seq = self.journeys.remove(id).map_or(0, |o| o.seq);
+            self.journeys.left_out(id, seq);
+            return;
+        }
         if let Some(o) = self.journeys.get(id) {
             if o.pkt.is_none() {
                 // Events about the packet were read before its device-receive event (a record
                 // committed late): the journey was opened for them, and is now whole.
-                self.journeys.packet_came(id, p);
+                self.journeys.packet_came(id, p, headers);
                 return;
             }
             // The kernel never reuses an id; a duplicate means a corrupt stream. The journey
@@ -44,7 +53,8 @@ impl Assembler {
         if self.journeys.len() >= self.cfg.max_open {
             self.evict_oldest();
         }
-        self.journeys.begin(id, p.meta.ts_ns, p.meta.cpu, Some(p));
+        self.journeys
+            .begin(id, p.meta.ts_ns, p.meta.cpu, Some(p), headers);
     }
 
     /// The open journey an exact-id event belongs to, creating an orphan (a journey whose
@@ -57,7 +67,7 @@ impl Assembler {
             if self.journeys.was_finished(id) {
                 return None;
             }
-            self.journeys.begin(id, ts, cpu, None);
+            self.journeys.begin(id, ts, cpu, None, None);
         }
         self.journeys.get_mut(id)
     }
@@ -120,8 +130,15 @@ impl Assembler {
             SockKind::StateChange { sock, from, to } => {
                 let Some(id) = self.socket_event(&meta, &sock, Some((from, to))) else {
                     // A system call (connect, close) or a timer changed it.
-                    self.syscalls
-                        .state_change(&meta, &sock, from, to, &self.clock);
+                    self.syscalls.state_change(
+                        &meta,
+                        &comm,
+                        &sock,
+                        from,
+                        to,
+                        &self.sockets,
+                        &self.clock,
+                    );
                     return;
                 };
                 let child = sock.sk;

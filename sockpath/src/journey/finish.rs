@@ -1,7 +1,13 @@
 //! Finishing journeys: when each is due, and turning an open journey into the journey the
 //! output shows.
 
-use super::{build, model, model::Item, open::Open, Assembler};
+use super::{
+    build, model,
+    model::{Item, Owner},
+    obs::Obs,
+    open::Open,
+    Assembler,
+};
 
 /// Sockets not seen for this long are forgotten (unless a process still holds them).
 const SOCKET_MEMORY_NS: u64 = 60_000_000_000;
@@ -67,9 +73,19 @@ impl Assembler {
     /// `o`, taken out of the journeys in flight, is finished: built and made ready.
     pub(super) fn finalize(&mut self, mut o: Open) {
         o.lost = o.lost || self.lived_through_loss(&o);
-        self.journeys.finished(&o);
         self.reads.forget(o.kernel_id, &o.waits_on);
+        let (id, seq) = (o.kernel_id, o.seq);
+        let related = if self.cfg.filter.owners.is_empty() {
+            Vec::new()
+        } else {
+            self.related_owners(&o)
+        };
         let j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
+        if !self.cfg.filter.journey_matches(&j, &related) {
+            self.journeys.left_out(id, seq);
+            return;
+        }
+        self.journeys.finished(id, seq);
         self.summary.journeys += 1;
         if j.complete {
             self.summary.complete += 1;
@@ -83,5 +99,37 @@ impl Assembler {
             self.summary.resets_sent += 1;
         }
         self.ready.push(Item::Journey(Box::new(j)));
+    }
+
+    /// The processes a journey concerns besides the holder of the socket it reached and its
+    /// reader (for an owner filter): the holders of every socket it reached when it came, or
+    /// their last holder if it had closed its end (the kernel finishing the connection for
+    /// it), the listener's holder for a connection in its accept queue, and the process whose
+    /// connect() it answered.
+    fn related_owners(&self, o: &Open) -> Vec<Owner> {
+        let mut v = Vec::new();
+        for ob in &o.obs {
+            let sock = match ob {
+                Obs::TcpRcv { sock, .. }
+                | Obs::State { sock, .. }
+                | Obs::DataReady { sock, .. }
+                | Obs::ReceiveReset { sock, .. }
+                | Obs::SynAck { listener: sock, .. }
+                | Obs::Lookup {
+                    found: Some(sock), ..
+                } => sock,
+                Obs::Connected { r, .. } | Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => {
+                    v.push(Owner {
+                        pid: r.pid,
+                        comm: r.comm.as_str().into(),
+                        fd: r.fd.unwrap_or(-1),
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            v.extend(self.sockets.holder_or_last_at(sock, o.t0));
+        }
+        v
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::obs::Obs;
 use crate::{decode::PacketRx, packet::Headers};
@@ -33,8 +33,14 @@ pub(crate) struct Open {
 impl Open {
     /// A journey begun at `t0`: with its packet, or (`pkt` None) by an event naming a packet
     /// whose device-receive event was not read (yet).
-    fn new(seq: u64, kernel_id: u64, t0: u64, cpu: u16, pkt: Option<PacketRx>) -> Self {
-        let headers = pkt.as_ref().and_then(headers_of);
+    fn new(
+        seq: u64,
+        kernel_id: u64,
+        t0: u64,
+        cpu: u16,
+        pkt: Option<PacketRx>,
+        headers: Option<Headers>,
+    ) -> Self {
         Self {
             seq,
             kernel_id,
@@ -59,10 +65,6 @@ impl Open {
     }
 }
 
-fn headers_of(p: &PacketRx) -> Option<Headers> {
-    Headers::parse(p.ethertype, p.mac_len as usize, &p.data).ok()
-}
-
 #[derive(Default)]
 pub(crate) struct Journeys {
     open: FxHashMap<u64, Open>,
@@ -74,6 +76,9 @@ pub(crate) struct Journeys {
     /// that finished: late events for them are not orphans.
     finished: FxHashMap<u64, u64>,
     finished_order: VecDeque<(u64, u64)>,
+    /// Those of them the filter left out (the kernel's set is wider than the filter): nothing
+    /// more is said about them.
+    hidden: FxHashSet<u64>,
 }
 
 impl Journeys {
@@ -101,19 +106,27 @@ impl Journeys {
         self.open.values()
     }
 
-    /// Begins journey `id` at `t0`. A journey that finished with the same id is over: events
-    /// naming the id are this one's from now on.
-    pub fn begin(&mut self, id: u64, t0: u64, cpu: u16, pkt: Option<PacketRx>) -> &mut Open {
+    /// Begins journey `id` at `t0`, with its packet and the packet's parsed headers. A journey
+    /// that finished with the same id is over: events naming the id are this one's from now on.
+    pub fn begin(
+        &mut self,
+        id: u64,
+        t0: u64,
+        cpu: u16,
+        pkt: Option<PacketRx>,
+        headers: Option<Headers>,
+    ) -> &mut Open {
         self.next_seq += 1;
         self.finished.remove(&id);
+        self.hidden.remove(&id);
         self.by_t0.insert((t0, id));
-        let o = Open::new(self.next_seq, id, t0, cpu, pkt);
+        let o = Open::new(self.next_seq, id, t0, cpu, pkt, headers);
         self.open.entry(id).insert_entry(o).into_mut()
     }
 
     /// The device-receive event of a journey begun by events that named its packet: the
     /// journey starts when the packet came.
-    pub fn packet_came(&mut self, id: u64, p: PacketRx) {
+    pub fn packet_came(&mut self, id: u64, p: PacketRx, headers: Option<Headers>) {
         let Some(o) = self.open.get_mut(&id) else {
             return;
         };
@@ -124,7 +137,7 @@ impl Journeys {
         // It was marked for its lost device-receive event; losses are checked when it
         // finishes.
         o.lost = false;
-        o.headers = headers_of(&p);
+        o.headers = headers;
         o.pkt = Some(p);
     }
 
@@ -135,15 +148,34 @@ impl Journeys {
         Some(o)
     }
 
-    /// Remembers that `o` finished, so that late events naming it are recognised.
-    pub fn finished(&mut self, o: &Open) {
-        self.finished.insert(o.kernel_id, o.seq);
-        self.finished_order.push_back((o.kernel_id, o.seq));
+    /// Remembers that journey `id` (its `seq`) finished, so that late events naming it are
+    /// recognised.
+    pub fn finished(&mut self, id: u64, seq: u64) {
+        self.remember(id, seq);
+    }
+
+    /// Remembers that journey `id` was left out by the filter (its packet, or the journey as
+    /// it finished, is not one the user asked about): its later events are not orphans, and
+    /// nothing more is said about it.
+    pub fn left_out(&mut self, id: u64, seq: u64) {
+        self.remember(id, seq);
+        self.hidden.insert(id);
+    }
+
+    /// Whether `id` was left out by the filter.
+    pub fn is_hidden(&self, id: u64) -> bool {
+        self.hidden.contains(&id)
+    }
+
+    fn remember(&mut self, id: u64, seq: u64) {
+        self.finished.insert(id, seq);
+        self.finished_order.push_back((id, seq));
         while self.finished_order.len() > FINISHED_MEMORY {
             if let Some((old, seq)) = self.finished_order.pop_front() {
                 // Unless the id finished again since, and that is remembered.
                 if self.finished.get(&old) == Some(&seq) {
                     self.finished.remove(&old);
+                    self.hidden.remove(&old);
                 }
             }
         }
@@ -192,20 +224,20 @@ mod tests {
     #[test]
     fn an_id_begun_again_is_no_longer_finished() {
         let mut j = Journeys::default();
-        j.begin(5, 10, 0, None);
+        j.begin(5, 10, 0, None, None);
         let first = j.remove(5).unwrap();
-        j.finished(&first);
+        j.finished(first.kernel_id, first.seq);
         assert!(j.was_finished(5));
-        j.begin(5, 20, 0, None);
+        j.begin(5, 20, 0, None, None);
         assert!(!j.was_finished(5), "events naming 5 are the new journey's");
         let second = j.remove(5).unwrap();
-        j.finished(&second);
+        j.finished(second.kernel_id, second.seq);
         assert!(j.was_finished(5));
         // The first finish is forgotten; the second is still remembered.
         for id in 100..100 + FINISHED_MEMORY as u64 - 1 {
-            j.begin(id, 30, 0, None);
+            j.begin(id, 30, 0, None, None);
             let o = j.remove(id).unwrap();
-            j.finished(&o);
+            j.finished(o.kernel_id, o.seq);
         }
         assert_eq!(j.finished_len().1, FINISHED_MEMORY);
         assert!(j.was_finished(5));
@@ -215,8 +247,8 @@ mod tests {
     #[test]
     fn the_start_index_follows_a_packet_that_came_late() {
         let mut j = Journeys::default();
-        j.begin(1, 50, 0, None);
-        j.begin(2, 40, 0, None);
+        j.begin(1, 50, 0, None, None);
+        j.begin(2, 40, 0, None, None);
         assert_eq!(j.oldest(), Some((40, 2)));
         let mut p = crate::decode::PacketRx {
             meta: crate::decode::Meta {
@@ -238,7 +270,8 @@ mod tests {
             data: Vec::new(),
         };
         p.data = crate::packet::fixture::tcp4(1, 2, 3, None, "S", &[]);
-        j.packet_came(1, p);
+        let headers = Headers::parse(p.ethertype, p.mac_len as usize, &p.data).ok();
+        j.packet_came(1, p, headers);
         assert_eq!(j.oldest(), Some((30, 1)));
         assert_eq!(j.ids_by_start(), vec![1, 2]);
         let o = j.get(1).unwrap();

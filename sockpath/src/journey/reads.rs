@@ -316,6 +316,9 @@ impl Assembler {
         let (Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r)) = obs else {
             return;
         };
+        if self.journeys.is_hidden(id) {
+            return;
+        }
         let what = match obs {
             Obs::Read(_) => format!("{} bytes of it read", r.bytes),
             Obs::Eof(_) => "end of file read".to_string(),

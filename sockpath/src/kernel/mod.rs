@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod facts;
+mod filter;
 pub mod names;
 pub mod probes;
 mod syscall_table;
@@ -14,12 +15,20 @@ use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     Btf, Ebpf, EbpfLoader,
 };
-use sockpath_ebpf::config::{
-    counter, Filter, GLOBAL_FILTER, GLOBAL_OFFSETS, MAP_COUNTERS, MAP_EVENTS, MAP_SYSCALL_KINDS,
-    MAP_WATCHED_TGIDS,
+use sockpath_ebpf::{
+    config::{
+        counter, GLOBAL_OFFSETS, GLOBAL_SNAPLEN, MAP_COUNTERS, MAP_EVENTS, MAP_SYSCALL_KINDS,
+        MAP_WATCHED_TGIDS,
+    },
+    event::SNAP_MAX,
 };
 
-use self::{facts::KernelFacts, probes::StageStatus};
+use self::{
+    facts::KernelFacts,
+    filter::{FilterMaps, KernelMaps},
+    probes::StageStatus,
+};
+use crate::filter::KernelSet;
 
 /// The compiled eBPF object, built by build.rs.
 pub(crate) static EBPF_OBJECT: &[u8] =
@@ -103,21 +112,30 @@ pub struct Kernel {
     pub stages: Vec<StageStatus>,
     counters: PerCpuArray<MapData, u64>,
     watched: BpfHashMap<MapData, u32, u8>,
+    filter: FilterMaps<KernelMaps>,
 }
 
 impl Kernel {
-    pub fn load(facts: &KernelFacts, filter: &Filter, ring_bytes: u32) -> anyhow::Result<Self> {
+    /// Loads the programs watching `set` and keeping `snaplen` bytes of each packet, and
+    /// attaches them.
+    pub fn load(
+        facts: &KernelFacts,
+        set: &KernelSet,
+        snaplen: u32,
+        ring_bytes: u32,
+    ) -> anyhow::Result<Self> {
         let mut offsets = facts
             .btf
             .offsets()
             .context("reading kernel struct offsets from BTF")?;
         offsets.features = facts.features();
         tracing::debug!("kernel offsets from BTF: {offsets:?}");
+        let snaplen = snaplen.min(SNAP_MAX as u32);
         let btf = Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(GLOBAL_OFFSETS, &offsets, true)
-            .override_global(GLOBAL_FILTER, filter, true)
+            .override_global(GLOBAL_SNAPLEN, &snaplen, true)
             .map_max_entries(MAP_EVENTS, ring_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object")?;
@@ -133,6 +151,9 @@ impl Kernel {
                 kinds.set(nr, kind as u8, 0)?;
             }
         }
+        // The set is in place before the first program runs.
+        let mut filter = FilterMaps::new(KernelMaps::take(&mut ebpf)?);
+        filter.set(set)?;
         let stages = probes::attach_all(&mut ebpf, &btf, facts)?;
         let counters = PerCpuArray::try_from(
             ebpf.take_map(MAP_COUNTERS)
@@ -147,6 +168,7 @@ impl Kernel {
             stages,
             counters,
             watched,
+            filter,
         })
     }
 
@@ -173,6 +195,18 @@ impl Kernel {
     /// Follow this process's read/write/close calls (it owns a watched socket).
     pub fn watch_tgid(&mut self, tgid: u32) {
         let _ = self.watched.insert(tgid, 1, 0);
+    }
+
+    /// Watches `set` from now on, without reloading: the programs read the set at every run.
+    /// Owners' ports learned so far are kept while `set` learns owners' ports.
+    pub fn set_filter(&mut self, set: &KernelSet) -> anyhow::Result<()> {
+        self.filter.set(set)
+    }
+
+    /// Owners' sockets' local ports found outside the kernel (in /proc): watched from now on
+    /// when the set learns owners' ports; ignored otherwise.
+    pub fn learn_ports(&mut self, ports: impl IntoIterator<Item = u16>) -> anyhow::Result<()> {
+        self.filter.learn_ports(ports)
     }
 }
 

@@ -6,7 +6,10 @@ use std::{net::IpAddr, path::PathBuf};
 use clap::Args;
 
 use crate::{
-    filter::{Proto, WatchFilter, DEFAULT_SNAPLEN, MIN_SNAPLEN},
+    filter::{
+        parse_port_range, OwnerFilter, PortRange, PortSet, Proto, WatchFilter, COMM_MAX,
+        DEFAULT_SNAPLEN, MIN_SNAPLEN,
+    },
     usage::UsageError,
 };
 
@@ -32,11 +35,13 @@ pub struct OutputArgs {
     pub pcapng: Option<PathBuf>,
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct WatchArgs {
-    /// Packets whose source or destination port is this one.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
+/// What to watch: the filter's options, shared by every command that watches.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Packets whose source or destination port is this one, or in this range (FIRST-LAST);
+    /// repeat for more (--port 4000 --port 8000-8010).
+    #[arg(long = "port", value_name = "PORT[-PORT]", value_parser = parse_port_range)]
+    pub ports: Vec<PortRange>,
     /// Packets whose source or destination address is this one (IPv4 or IPv6).
     #[arg(long)]
     pub addr: Option<IpAddr>,
@@ -46,6 +51,19 @@ pub struct WatchArgs {
     /// Only packets received on this interface (any network namespace).
     #[arg(long)]
     pub iface: Option<String>,
+    /// Packets whose socket this process holds, and its socket system calls; repeat for more.
+    #[arg(long = "pid", value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pids: Vec<u32>,
+    /// Like --pid, for every process of this name (as /proc/PID/comm shows it, at most 15
+    /// bytes), those started later included; repeat for more.
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Bytes of each packet kept for --pcapng, from the link-layer header on (headers always).
     #[arg(long, default_value_t = DEFAULT_SNAPLEN, value_parser = clap::value_parser!(u32).range(MIN_SNAPLEN as i64..=sockpath_ebpf::event::SNAP_MAX as i64))]
     pub snaplen: u32,
@@ -85,13 +103,21 @@ fn interface_exists(name: &str) -> bool {
         let name = name.clone();
         // setns() applies to the calling thread only: ask from a throwaway thread.
         std::thread::spawn(move || {
-            let Ok(f) = std::fs::File::open(&path) else {
-                return false;
+            // Not allowed to look inside (a watcher without root going through the daemon,
+            // which checks again; the daemon under systemd's RestrictNamespaces): the name is
+            // taken on trust, and the kernel's filter matches it or not.
+            let denied = |e: std::io::Error| {
+                e.raw_os_error() == Some(libc::EPERM)
+                    || e.kind() == std::io::ErrorKind::PermissionDenied
+            };
+            let f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => return denied(e),
             };
             use std::os::fd::AsRawFd;
             // SAFETY: valid fd of a network namespace file.
             if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return false;
+                return denied(std::io::Error::last_os_error());
             }
             let Ok(c) = std::ffi::CString::new(name) else {
                 return false;
@@ -104,8 +130,10 @@ fn interface_exists(name: &str) -> bool {
     })
 }
 
-impl WatchArgs {
-    pub fn filter(&self) -> Result<WatchFilter, UsageError> {
+impl FilterArgs {
+    /// The filter, checked: interfaces and processes that exist, process names the kernel can
+    /// hold.
+    pub fn filter(&self, snaplen: u32) -> Result<WatchFilter, UsageError> {
         if let Some(i) = &self.iface {
             if i.is_empty() || i.len() > 15 || i.contains('/') {
                 return Err(UsageError(format!(
@@ -118,6 +146,37 @@ impl WatchArgs {
                 )));
             }
         }
+        for c in &self.comms {
+            if c.is_empty() || c.len() > COMM_MAX || c.contains('\0') {
+                return Err(UsageError(format!(
+                    "invalid process name {c:?} for --comm: the kernel keeps 1 to {COMM_MAX} bytes of a name (see /proc/PID/comm)"
+                )));
+            }
+        }
+        for pid in &self.pids {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(UsageError(format!(
+                    "no process with pid {pid} for --pid (`ps -e` lists them)"
+                )));
+            }
+        }
+        Ok(WatchFilter {
+            ports: PortSet::new(self.ports.iter().copied()),
+            addr: self.addr,
+            proto: self.proto,
+            iface: self.iface.clone(),
+            owners: OwnerFilter {
+                pids: self.pids.iter().copied().collect(),
+                comms: self.comms.iter().cloned().collect(),
+            },
+            snaplen,
+        })
+    }
+}
+
+impl WatchArgs {
+    pub fn filter(&self) -> Result<WatchFilter, UsageError> {
+        let filter = self.filter.filter(self.snaplen)?;
         if let Some(d) = self.duration {
             if !(d > 0.0 && d.is_finite()) {
                 return Err(UsageError(format!(
@@ -125,12 +184,6 @@ impl WatchArgs {
                 )));
             }
         }
-        Ok(WatchFilter {
-            port: self.port,
-            addr: self.addr,
-            proto: self.proto,
-            iface: self.iface.clone(),
-            snaplen: self.snaplen,
-        })
+        Ok(filter)
     }
 }

@@ -17,9 +17,9 @@ use std::{
 use sockpath_ebpf::config::counter;
 use tokio::sync::oneshot;
 
-pub use self::args::{OutputArgs, WatchArgs, DEFAULT_RING_KIB};
+pub use self::args::{FilterArgs, OutputArgs, WatchArgs, DEFAULT_RING_KIB};
 use crate::{
-    filter::WatchFilter,
+    filter::{KernelSet, WatchFilter},
     journey::{
         self,
         clock::{monotonic_ns, Clock},
@@ -86,7 +86,12 @@ pub fn attach(filter: &WatchFilter, ring_kib: u32, started: Instant) -> anyhow::
     kernel::raise_memlock();
     let facts = KernelFacts::read()?;
     kernel::ensure_tracefs()?;
-    let kernel = Kernel::load(&facts, &filter.to_kernel(), ring_kib << 10)?;
+    let kernel = Kernel::load(
+        &facts,
+        &KernelSet::of([filter]),
+        filter.snaplen,
+        ring_kib << 10,
+    )?;
     let info = StartInfo {
         filter: filter.describe(),
         kernel: kernel::kernel_release(),
@@ -223,7 +228,8 @@ pub async fn run(
     Ok(summary)
 }
 
-/// The owners of watched sockets from /proc; the kernel follows their processes' calls.
+/// The owners of watched sockets from /proc; the kernel follows their processes' calls, and
+/// watches the ports of the sockets of the processes named by --pid/--comm.
 pub(crate) struct ProcOwners<'a> {
     pub filter: &'a WatchFilter,
     pub kernel: &'a mut Kernel,
@@ -234,6 +240,9 @@ impl Owners for ProcOwners<'_> {
         let scan = procfs::scan(self.filter);
         for pid in &scan.watched_pids {
             self.kernel.watch_tgid(*pid);
+        }
+        if let Err(e) = self.kernel.learn_ports(scan.owner_ports) {
+            tracing::warn!("could not add the watched processes' ports to the filter: {e:#}");
         }
         scan.owners
     }

@@ -37,6 +37,9 @@ struct Entry {
     remote: Arc<str>,
     owners: Vec<Span>,
     listening: Listening,
+    /// The last process seen closing it, when, and the socket's ports then: its holder even
+    /// when no call before the close was seen (an accept() begun before sockpath started).
+    closer: Option<(Owner, u64, (u16, u16))>,
     last_seen: u64,
 }
 
@@ -78,6 +81,7 @@ impl SocketTable {
             remote: endpoint(s.raddr, s.rport).into(),
             owners: Vec::new(),
             listening: Listening::default(),
+            closer: None,
             last_seen: ts,
         });
         if e.sock.ino == 0 {

@@ -50,6 +50,34 @@ impl SocketTable {
         }
     }
 
+    /// `by` closed its fd for socket `s` at `ts` (`closed`, and who it was).
+    pub fn closed_by(&mut self, s: &Socket, ts: u64, by: Owner) {
+        if let Some(e) = self.by_sk.get_mut(&s.sk) {
+            e.closer = Some((by, ts, (s.lport, s.rport)));
+        }
+        self.closed(s.sk, ts);
+    }
+
+    /// Who held socket `s` at time `ts` (`owner_at`), or, if its holder had closed it by then,
+    /// that last holder (same ports): the kernel finishes a closed connection for it.
+    pub fn holder_or_last_at(&self, s: &Socket, ts: u64) -> Option<Owner> {
+        self.owner_at(s, ts).or_else(|| {
+            let e = self.by_sk.get(&s.sk)?;
+            let ports = (s.lport, s.rport);
+            e.owners
+                .iter()
+                .rev()
+                .find(|sp| sp.until.is_some_and(|u| u <= ts) && sp.ports == ports)
+                .map(|sp| sp.owner.clone())
+                .or_else(|| {
+                    e.closer
+                        .as_ref()
+                        .filter(|(_, at, p)| *at <= ts && *p == ports)
+                        .map(|(o, _, _)| o.clone())
+                })
+        })
+    }
+
     pub fn set_proc_owners(&mut self, owners: std::collections::HashMap<u64, Owner>) {
         self.proc_owners = owners.into_iter().collect();
     }

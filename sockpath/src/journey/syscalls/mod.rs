@@ -57,15 +57,38 @@ impl Syscalls {
     }
 
     /// A state change no packet explains: part of the current thread's system call (connect,
-    /// close, shutdown) if one returns soon, else a line of its own.
+    /// close, shutdown) if one returns soon, else a line of its own. Only for a watched socket
+    /// of a watched owner: the thread making the change (`comm`), or in softirq the socket's
+    /// holder.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one state-change event"
+    )]
     pub fn state_change(
         &mut self,
         meta: &Meta,
+        comm: &str,
         sock: &Socket,
         from: TcpState,
         to: TcpState,
+        sockets: &SocketTable,
         clock: &Clock,
     ) {
+        if !self.filter.socket_matches(sock) {
+            return;
+        }
+        let owner_ok = if self.filter.owners.is_empty() {
+            true
+        } else if meta.net_rx {
+            sockets
+                .owner(sock.sk)
+                .is_some_and(|o| self.filter.owner_matches(o.pid, &o.comm))
+        } else {
+            self.filter.owner_matches(meta.pid, comm)
+        };
+        if !owner_ok {
+            return;
+        }
         let change = state_change(sock, from as u8, to as u8);
         if meta.net_rx {
             self.notes
@@ -118,15 +141,17 @@ impl Syscalls {
             _ => &s.sock,
         };
         let addr_match = matches!(s.kind, SyscallKind::Bind | SyscallKind::Connect)
-            && s.addr
-                .is_some_and(|(_, p)| self.filter.port_matches(p) && self.filter.port.is_some());
-        let matches = self.filter.socket_matches(decider) || addr_match;
-        let undecided_kind = s.kind == SyscallKind::Socket
-            || (s.sock.lport == 0 && s.sock.rport == 0 && s.kind != SyscallKind::Close)
-            || s.kind == SyscallKind::Bind;
+            && s.addr.is_some_and(|(_, p)| self.filter.port_named(p));
+        // Only a watched owner's calls (every process's, without --pid/--comm).
+        let owner_ok = self.filter.owner_matches(s.meta.pid, &s.comm);
+        let matches = owner_ok && (self.filter.socket_matches(decider) || addr_match);
+        let undecided_kind = owner_ok
+            && (s.kind == SyscallKind::Socket
+                || (s.sock.lport == 0 && s.sock.rport == 0 && s.kind != SyscallKind::Close)
+                || s.kind == SyscallKind::Bind);
 
         if s.kind == SyscallKind::Close {
-            sockets.closed(sk, s.enter_ns);
+            sockets.closed_by(&s.sock, s.enter_ns, owner(s.fd));
             if self.undecided.remove(&sk).is_some() || !matches {
                 return Vec::new();
             }

@@ -29,10 +29,7 @@ const CLIENT: u32 = 200;
 
 fn asm() -> Assembler {
     let cfg = Config {
-        filter: WatchFilter {
-            port: Some(4000),
-            ..WatchFilter::default()
-        },
+        filter: WatchFilter::port(4000),
         ..Config::default()
     };
     Assembler::new(cfg, KernelNames::for_tests(), Clock::fixed(0))
@@ -715,10 +712,7 @@ fn text_block_shows_summary_stages_and_outcome() {
 #[test]
 fn over_the_cap_the_oldest_journey_ends_given_up_only_if_it_still_waited() {
     let cfg = Config {
-        filter: WatchFilter {
-            port: Some(4000),
-            ..WatchFilter::default()
-        },
+        filter: WatchFilter::port(4000),
         max_open: 2,
         ..Config::default()
     };
@@ -798,4 +792,111 @@ fn a_duplicate_journey_id_keeps_the_new_journeys_events() {
     );
     assert!(j[1].outcome.reset_sent);
     assert!(j[1].complete, "{:?}", j[1].incomplete_reason);
+}
+
+/// An owner filter (`--pid`) on the netcat handshake: the server's SYN and third ACK (a
+/// connection in its listener's queue, not yet accepted, so held by no one) are its journeys,
+/// the SYN-ACK reaching the client's socket is not; so is the last ACK, which reaches the
+/// connection after the server closed it (its accept() was not seen: only the close() says
+/// who held it). Only the filtered process's calls show.
+#[test]
+fn an_owner_filter_keeps_the_journeys_and_calls_of_its_processes() {
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let client = sock(9, 6, 4444, 4000, SynSent);
+    let child = sock(3, 6, 4000, 4444, SynRecv);
+    let events = || {
+        let synack = sock_ev(
+            MS + 10_000,
+            7,
+            true,
+            SockKind::SynAck {
+                listener: listener.clone(),
+                request: sock(2, 0, 4000, 4444, NewSynRecv),
+            },
+        );
+        vec![
+            syscall(
+                MS / 4,
+                SERVER,
+                SyscallKind::Socket,
+                -1,
+                3,
+                sock(1, 6, 0, 0, Close),
+            ),
+            syscall(MS / 3, SERVER, SyscallKind::Listen, 3, 0, listener.clone()),
+            syscall(
+                MS / 2,
+                CLIENT,
+                SyscallKind::Socket,
+                -1,
+                5,
+                sock(9, 6, 0, 0, Close),
+            ),
+            packet(MS, 7, tcp4(4444, 4000, 100, None, "S", &[])),
+            synack,
+            packet(2 * MS, 8, tcp4(4000, 4444, 500, Some(101), "SA", &[])),
+            state(
+                2 * MS + 1_000,
+                8,
+                true,
+                client.clone(),
+                SynSent,
+                Established,
+            ),
+            packet(3 * MS, 9, tcp4(4444, 4000, 101, Some(501), "A", &[])),
+            state(3 * MS + 1_000, 9, true, child.clone(), SynRecv, Established),
+            data_ready(3 * MS + 2_000, 9, true, listener.clone()),
+            syscall(4 * MS, CLIENT, SyscallKind::Connect, 5, 0, client.clone()),
+            syscall(5 * MS, SERVER, SyscallKind::Close, 4, 0, child.clone()),
+            packet(6 * MS, 10, tcp4(4444, 4000, 101, Some(502), "A", &[])),
+            state(6 * MS + 1_000, 10, true, child.clone(), LastAck, Close),
+        ]
+    };
+    let collect = |pid: u32| {
+        let mut f = WatchFilter::default();
+        f.owners.pids.insert(pid);
+        let mut a = Assembler::new(
+            Config {
+                filter: f,
+                ..Config::default()
+            },
+            KernelNames::for_tests(),
+            Clock::fixed(0),
+        );
+        for e in events() {
+            a.push(e);
+        }
+        a.finish();
+        let mut journeys = Vec::new();
+        let mut calls = Vec::new();
+        for item in a.take_ready() {
+            match item {
+                Item::Journey(j) => journeys.push(j.kernel_id),
+                Item::Syscall(s) => calls.push((s.pid, s.syscall)),
+                Item::Note(_) => {}
+            }
+        }
+        journeys.sort();
+        (journeys, calls, a.summary().journeys)
+    };
+    let (journeys, calls, counted) = collect(SERVER);
+    assert_eq!(journeys, [7, 9, 10]);
+    assert_eq!(counted, 3);
+    assert_eq!(
+        calls,
+        [
+            (SERVER, "socket".to_string()),
+            (SERVER, "listen".to_string()),
+            (SERVER, "close".to_string())
+        ]
+    );
+    let (journeys, calls, _) = collect(CLIENT);
+    assert_eq!(journeys, [8]);
+    assert_eq!(
+        calls,
+        [
+            (CLIENT, "socket".to_string()),
+            (CLIENT, "connect".to_string())
+        ]
+    );
 }
