@@ -113,7 +113,18 @@ fn parse_table(text: &str, protocol: u16) -> Vec<(u64, Socket)> {
         .collect()
 }
 
-pub fn scan(filter: &WatchFilter) -> Scan {
+/// Every process's sockets, read once: what `scan` selects from for a filter (a daemon reads
+/// /proc once for all its watchers).
+pub struct Procs {
+    owners: HashMap<u64, Owner>,
+    /// pid -> its comm and the inodes of the sockets it holds.
+    by_pid: HashMap<u32, (Arc<str>, Vec<u64>)>,
+    /// inode -> the socket, from every network namespace's tables.
+    sockets: HashMap<u64, Socket>,
+}
+
+/// Reads every process's sockets from /proc.
+pub fn read() -> Procs {
     let mut owners = HashMap::new();
     let mut by_pid: HashMap<u32, (Arc<str>, Vec<u64>)> = HashMap::new();
     let mut netns_pid: HashMap<String, u32> = HashMap::new();
@@ -155,25 +166,40 @@ pub fn scan(filter: &WatchFilter) -> Scan {
             );
         }
     }
-    let mut watched_pids = HashSet::new();
-    let mut owner_ports = BTreeSet::new();
-    for (pid, (comm, inos)) in &by_pid {
-        if !filter.owner_matches(*pid, comm) {
-            continue;
-        }
-        let held = || inos.iter().filter_map(|i| sockets.get(i));
-        if held().any(|s| filter.socket_matches(s)) {
-            watched_pids.insert(*pid);
-        }
-        if !filter.owners.is_empty() {
-            owner_ports.extend(held().map(|s| s.lport).filter(|p| *p != 0));
-        }
-    }
-    Scan {
+    Procs {
         owners,
-        watched_pids,
-        owner_ports,
+        by_pid,
+        sockets,
     }
+}
+
+impl Procs {
+    /// What `filter` watches among them.
+    pub fn select(&self, filter: &WatchFilter) -> Scan {
+        let mut watched_pids = HashSet::new();
+        let mut owner_ports = BTreeSet::new();
+        for (pid, (comm, inos)) in &self.by_pid {
+            if !filter.owner_matches(*pid, comm) {
+                continue;
+            }
+            let held = || inos.iter().filter_map(|i| self.sockets.get(i));
+            if held().any(|s| filter.socket_matches(s)) {
+                watched_pids.insert(*pid);
+            }
+            if !filter.owners.is_empty() {
+                owner_ports.extend(held().map(|s| s.lport).filter(|p| *p != 0));
+            }
+        }
+        Scan {
+            owners: self.owners.clone(),
+            watched_pids,
+            owner_ports,
+        }
+    }
+}
+
+pub fn scan(filter: &WatchFilter) -> Scan {
+    read().select(filter)
 }
 
 #[cfg(test)]

@@ -86,22 +86,30 @@ impl Owners for NoOwners {
 /// The records through the pipeline on the live loop's schedule, in the fixtures' time (a
 /// datagram every 4 µs): every `DRAIN` the records taken by then are read in batches of at
 /// most `BATCH`, back to back until one finds none left, and every `TICK` the pipeline ticks.
-fn run(json: bool) -> f64 {
+/// `others` more pipelines, each watching another port, are fed every record too, as a
+/// daemon feeds its other watchers.
+fn run(json: bool, others: u16) -> f64 {
     let n = std::env::var("THROUGHPUT_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     let records = flood(n);
-    let cfg = Config {
-        filter: WatchFilter::port(4000),
-        ..Config::default()
+    let pipeline = |port: u16| {
+        let cfg = Config {
+            filter: WatchFilter::port(port),
+            ..Config::default()
+        };
+        let sink: Box<dyn Sink> = if json {
+            Box::new(JsonSink::new(std::io::sink()))
+        } else {
+            Box::new(TextSink::new(std::io::sink()))
+        };
+        Pipeline::new(cfg, KernelNames::default(), || Clock::fixed(0), vec![sink])
     };
-    let sink: Box<dyn Sink> = if json {
-        Box::new(JsonSink::new(std::io::sink()))
-    } else {
-        Box::new(TextSink::new(std::io::sink()))
-    };
-    let mut pipeline = Pipeline::new(cfg, KernelNames::default(), || Clock::fixed(0), vec![sink]);
+    let mut pipelines: Vec<Pipeline> = std::iter::once(4000)
+        .chain((0..others).map(|i| 5001 + i))
+        .map(pipeline)
+        .collect();
     let info = StartInfo {
         filter: String::new(),
         kernel: String::new(),
@@ -111,7 +119,9 @@ fn run(json: bool) -> f64 {
     let drain_ns = DRAIN.as_nanos() as u64;
     let tick_ns = TICK.as_nanos() as u64;
     let started = Instant::now();
-    pipeline.start(&info, START_NS).unwrap();
+    for p in pipelines.iter_mut() {
+        p.start(&info, START_NS).unwrap();
+    }
     let (mut now, mut next_tick, mut read) = (START_NS, START_NS, 0);
     while read < records.len() {
         now += drain_ns;
@@ -119,26 +129,40 @@ fn run(json: bool) -> f64 {
         loop {
             let batch = (taken - read).min(BATCH);
             for (_, r) in &records[read..read + batch] {
-                pipeline.ingest(r);
+                for p in pipelines.iter_mut() {
+                    p.ingest(r);
+                }
             }
             read += batch;
             let emptied = batch < BATCH;
-            pipeline.drain(emptied.then_some(now)).unwrap();
+            for p in pipelines.iter_mut() {
+                p.drain(emptied.then_some(now)).unwrap();
+            }
             if emptied {
                 break;
             }
         }
         if now >= next_tick {
-            pipeline.tick(now, 0, &mut NoOwners).unwrap();
+            for p in pipelines.iter_mut() {
+                p.tick(now, 0, &mut NoOwners).unwrap();
+            }
             next_tick += tick_ns;
         }
     }
-    let summary = pipeline.finish(now, 0).unwrap();
-    pipeline.close(&summary).unwrap();
+    let mut summaries = Vec::new();
+    for mut p in pipelines {
+        let summary = p.finish(now, 0).unwrap();
+        p.close(&summary).unwrap();
+        summaries.push(summary);
+    }
     let secs = started.elapsed().as_secs_f64();
+    let summary = &summaries[0];
     assert_eq!(summary.decode_errors, 0, "every fixture decodes");
     assert_eq!(summary.journeys, n);
     assert_eq!(summary.complete, n, "every datagram read");
+    for other in &summaries[1..] {
+        assert_eq!(other.journeys, 0, "another port's pipeline keeps none");
+    }
     n as f64 / secs
 }
 
@@ -146,10 +170,25 @@ fn run(json: bool) -> f64 {
 #[ignore = "a measurement, not a check: run with --ignored --nocapture in release mode"]
 fn throughput() {
     for json in [true, false] {
-        let per_s = run(json);
+        let per_s = run(json, 0);
         println!(
             "{}: {per_s:.0} datagrams/s ({:.2} µs each: 3 events, a journey and a read call)",
             if json { "json" } else { "text" },
+            1e6 / per_s
+        );
+    }
+}
+
+/// A daemon with more watchers: every record goes to every watcher's pipeline, and those of
+/// other ports leave the datagrams out.
+#[test]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture in release mode"]
+fn throughput_with_other_watchers() {
+    for others in [0, 4, 19] {
+        let per_s = run(true, others);
+        println!(
+            "json, {} watchers: {per_s:.0} datagrams/s ({:.2} µs each)",
+            others + 1,
             1e6 / per_s
         );
     }

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     access::Peer,
     api::{typed_line, WatchRequest},
+    owners::{ProcCache, SharedOwners},
     queue::ClientQueue,
     sink::QueueSink,
     union,
@@ -38,7 +39,7 @@ use crate::{
     metrics::Snapshot,
     output::StartInfo,
     pipeline::Pipeline,
-    watch::{release_free_memory, ProcOwners, BATCH, DRAIN, TICK},
+    watch::{release_free_memory, BATCH, DRAIN, TICK},
 };
 
 /// Watchers served at once; one more is refused.
@@ -138,6 +139,7 @@ pub struct Engine {
     watchers: BTreeMap<u64, Watcher>,
     /// What the kernel's counters held in earlier attachments (for the metrics).
     carried: Counters,
+    procs: ProcCache,
 }
 
 impl Engine {
@@ -147,6 +149,7 @@ impl Engine {
             live: None,
             watchers: BTreeMap::new(),
             carried: Counters::default(),
+            procs: ProcCache::default(),
         }
     }
 
@@ -347,7 +350,8 @@ impl Engine {
         let (Some(live), Some(w)) = (self.live.as_mut(), self.watchers.get_mut(&id)) else {
             return Err("the programs are not attached".into());
         };
-        w.pipeline.scan_owners(&mut ProcOwners {
+        w.pipeline.scan_owners(&mut SharedOwners {
+            cache: &mut self.procs,
             filter: &w.filter,
             kernel: &mut live.kernel,
         });
@@ -405,7 +409,8 @@ impl Engine {
         // Read after the counter: every loss it counts happened before this time.
         let now = monotonic_ns();
         for w in self.watchers.values_mut() {
-            let mut owners = ProcOwners {
+            let mut owners = SharedOwners {
+                cache: &mut self.procs,
                 filter: &w.filter,
                 kernel: &mut live.kernel,
             };
@@ -434,8 +439,9 @@ impl Engine {
             .unwrap_or(w.base);
         let now = monotonic_ns();
         if let Ok(mut summary) = w.pipeline.finish(now, now_counters.lost) {
+            // Seen, read errors and losses are the kernel's, for every watcher alike; matched
+            // is what this watcher's filter selected (the kernel's count is the union's).
             summary.packets_seen = now_counters.seen.saturating_sub(w.base.seen);
-            summary.packets_matched = now_counters.matched.saturating_sub(w.base.matched);
             summary.read_errors = now_counters.read_errors.saturating_sub(w.base.read_errors);
             summary.events_lost = now_counters.lost.saturating_sub(w.base.lost);
             let _ = w.pipeline.close(&summary);

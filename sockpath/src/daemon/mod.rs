@@ -10,6 +10,7 @@ pub mod access;
 pub mod api;
 mod engine;
 pub mod listen;
+mod owners;
 mod queue;
 mod session;
 mod sink;

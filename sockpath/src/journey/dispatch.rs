@@ -37,6 +37,9 @@ impl Assembler {
             self.journeys.left_out(id, seq);
             return;
         }
+        // The packets this filter selects whose device receive was read (a daemon's watcher's
+        // count; a session of its own reports the kernel's, which counts lost ones too).
+        self.summary.packets_matched += 1;
         if let Some(o) = self.journeys.get(id) {
             if o.pkt.is_none() {
                 // Events about the packet were read before its device-receive event (a record

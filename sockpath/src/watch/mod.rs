@@ -230,22 +230,27 @@ pub async fn run(
 
 /// The owners of watched sockets from /proc; the kernel follows their processes' calls, and
 /// watches the ports of the sockets of the processes named by --pid/--comm.
-pub(crate) struct ProcOwners<'a> {
-    pub filter: &'a WatchFilter,
-    pub kernel: &'a mut Kernel,
+struct ProcOwners<'a> {
+    filter: &'a WatchFilter,
+    kernel: &'a mut Kernel,
 }
 
 impl Owners for ProcOwners<'_> {
     fn scan(&mut self) -> HashMap<u64, Owner> {
-        let scan = procfs::scan(self.filter);
-        for pid in &scan.watched_pids {
-            self.kernel.watch_tgid(*pid);
-        }
-        if let Err(e) = self.kernel.learn_ports(scan.owner_ports) {
-            tracing::warn!("could not add the watched processes' ports to the filter: {e:#}");
-        }
-        scan.owners
+        follow(self.kernel, procfs::scan(self.filter))
     }
+}
+
+/// Has the kernel follow the processes a scan found and watch their ports; returns who holds
+/// which socket.
+pub(crate) fn follow(kernel: &mut Kernel, scan: procfs::Scan) -> HashMap<u64, Owner> {
+    for pid in &scan.watched_pids {
+        kernel.watch_tgid(*pid);
+    }
+    if let Err(e) = kernel.learn_ports(scan.owner_ports) {
+        tracing::warn!("could not add the watched processes' ports to the filter: {e:#}");
+    }
+    scan.owners
 }
 
 /// Hands memory freed so far back to the system now. jemalloc would keep it until later

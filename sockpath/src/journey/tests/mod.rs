@@ -794,6 +794,25 @@ fn a_duplicate_journey_id_keeps_the_new_journeys_events() {
     assert!(j[1].complete, "{:?}", j[1].incomplete_reason);
 }
 
+/// The kernel's set is wider than the filter (a daemon's other watchers): a packet outside it
+/// is no journey here and is not counted as matched.
+#[test]
+fn packets_outside_the_filter_are_neither_journeys_nor_matched() {
+    let mut a = asm();
+    let j = journeys_of(
+        &mut a,
+        vec![
+            packet(MS, 5, tcp4(4444, 4000, 5, None, "S", &[])),
+            packet(2 * MS, 6, tcp4(4444, 5000, 5, None, "S", &[])),
+            dropped(2 * MS + 5, 6, 3),
+        ],
+    );
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].headers.as_ref().and_then(|h| h.dport), Some(4000));
+    assert_eq!(a.summary().packets_matched, 1);
+    assert_eq!(a.summary().journeys, 1);
+}
+
 /// An owner filter (`--pid`) on the netcat handshake: the server's SYN and third ACK (a
 /// connection in its listener's queue, not yet accepted, so held by no one) are its journeys,
 /// the SYN-ACK reaching the client's socket is not; so is the last ACK, which reaches the
