@@ -35,7 +35,15 @@ pub fn filter_of(spec: &FilterSpec, snaplen: u32) -> Result<WatchFilter, String>
     let ports = spec
         .ports
         .iter()
-        .map(|p| parse_port_range(p).map_err(|e| format!("port {p:?}: {e}")))
+        .map(|p| {
+            parse_port_range(p).map_err(|e| {
+                if e.contains(p.as_str()) {
+                    e
+                } else {
+                    format!("port {p:?}: {e}")
+                }
+            })
+        })
         .collect::<Result<Vec<PortRange>, String>>()?;
     let proto = match spec.proto.as_deref() {
         None => None,
