@@ -134,9 +134,10 @@ pub const FILTER_MAX_COMMS: u32 = 64;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: both are repr(C), made only of integers and byte arrays, with no implicit padding
-    // (the size asserts below fail the build if one appears).
+    // SAFETY: repr(C), made only of integers, with no implicit padding (the size asserts
+    // below fail the build if one appears).
     unsafe impl aya::Pod for super::KernelOffsets {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::FilterConfig {}
 }
 

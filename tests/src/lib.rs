@@ -44,10 +44,10 @@ pub fn bin() -> PathBuf {
 /// These tests load eBPF programs and create network namespaces: they need root, and fail
 /// (rather than skip) without it so a CI run without root cannot pass by doing nothing.
 pub fn require_root() {
-    // SAFETY: no preconditions.
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        euid, 0,
         "integration tests must run as root (cargo xtask test does)"
     );
 }

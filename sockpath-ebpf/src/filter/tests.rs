@@ -55,7 +55,6 @@ fn addr_filter(addrs: &[AddrKey]) -> Set {
 
 /// The 64 bytes of a `SockInfo` as `info_into` writes them: sk, ino, netns, family, protocol,
 /// lport, rport, state, flags, padding, laddr, raddr.
-#[allow(clippy::too_many_arguments)]
 fn sock_bytes(
     family: u16,
     protocol: u16,
