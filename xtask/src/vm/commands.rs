@@ -83,8 +83,9 @@ pub fn guest_files(a: &Artifacts) -> Vec<GuestFile> {
 /// Test executables that run on the host only. The pcapng tests drive tshark, whose hundreds of
 /// dissector libraries and data files the initramfs does not carry; what they check (the export
 /// of frames captured at netif_receive_skb, the annotation of a capture) does not depend on the
-/// kernel's hooks, which the other tests cover on every kernel.
-const HOST_ONLY: &[&str] = &["pcapng"];
+/// kernel's hooks, which the other tests cover on every kernel. The prometheus test runs Debian's
+/// Prometheus server, which the guests do not carry either.
+const HOST_ONLY: &[&str] = &["pcapng", "prometheus"];
 
 /// Everything the guest runs, in order. `test_args` go to every test executable (libtest
 /// arguments: a name filter, `--nocapture`, ...).
