@@ -87,3 +87,46 @@ impl From<&WatchFilter> for FilterSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_goes_through_the_api_unchanged() {
+        let me = std::process::id();
+        let f = FilterArgs {
+            ports: vec![
+                parse_port_range("4000").unwrap(),
+                parse_port_range("8000-8010").unwrap(),
+            ],
+            addr: Some("::1".parse().unwrap()),
+            proto: Some(Proto::Udp),
+            iface: Some("lo".into()),
+            pids: vec![me],
+            comms: vec!["nginx".into()],
+        }
+        .filter(300)
+        .unwrap();
+        let spec = FilterSpec::from(&f);
+        assert_eq!(spec.ports, ["4000", "8000-8010"]);
+        assert_eq!(filter_of(&spec, 300), Ok(f));
+    }
+
+    #[test]
+    fn a_bad_filter_is_refused_in_the_command_line_words() {
+        let spec = |f: fn(&mut FilterSpec)| {
+            let mut s = FilterSpec::default();
+            f(&mut s);
+            filter_of(&s, 256).unwrap_err()
+        };
+        assert_eq!(
+            spec(|s| s.ports = vec!["0".into()]),
+            "0 is not in 1..=65535"
+        );
+        assert!(spec(|s| s.ports = vec!["http".into()]).starts_with("port \"http\""));
+        assert!(spec(|s| s.proto = Some("sctp".into())).contains("tcp or udp"));
+        assert!(spec(|s| s.comms = vec!["a-name-longer-than-15".into()]).contains("15"));
+        assert!(spec(|s| s.pids = vec![0]).contains("pid 0"));
+    }
+}
