@@ -66,6 +66,41 @@ pub struct StageLatency {
     pub count: u64,
 }
 
+/// The bounds the latency histograms are written with: powers of two nanoseconds from 2^10
+/// (about 1 µs) to 2^34 (about 17 s). Fixed, so that every scrape has the same series.
+const LATENCY_BOUNDS_LOG2: std::ops::RangeInclusive<usize> = 10..=34;
+
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "for the kernel's per-port statistics, which this version does not read yet"
+    )
+)]
+impl StageLatency {
+    /// From a log2 histogram of nanoseconds as the kernel keeps it (bucket b: [2^b, 2^(b+1))
+    /// ns) with its exact count and sum. Bucket b goes under the bound 2^(b+1) ns: the ones
+    /// below the first bound under it, the ones above the last only under `+Inf`.
+    pub fn from_log2_ns(stage: &str, buckets: &[u64], count: u64, sum_ns: u64) -> Self {
+        let first = *LATENCY_BOUNDS_LOG2.start();
+        let mut out: Vec<(f64, u64)> = LATENCY_BOUNDS_LOG2
+            .map(|e| ((1u64 << e) as f64 / 1e9, 0))
+            .collect();
+        for (b, &n) in buckets.iter().enumerate() {
+            let upper = b + 1;
+            if LATENCY_BOUNDS_LOG2.contains(&upper) || upper < first {
+                out[upper.saturating_sub(first)].1 += n;
+            }
+        }
+        Self {
+            stage: stage.to_string(),
+            buckets: out,
+            sum_seconds: sum_ns as f64 / 1e9,
+            count,
+        }
+    }
+}
+
 /// The snapshot as a prometheus-client collector: encoded once, at the scrape that took it.
 #[derive(Debug)]
 struct SnapshotCollector(Snapshot);
@@ -218,6 +253,30 @@ mod tests {
         }
         // No per-port families without per-port statistics.
         assert!(!text.contains("sockpath_packets_total"), "{text}");
+    }
+
+    #[test]
+    fn log2_histograms_keep_fixed_bounds() {
+        let mut buckets = [0u64; 64];
+        buckets[3] = 2; // 8-15 ns: under the first bound, 1024 ns
+        buckets[12] = 5; // 4096-8191 ns: under 8192 ns
+        buckets[40] = 1; // about 18 minutes: only under +Inf
+        let l = StageLatency::from_log2_ns("device -> read", &buckets, 8, 20_000);
+        assert_eq!(l.buckets.len(), 25);
+        assert_eq!(l.buckets[0], (1024e-9, 2));
+        assert_eq!(l.buckets[3], (8192e-9, 5));
+        assert_eq!(l.buckets.iter().map(|b| b.1).sum::<u64>(), 7);
+        assert_eq!(l.count, 8);
+        assert!((l.sum_seconds - 20e-6).abs() < 1e-12);
+        let text = render(Snapshot {
+            ports: vec![PortStats {
+                port: 80,
+                latency: vec![l],
+                ..PortStats::default()
+            }],
+            ..Snapshot::default()
+        });
+        assert!(text.contains(r#"sockpath_stage_latency_seconds_bucket{port="80",stage="device -> read",le="+Inf"} 8"#), "{text}");
     }
 
     #[test]
