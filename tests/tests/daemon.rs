@@ -43,6 +43,24 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until `count()` reaches `n`, failing only when it stops growing for 30 s: how fast a
+/// watcher catches up depends on the machine (seconds here, minutes under qemu's emulation).
+fn wait_while_growing(what: &str, n: usize, mut count: impl FnMut() -> usize) {
+    let mut last = (count(), Instant::now());
+    while last.0 < n {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = count();
+        if now > last.0 {
+            last = (now, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < Duration::from_secs(30),
+            "{what}: {} of {n}, and none for 30 s",
+            last.0
+        );
+    }
+}
+
 /// Connects to 127.0.0.1:`port` in `ns`, sends `msg` and closes.
 fn send_tcp(ns: &Netns, port: u16, msg: &'static [u8]) -> SocketAddr {
     ns.run(move || {
@@ -265,21 +283,32 @@ fn a_killed_watcher_frees_its_share_and_a_stalled_one_misses_items_and_slows_nob
 
     stalled.signal(libc::SIGSTOP);
     const N: usize = 4000;
-    ns.run(move || {
-        let rx = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut buf = [0u8; 64];
-        // Paced so that a watcher that reads (a debug build, on a busy machine) keeps up;
-        // one that does not read is far behind within a second.
-        for _ in 0..N {
+    // Paced by the steady watcher: a batch goes out when it has the journeys of all but the
+    // last batch, so it never holds more than a few hundred (well inside its queue) however
+    // slow the machine (qemu's emulation is ten times slower than this host), while the
+    // stopped one falls thousands behind.
+    const BATCH: usize = 100;
+    let (rx, tx) = ns.run(move || {
+        (
+            UdpSocket::bind(("127.0.0.1", port)).unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        )
+    });
+    let mut buf = [0u8; 64];
+    for sent in (BATCH..=N).step_by(BATCH) {
+        for _ in 0..BATCH {
             tx.send_to(b"flood", ("127.0.0.1", port)).unwrap();
             rx.recv(&mut buf).unwrap();
             std::thread::sleep(Duration::from_micros(500));
         }
-    });
-    // The steady watcher gets every journey while the other is still stopped.
-    wait_until("the steady watcher's journeys", || {
-        steady.count("journey") >= N
+        wait_while_growing("the steady watcher's journeys", sent - BATCH, || {
+            steady.count("journey")
+        });
+    }
+    // The steady watcher gets every journey while the other is still stopped; only a stall
+    // fails the wait.
+    wait_while_growing("the steady watcher's journeys", N, || {
+        steady.count("journey")
     });
     stalled.signal(libc::SIGCONT);
     std::thread::sleep(Duration::from_millis(500));
