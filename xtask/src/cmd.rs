@@ -20,6 +20,23 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Cargo (the one running xtask), in the workspace root.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Builds sockpath (debug) and returns its path.
+pub fn build_sockpath() -> anyhow::Result<PathBuf> {
+    run(cargo().args(["build", "-p", "sockpath"]))?;
+    let bin = root().join("target/debug/sockpath");
+    if !bin.is_file() {
+        return Err(anyhow!("{} was not built", bin.display()));
+    }
+    Ok(bin)
+}
+
 /// Runs a command, printing it first; fails with its exit status.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("+ {}", show(cmd));

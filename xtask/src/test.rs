@@ -2,27 +2,7 @@
 //! machine's kernel (as root), then the same integration tests inside Debian's stock 6.1 and
 //! 6.12 kernels under qemu.
 
-use std::{path::PathBuf, process::Command};
-
-use anyhow::anyhow;
-
-use crate::cmd::{as_root, root, run};
-
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
-    c
-}
-
-/// Builds sockpath and returns its path.
-pub fn build_sockpath() -> anyhow::Result<PathBuf> {
-    run(cargo().args(["build", "-p", "sockpath"]))?;
-    let bin = root().join("target/debug/sockpath");
-    if !bin.is_file() {
-        return Err(anyhow!("{} was not built", bin.display()));
-    }
-    Ok(bin)
-}
+use crate::cmd::{as_root, build_sockpath, cargo, root, run};
 
 pub fn run_sockpath(args: &[String]) -> anyhow::Result<()> {
     let bin = build_sockpath()?;

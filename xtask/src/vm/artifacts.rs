@@ -1,15 +1,12 @@
 //! What the guest runs, built on the host: TCG runs guest code roughly ten times slower than
 //! the host, so nothing is compiled inside the VM.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+use std::{path::PathBuf, process::Stdio};
 
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::Value;
 
-use crate::cmd::{root, show};
+use crate::cmd::{cargo, root, show};
 
 /// An integration-test executable (one per file in tests/tests/).
 #[derive(Debug, Clone)]
@@ -27,14 +24,8 @@ pub struct Artifacts {
     pub peer: PathBuf,
 }
 
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
-    c
-}
-
 pub fn build() -> anyhow::Result<Artifacts> {
-    let sockpath = crate::test::build_sockpath()?;
+    let sockpath = crate::cmd::build_sockpath()?;
     let tests = build_tests()?;
     if tests.is_empty() {
         bail!("cargo built no integration-test executable for sockpath-tests");
