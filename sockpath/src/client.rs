@@ -17,10 +17,12 @@ use tokio::{
     },
 };
 
-use crate::daemon::{
-    access::{group_name, refusal},
+use crate::{
     api::{Reply, Request},
-    listen::DEFAULT_SOCKET,
+    daemon::{
+        access::{group_name, refusal},
+        listen::DEFAULT_SOCKET,
+    },
 };
 
 /// Whether a command goes through a daemon.

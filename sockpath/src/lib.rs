@@ -16,6 +16,7 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub mod annotate;
+mod api;
 pub mod cli;
 mod client;
 pub mod daemon;
@@ -25,6 +26,7 @@ mod filter;
 mod hooks;
 mod journey;
 mod kernel;
+mod live;
 mod metrics;
 mod output;
 mod packet;

@@ -8,7 +8,7 @@ use clap::Args;
 use anyhow::anyhow;
 use serde_json::Value;
 
-use crate::{client, daemon::api::Request, filter::WatchFilter, hooks, watch};
+use crate::{api::Request, client, filter::WatchFilter, hooks, watch};
 
 #[derive(Args, Debug, Clone)]
 pub struct ProbesArgs {

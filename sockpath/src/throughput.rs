@@ -14,10 +14,10 @@ use crate::{
     filter::WatchFilter,
     journey::{clock::Clock, model::Owner, Config},
     kernel::names::KernelNames,
+    live::{BATCH, DRAIN, TICK},
     output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     packet::fixture::udp4,
     pipeline::{Owners, Pipeline},
-    watch::{BATCH, DRAIN, TICK},
 };
 
 fn sock_event(what: SockWhat, ts: u64, journey: u64, net_rx: bool) -> Vec<u8> {

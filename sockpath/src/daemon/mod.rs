@@ -1,5 +1,5 @@
 //! `sockpath daemon`: one set of programs attached for every watcher, served to root and the
-//! members of a group over a Unix socket (`api` documents the protocol), with Prometheus
+//! members of a group over a Unix socket (`crate::api` documents the protocol), with Prometheus
 //! metrics on request.
 //!
 //! Threads: the engine (ring buffer, pipelines, the kernel) runs on the main thread and never
@@ -7,7 +7,6 @@
 //! talk to the engine through channels.
 
 pub mod access;
-pub mod api;
 mod engine;
 pub mod listen;
 mod owners;
@@ -50,7 +49,7 @@ pub struct DaemonArgs {
     #[arg(long = "metrics-port", value_name = "PORT[-PORT]", value_parser = parse_port_range)]
     pub metrics_ports: Vec<PortRange>,
     /// Size of the ring buffer from the kernel, in KiB (a power of two, at least 4).
-    #[arg(long, value_name = "KIB", default_value_t = crate::watch::DEFAULT_RING_KIB)]
+    #[arg(long, value_name = "KIB", default_value_t = crate::live::DEFAULT_RING_KIB)]
     pub ring_kib: u32,
     /// Bytes of each packet kept (for watchers' --pcapng), from the link-layer header on.
     #[arg(long, default_value_t = DEFAULT_SNAPLEN, value_parser = clap::value_parser!(u32).range(MIN_SNAPLEN as i64..=sockpath_ebpf::event::SNAP_MAX as i64))]

@@ -11,9 +11,9 @@ use crate::{
     filter::WatchFilter,
     journey::model::Owner,
     kernel::Kernel,
+    live::follow,
     pipeline::Owners,
     procfs::{self, Procs},
-    watch::follow,
 };
 
 /// A reading this recent serves another watcher: every watcher ticks within one round of the

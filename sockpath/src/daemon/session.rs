@@ -18,10 +18,10 @@ use tokio::{
 
 use super::{
     access::{admit, Group, Peer},
-    api::{self, Reply, Request, MAX_REQUEST},
     engine::Control,
     queue::{ClientQueue, Entry},
 };
+use crate::api::{self, Reply, Request, MAX_REQUEST};
 
 /// What every connection shares.
 pub struct Shared {

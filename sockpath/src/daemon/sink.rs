@@ -4,8 +4,9 @@
 
 use std::{fmt::Write as _, sync::Arc};
 
-use super::{api::Reply, queue::ClientQueue};
+use super::queue::ClientQueue;
 use crate::{
+    api::Reply,
     journey::model::{Item, Summary},
     output::{json::JsonSink, Sink, StartInfo},
 };

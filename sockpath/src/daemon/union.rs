@@ -4,10 +4,9 @@
 //! checks it, is what its assembler keeps.
 
 use crate::{
-    daemon::api::FilterSpec,
-    filter::{parse_port_range, KernelSet, PortRange, PortSet, Proto, WatchFilter},
+    api::FilterSpec,
+    filter::{parse_port_range, FilterArgs, KernelSet, PortRange, PortSet, Proto, WatchFilter},
     kernel::{facts::KernelFacts, Kernel},
-    watch::FilterArgs,
 };
 
 /// Loads and attaches the programs, watching what `filters` watch.

@@ -3,6 +3,7 @@
 //! of every client's filter, and the ports of owner processes), so user space decides what is
 //! printed.
 
+mod args;
 mod kernel_set;
 mod ports;
 
@@ -15,6 +16,7 @@ use sockpath_ebpf::{
 };
 
 pub use self::{
+    args::FilterArgs,
     kernel_set::KernelSet,
     ports::{parse_port_range, PortRange, PortSet},
 };

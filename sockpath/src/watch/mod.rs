@@ -17,7 +17,7 @@ use std::{
 use sockpath_ebpf::config::counter;
 use tokio::sync::oneshot;
 
-pub use self::args::{FilterArgs, OutputArgs, WatchArgs, DEFAULT_RING_KIB};
+pub use self::args::{OutputArgs, WatchArgs};
 use crate::{
     filter::{KernelSet, WatchFilter},
     journey::{
@@ -26,20 +26,12 @@ use crate::{
         model::{Owner, Summary},
     },
     kernel::{self, facts::KernelFacts, probes, Kernel},
+    live::{follow, release_free_memory, BATCH, DRAIN, TICK},
     output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     pipeline::{Owners, Pipeline},
     procfs,
     usage::UsageError,
 };
-
-/// How often journeys that are due are finished and the output is written.
-pub(crate) const TICK: Duration = Duration::from_millis(25);
-/// Ring records handled before the other work of the loop gets a turn: about 10 ms of work at
-/// the speed measured, so journeys are finished and written out on time under a flood.
-pub(crate) const BATCH: usize = 4096;
-/// How often the ring buffer is drained: the 16 MiB default holds about half a second of the
-/// heaviest load measured.
-pub(crate) const DRAIN: Duration = Duration::from_millis(10);
 
 /// `sockpath watch`: until Ctrl-C, SIGTERM or the end of --duration.
 pub fn command(args: WatchArgs, started: Instant) -> anyhow::Result<()> {
@@ -238,38 +230,5 @@ struct ProcOwners<'a> {
 impl Owners for ProcOwners<'_> {
     fn scan(&mut self) -> HashMap<u64, Owner> {
         follow(self.kernel, procfs::scan(self.filter))
-    }
-}
-
-/// Has the kernel follow the processes a scan found and watch their ports; returns who holds
-/// which socket.
-pub(crate) fn follow(kernel: &mut Kernel, scan: procfs::Scan) -> HashMap<u64, Owner> {
-    for pid in &scan.watched_pids {
-        kernel.watch_tgid(*pid);
-    }
-    if let Err(e) = kernel.learn_ports(scan.owner_ports) {
-        tracing::warn!("could not add the watched processes' ports to the filter: {e:#}");
-    }
-    scan.owners
-}
-
-/// Hands memory freed so far back to the system now. jemalloc would keep it until later
-/// allocation activity let it decay, and an idle watcher has none: the BTF parsed at start
-/// (tens of MiB) stayed resident.
-pub(crate) fn release_free_memory() {
-    // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena. A write-only control with no value, so
-    // every pointer is null.
-    // SAFETY: a NUL-terminated control name and null old/new pointers, as mallctl documents.
-    let rc = unsafe {
-        tikv_jemalloc_sys::mallctl(
-            c"arena.4096.purge".as_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!("jemalloc purge failed: {rc}");
     }
 }

@@ -11,10 +11,11 @@ use anyhow::anyhow;
 use serde::Deserialize;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{args::DEFAULT_RING_KIB, sinks, WatchArgs};
+use super::{sinks, WatchArgs};
+use crate::live::DEFAULT_RING_KIB;
 use crate::{
+    api::{FilterSpec, Request, WatchRequest},
     client::Daemon,
-    daemon::api::{FilterSpec, Request, WatchRequest},
     filter::{WatchFilter, DEFAULT_SNAPLEN},
     journey::{
         clock::Clock,

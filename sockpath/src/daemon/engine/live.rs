@@ -9,11 +9,12 @@ use sockpath_ebpf::config::counter;
 
 use super::Engine;
 use crate::{
-    daemon::{api::typed_line, union},
+    api::typed_line,
+    daemon::union,
     filter::WatchFilter,
     hooks::HookChoice,
     kernel::{self, facts::KernelFacts, names::KernelNames, probes, Kernel},
-    watch::release_free_memory,
+    live::release_free_memory,
 };
 
 /// The kernel's counters the summaries and the metrics show.

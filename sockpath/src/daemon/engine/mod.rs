@@ -23,14 +23,13 @@ use self::{
     live::{Counters, Live},
     watchers::Watcher,
 };
-use super::{
-    access::Peer, api::WatchRequest, owners::ProcCache, owners::SharedOwners, queue::ClientQueue,
-};
+use super::{access::Peer, owners::ProcCache, owners::SharedOwners, queue::ClientQueue};
 use crate::{
+    api::WatchRequest,
     filter::WatchFilter,
     journey::clock::monotonic_ns,
+    live::{BATCH, DRAIN, TICK},
     metrics::Snapshot,
-    watch::{BATCH, DRAIN, TICK},
 };
 
 /// Watchers served at once; one more is refused.

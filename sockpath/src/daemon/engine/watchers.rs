@@ -5,18 +5,16 @@ use std::sync::Arc;
 
 use super::{live::Counters, Engine, MAX_WATCHERS};
 use crate::{
-    daemon::{
-        access::Peer, api::WatchRequest, owners::SharedOwners, queue::ClientQueue, sink::QueueSink,
-        union,
-    },
+    api::WatchRequest,
+    daemon::{access::Peer, owners::SharedOwners, queue::ClientQueue, sink::QueueSink, union},
     filter::WatchFilter,
     journey::{
         self,
         clock::{monotonic_ns, Clock},
     },
+    live::BATCH,
     output::StartInfo,
     pipeline::Pipeline,
-    watch::BATCH,
 };
 
 /// Records read from the ring for a watcher that stops: what a burst leaves there (16 batches,
