@@ -228,8 +228,24 @@ impl Engine {
             packets_matched: total.matched,
             events_lost: total.lost,
             read_errors: total.read_errors,
-            ports: Vec::new(),
+            ports: self.port_stats(),
         }
+    }
+
+    /// The metrics ports' statistics, while the programs count them (the metrics keep the
+    /// programs attached, so the kernel's counts run from the daemon's start).
+    fn port_stats(&self) -> Vec<crate::metrics::PortStats> {
+        let (Some(live), Some(metrics)) = (&self.live, &self.cfg.metrics) else {
+            return Vec::new();
+        };
+        let Some(stats) = live.kernel.stats() else {
+            return Vec::new();
+        };
+        crate::metrics::ports::from_totals(
+            &stats.snapshot(),
+            |p| metrics.ports.contains(p),
+            |r| live.names.drop_reason(r as i32),
+        )
     }
 
     fn shutdown(&mut self) {
