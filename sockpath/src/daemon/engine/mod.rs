@@ -24,7 +24,11 @@ use self::{
     watchers::Watcher,
 };
 use super::{
-    access::Peer, api::WatchRequest, owners::ProcCache, owners::SharedOwners, queue::ClientQueue,
+    access::Peer,
+    api::{typed_line, WatchRequest},
+    owners::ProcCache,
+    owners::SharedOwners,
+    queue::ClientQueue,
 };
 use crate::{
     filter::WatchFilter,
@@ -163,9 +167,7 @@ impl Engine {
                 let _ = reply.send(self.probes().map_err(|e| format!("{e:#}")));
             }
             Control::Stats { reply } => {
-                let _ = reply.send(Err(
-                    "this daemon keeps no in-kernel statistics (see sockpath daemon --help)".into(),
-                ));
+                let _ = reply.send(self.stats_line());
             }
         }
     }
@@ -230,6 +232,32 @@ impl Engine {
             read_errors: total.read_errors,
             ports: self.port_stats(),
         }
+    }
+
+    /// The `stats` request's answer: what the kernel counted since the daemon started, for
+    /// every port it counts (the metrics ports and those of the watchers since), as `sockpath
+    /// stats --json` writes its totals.
+    fn stats_line(&self) -> Result<Vec<u8>, String> {
+        let Some(stats) = self
+            .live
+            .as_ref()
+            .and_then(|l| l.kernel.stats().map(|s| (l, s)))
+        else {
+            return Err(
+                "this daemon keeps no in-kernel statistics: start it with --metrics ADDR:PORT and --metrics-port PORT"
+                    .into(),
+            );
+        };
+        let (live, stats) = stats;
+        let ports =
+            crate::stats::view::ports(&stats.snapshot(), &|r| live.names.drop_reason(r as i32));
+        Ok(typed_line(
+            "stats",
+            &serde_json::json!({
+                "packets_matched": ports.iter().map(|p| p.matched).sum::<u64>(),
+                "ports": ports,
+            }),
+        ))
     }
 
     /// The metrics ports' statistics, while the programs count them (the metrics keep the
