@@ -220,7 +220,8 @@ fn the_table_is_printed_every_interval_until_the_duration_ends() {
     );
     assert!(stdout.starts_with("sockpath stats: port "), "{stdout}");
     let intervals = stdout.lines().filter(|l| l.contains(" interval ")).count();
-    assert!((3..=4).contains(&intervals), "{stdout}");
+    // Three of 0.3 s and what is left of the second (fewer on a starved machine, never more).
+    assert!((2..=4).contains(&intervals), "{stdout}");
     assert_eq!(
         stdout.lines().filter(|l| l.contains(" total ")).count(),
         1,

@@ -148,6 +148,9 @@ async fn run(args: StatsArgs, filter: WatchFilter, started: Instant) -> anyhow::
         tokio::time::Instant::now() + Duration::from_secs_f64(args.interval),
         Duration::from_secs_f64(args.interval),
     );
+    // A late tick (the machine was busy) starts the next interval from then: no burst of
+    // near-empty intervals to catch up.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = async {
         match args.duration {
             Some(d) => tokio::time::sleep(Duration::from_secs_f64(d)).await,
