@@ -176,5 +176,7 @@ pub mod counter {
     pub const EVENTS_LOST: u32 = 2;
     /// Packets whose headers could not be read (journey not started).
     pub const READ_ERRORS: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Packets of a port the statistics map had no room for (`stats::STATS_MAX_PORTS`).
+    pub const STATS_FULL: u32 = 4;
+    pub const COUNT: u32 = 5;
 }

@@ -9,6 +9,7 @@ mod emit;
 mod hooks;
 mod kernel;
 mod maps;
+mod tally;
 mod watched;
 
 #[cfg(not(test))]

@@ -118,6 +118,12 @@ pub struct Tracked {
     pub nh_off: u16,
     pub l4_off: u16,
     pub ports: u32,
+    /// For the statistics (`tally`): when device receive saw it, when it was queued on a
+    /// socket (0: not yet), its port's key, and `tally::T_*` bits of what was counted.
+    pub rx_ns: u64,
+    pub queued_ns: u64,
+    pub key: u32,
+    pub counted: u32,
 }
 
 pub const TRACKED_SLOTS: u32 = 1 << 16;
@@ -153,6 +159,13 @@ pub struct RxCtx {
     pub ifindex: u32,
     pub netns: u32,
     pub ifname: [u8; 16],
+    /// For the statistics (`tally`), of the packet `journey` names: when device receive saw
+    /// it, its port's key, its slot in TRACKED, and whether its queueing was counted.
+    pub rx_ns: u64,
+    pub key: u32,
+    pub slot: u32,
+    pub queued: u32,
+    pub _pad: u32,
 }
 
 #[map]

@@ -8,6 +8,7 @@ use crate::{
     daemon::DaemonArgs,
     demo::{peer::PeerArgs, DemoArgs},
     probes_cmd::ProbesArgs,
+    stats::StatsArgs,
     watch::WatchArgs,
 };
 
@@ -27,6 +28,10 @@ pub enum Command {
     /// Watch received packets live and print each one's kernel journey, with the socket system
     /// calls of the processes that own the watched sockets.
     Watch(WatchArgs),
+    /// Count, per watched port, what became of the packets (read, accepted, queued, dropped by
+    /// reason, reset, ICMP error) and how long each stage took, in the kernel, and print it
+    /// every interval like top. For busy ports: no journey per packet.
+    Stats(StatsArgs),
     /// Replay the netcat experiment on loopback (server on 127.0.0.1:PORT, client from port
     /// 4444 sends "salam\n", both close, then a connection to the closed port) and show it.
     Demo(DemoArgs),

@@ -33,6 +33,7 @@ mod packet;
 mod pipeline;
 pub mod probes_cmd;
 mod procfs;
+pub mod stats;
 mod text;
 #[cfg(test)]
 mod throughput;

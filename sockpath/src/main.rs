@@ -15,7 +15,7 @@ use clap::Parser;
 use sockpath::{
     annotate,
     cli::{Cli, Command},
-    daemon, demo, probes_cmd,
+    daemon, demo, probes_cmd, stats,
     usage::UsageError,
     watch,
 };
@@ -45,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::DemoPeer(a) => demo::peer::run(a),
         Command::Watch(a) => watch::command(a, started),
+        Command::Stats(a) => stats::command(a, started),
         Command::Demo(a) => demo::command(a, started),
         Command::Probes(a) => probes_cmd::run(a, started),
         Command::Daemon(a) => daemon::command(a),

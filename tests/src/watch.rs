@@ -20,6 +20,8 @@ pub struct Report {
     pub syscalls: Vec<Value>,
     pub notes: Vec<Value>,
     pub summary: Value,
+    /// Lines of other types (`sockpath stats --json`: "interval", "total").
+    pub other: Vec<Value>,
     pub stderr: String,
     pub exit_code: Option<i32>,
 }
@@ -208,7 +210,7 @@ impl Watch {
                 Some("syscall") => report.syscalls.push(v),
                 Some("note") => report.notes.push(v),
                 Some("summary") => report.summary = v,
-                _ => {}
+                _ => report.other.push(v),
             }
         }
         report

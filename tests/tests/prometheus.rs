@@ -158,8 +158,10 @@ fn prometheus_scrapes_counts_that_match_the_traffic_sent() {
     prom.wait_for("sockpath_packets_matched_total", 0.0);
 
     // Datagrams to the metrics port in a namespace of the test's own (so no other packet is on
-    // that port), each read by its receiver.
+    // that port), each read by its receiver; then some to the same port once nobody is bound
+    // there, each answered by ICMP port unreachable and dropped (NO_SOCKET).
     const N: usize = 37;
+    const CLOSED: usize = 5;
     let ns = Netns::new("prom");
     ns.run(move || {
         let rx = UdpSocket::bind(("127.0.0.1", watched)).unwrap();
@@ -169,10 +171,60 @@ fn prometheus_scrapes_counts_that_match_the_traffic_sent() {
             tx.send_to(b"counted", ("127.0.0.1", watched)).unwrap();
             rx.recv(&mut buf).unwrap();
         }
+        drop(rx);
+        for _ in 0..CLOSED {
+            tx.send_to(b"anyone?", ("127.0.0.1", watched)).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
     });
-    prom.wait_for("sockpath_packets_matched_total", N as f64);
-    assert!(prom.value("sockpath_packets_seen_total").unwrap() >= N as f64);
+    let all = (N + CLOSED) as f64;
+    prom.wait_for("sockpath_packets_matched_total", all);
+    assert!(prom.value("sockpath_packets_seen_total").unwrap() >= all);
+    // The in-kernel statistics of the metrics port, by outcome.
+    let packets = |outcome: &str, reason: &str| {
+        format!(
+            "sockpath_packets_total{{port=\"{watched}\",proto=\"udp\",outcome=\"{outcome}\",reason=\"{reason}\"}}"
+        )
+    };
+    prom.wait_for(&packets("matched", ""), all);
+    prom.wait_for(&packets("queued", ""), N as f64);
+    prom.wait_for(&packets("read", ""), N as f64);
+    prom.wait_for(&packets("icmp_sent", ""), CLOSED as f64);
+    prom.wait_for(&packets("dropped", "NO_SOCKET"), CLOSED as f64);
+    prom.wait_for(&packets("accepted", ""), 0.0);
+    let latency = |stage: &str| {
+        format!(
+            "sockpath_stage_latency_seconds_count{{port=\"{watched}\",proto=\"udp\",stage=\"{stage}\"}}"
+        )
+    };
+    prom.wait_for(&latency("device -> read"), N as f64);
+    prom.wait_for(&latency("queue -> read"), N as f64);
+    prom.wait_for(&latency("device -> drop"), CLOSED as f64);
+    // Every read took under a second: all of them under that bound.
+    prom.wait_for(
+        &format!(
+            "sockpath_stage_latency_seconds_bucket{{port=\"{watched}\",proto=\"udp\",stage=\"device -> read\",le=\"1.073741824\"}}"
+        ),
+        N as f64,
+    );
     prom.wait_for("sockpath_events_lost_total", 0.0);
+    // The API's `stats` request: the same counts, in the words of `sockpath stats --json`.
+    let reply = d.exchange(&[br#"{"request":"stats"}"#], Duration::from_secs(2));
+    let stats: Value = serde_json::from_str(&reply[0]).unwrap();
+    assert_eq!(stats["type"], "stats", "{stats}");
+    let port = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == watched && p["direction"] == "to")
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!(port["read"], N, "{port}");
+    assert_eq!(port["icmp_sent"], CLOSED, "{port}");
+    assert_eq!(
+        port["drops"],
+        serde_json::json!([["NO_SOCKET", CLOSED]]),
+        "{port}"
+    );
     let (code, log) = d.stop_with(libc::SIGTERM);
     assert_eq!(code, Some(0), "{log}");
 }

@@ -9,6 +9,7 @@ use sockpath_ebpf::{
     config::counter,
     event::{EventKind, PACKET_EVENT_FIXED, SNAP_MAX},
     filter::{packet_addrs_match, packet_matches, FilterSet},
+    stats::port_key,
 };
 
 use crate::{
@@ -17,8 +18,8 @@ use crate::{
         offsets, read, read_ptr,
         skb::{self, parse_flow, track},
     },
-    maps::{count, RxCtx, Tracked, EVENTS, PACKET_SCRATCH},
-    watched,
+    maps::{count, tracked_slot, RxCtx, Tracked, EVENTS, PACKET_SCRATCH},
+    tally, watched,
 };
 
 /// `TP_PROTO(struct sk_buff *skb)`, fired in __netif_receive_skb_core() after the driver (or
@@ -94,6 +95,18 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
     let journey = ((cpu + 1) << 48) | (c.seq & 0xffff_ffff_ffff);
     c.watched = 1;
+    let (rx_ns, key) = if tally::stats() {
+        let to = f.any_port() || f.has_port(flow.dport);
+        let port = if to { flow.dport } else { flow.sport };
+        let key = port_key(port, flow.l4_proto, !to);
+        (tally::matched(key), key)
+    } else {
+        (0, 0)
+    };
+    c.rx_ns = rx_ns;
+    c.key = key;
+    c.slot = tracked_slot(head);
+    c.queued = 0;
     track(
         skb,
         Tracked {
@@ -103,9 +116,16 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
             nh_off,
             l4_off: flow.l4_off,
             ports: flow.ports,
+            rx_ns,
+            queued_ns: 0,
+            key,
+            counted: 0,
         },
     );
     count(counter::PACKETS_MATCHED);
+    if !tally::journeys() {
+        return Ok(journey);
+    }
 
     let Some(ev) = PACKET_SCRATCH.get_ptr_mut(0) else {
         return Ok(journey);

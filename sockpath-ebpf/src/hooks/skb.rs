@@ -8,6 +8,7 @@ use aya_ebpf::{
 use sockpath_ebpf::{
     config::{FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
     event::{EventKind, QueueFullHook, SkbEvent, SkbWhat},
+    stats::outcome,
 };
 
 use crate::{
@@ -16,12 +17,13 @@ use crate::{
         offsets,
         skb::{tracked, untrack},
     },
+    tally,
 };
 
 /// Sends an event about `skb` if it is a tracked packet; `more` completes it.
 #[inline(always)]
 pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent)) -> bool {
-    if emit::softirq_unwatched() {
+    if !tally::journeys() || emit::softirq_unwatched() {
         return false;
     }
     let Some(journey) = tracked(skb, &offsets()) else {
@@ -72,6 +74,8 @@ pub(crate) fn arg_if<C: EbpfContext>(ctx: &C, n: usize, present: bool) -> u64 {
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let skb: u64 = ctx.arg(0);
+    let reason: u32 = ctx.arg(2);
+    tally::skb_outcome(outcome::DROPPED, skb, reason as u64);
     let rx_sk = offsets().features & FEATURE_KFREE_SKB_RX_SK != 0;
     let sent = skb_event(SkbWhat::Drop, skb, |ev| {
         ev.location = ctx.arg(1);
@@ -81,6 +85,14 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     if sent {
         untrack(skb, offsets());
     }
+    0
+}
+
+/// `TP_PROTO(struct sk_buff *skb[, void *location])` (the location since 6.3): a packet freed
+/// as consumed, not dropped (a SYN answered, a pure ACK). Attached for the statistics only.
+#[btf_tracepoint(function = "consume_skb")]
+pub fn consume_skb(ctx: BtfTracePointContext) -> i32 {
+    tally::consumed(ctx.arg(0));
     0
 }
 
@@ -112,6 +124,7 @@ fn reset_sent<C: EbpfContext>(ctx: &C) {
     let with_reason = offsets().features & FEATURE_RESET_REASON != 0;
     let sk = arg_if(ctx, 0, true);
     let skb = arg_if(ctx, 1, true);
+    tally::skb_outcome(outcome::RESET_SENT, skb, 0);
     skb_event(SkbWhat::ResetSent, skb, |ev| {
         ev.sk = sk;
         // -1: this kernel does not say why.
@@ -146,6 +159,7 @@ fn kprobe_reset_sent(ctx: &ProbeContext) {
     } else {
         -1
     };
+    tally::skb_outcome(outcome::RESET_SENT, skb, 0);
     skb_event(SkbWhat::ResetSent, skb, |ev| {
         ev.sk = sk;
         ev.arg0 = reason;
@@ -156,6 +170,7 @@ fn kprobe_reset_sent(ctx: &ProbeContext) {
 /// port unreachable for a UDP datagram no socket wanted.
 #[btf_tracepoint(function = "icmp_send")]
 pub fn icmp_send(ctx: BtfTracePointContext) -> i32 {
+    tally::skb_outcome(outcome::ICMP_SENT, ctx.arg(0), 0);
     skb_event(SkbWhat::IcmpSent, ctx.arg(0), |ev| {
         ev.arg0 = ctx.arg(1);
         ev.arg1 = ctx.arg(2);
@@ -168,6 +183,7 @@ pub fn icmp_send(ctx: BtfTracePointContext) -> i32 {
 #[fentry]
 pub fn fentry_icmp_send(ctx: FEntryContext) -> u32 {
     let (type_, code): (i32, i32) = (ctx.arg(1), ctx.arg(2));
+    tally::skb_outcome(outcome::ICMP_SENT, ctx.arg(0), 0);
     skb_event(SkbWhat::IcmpSent, ctx.arg(0), |ev| {
         ev.arg0 = type_;
         ev.arg1 = code;
@@ -182,6 +198,7 @@ pub fn kprobe_icmp_send(ctx: ProbeContext) -> u32 {
     else {
         return 0;
     };
+    tally::skb_outcome(outcome::ICMP_SENT, skb, 0);
     skb_event(SkbWhat::IcmpSent, skb, |ev| {
         ev.arg0 = type_;
         ev.arg1 = code;
@@ -192,6 +209,7 @@ pub fn kprobe_icmp_send(ctx: ProbeContext) -> u32 {
 /// `TP_PROTO(int rc, struct sock *sk, struct sk_buff *skb)`: UDP could not queue the datagram.
 #[btf_tracepoint(function = "udp_fail_queue_rcv_skb")]
 pub fn udp_fail_queue_rcv_skb(ctx: BtfTracePointContext) -> i32 {
+    tally::skb_outcome(outcome::QUEUE_FULL, ctx.arg(2), 0);
     skb_event(SkbWhat::QueueFail, ctx.arg(2), |ev| {
         ev.arg0 = ctx.arg(0);
         ev.arg1 = QueueFullHook::UdpFailQueueRcvSkb as i32;
@@ -203,6 +221,7 @@ pub fn udp_fail_queue_rcv_skb(ctx: BtfTracePointContext) -> i32 {
 /// `TP_PROTO(struct sock *sk, struct sk_buff *skb)`: the socket's receive buffer is full.
 #[btf_tracepoint(function = "sock_rcvqueue_full")]
 pub fn sock_rcvqueue_full(ctx: BtfTracePointContext) -> i32 {
+    tally::skb_outcome(outcome::QUEUE_FULL, ctx.arg(1), 0);
     skb_event(SkbWhat::QueueFail, ctx.arg(1), |ev| {
         ev.sk = ctx.arg(0);
         // -ENOMEM: what sock_queue_rcv_skb() returns when the buffer is full.

@@ -18,8 +18,17 @@ use crate::{
     emit,
     kernel::{offsets, read, skb::tracked, sock},
     maps::{SYSCALL_KINDS, WATCHED_TGIDS},
-    watched,
+    tally, watched,
 };
+
+/// `TP_PROTO(const struct sk_buff *skb, int len)`: skb_copy_datagram_iter(), in the reader's
+/// context, for each sk_buff whose data a recvmsg (UDP, TCP) copies out. Attached for the
+/// statistics only: it names the packet a read took, which sock_recv_length does not.
+#[btf_tracepoint(function = "skb_copy_datagram_iovec")]
+pub fn skb_copy_datagram_iovec(ctx: BtfTracePointContext) -> i32 {
+    tally::copied(ctx.arg(0));
+    0
+}
 
 /// Fills the common part of a socket event in place.
 #[inline(always)]
@@ -47,6 +56,12 @@ fn fill(ev: &mut SockEvent, what: SockWhat, flags: u16, journey: u64) {
 #[inline(always)]
 pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEvent)) {
     if emit::softirq_unwatched() {
+        return;
+    }
+    if matches!(what, SockWhat::DataReady) {
+        tally::queued(sk);
+    }
+    if !tally::journeys() {
         return;
     }
     let o = offsets();
@@ -92,7 +107,7 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
 /// names both the packet and the established socket the lookup found for it.
 #[btf_tracepoint(function = "tcp_probe")]
 pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
-    if emit::softirq_unwatched() {
+    if !tally::journeys() || emit::softirq_unwatched() {
         return 0;
     }
     let o = offsets();
@@ -143,6 +158,7 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
 /// A reader took `ret` bytes (or got an error) from `sk`.
 #[inline(always)]
 pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
+    tally::received(sk, ret, flags);
     sock_event(sk, SockWhat::Recv, |ev| {
         ev.arg0 = ret;
         ev.arg1 = flags;

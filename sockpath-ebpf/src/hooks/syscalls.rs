@@ -25,6 +25,7 @@ use crate::{
     hooks::socket::watch_current,
     kernel::{offsets, sock, task::fd_to_sock},
     maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
+    tally,
     watched::{self, Watched},
 };
 
@@ -232,7 +233,7 @@ fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
     let o = offsets();
     let f = watched::get();
     let send = decide(kind, ev, &o, &f);
-    if send {
+    if send && tally::journeys() {
         ev.header = emit::header(
             EventKind::Syscall,
             core::mem::size_of::<SyscallEvent>(),
@@ -260,6 +261,7 @@ fn decide(kind: SyscallKind, ev: &mut SyscallEvent, o: &KernelOffsets, f: &Watch
         SyscallKind::Accept | SyscallKind::Accept4 => {
             if ev.ret >= 0 {
                 sock::info_into(&mut ev.sock, fd_to_sock(ev.ret, o), o);
+                tally::accepted(ev.sock.lport);
                 if f.owner_matches() {
                     f.learn_port(ev.sock.lport);
                 }

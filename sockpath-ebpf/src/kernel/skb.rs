@@ -173,6 +173,10 @@ pub fn track(skb: u64, t: Tracked) {
         (*slot).nh_off = t.nh_off;
         (*slot).l4_off = t.l4_off;
         (*slot).ports = t.ports;
+        (*slot).rx_ns = t.rx_ns;
+        (*slot).queued_ns = t.queued_ns;
+        (*slot).key = t.key;
+        (*slot).counted = t.counted;
         core::ptr::write_volatile(&mut (*slot).skb, skb);
     }
 }
@@ -196,11 +200,19 @@ pub fn untrack(skb: u64, o: &KernelOffsets) {
 /// The journey id of `skb`, if it is a packet a journey was started for and it still is.
 #[inline(always)]
 pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
+    tracked_entry(skb, o).map(|(_, t)| t.journey)
+}
+
+/// `skb`'s slot in TRACKED and a copy of its entry, if it is a packet a journey was started
+/// for and it still is.
+#[inline(always)]
+pub fn tracked_entry(skb: u64, o: &KernelOffsets) -> Option<(u32, Tracked)> {
     if skb == 0 {
         return None;
     }
     let head = read::<u64>(skb, o.skb_head).ok()?;
-    let slot = TRACKED.get_ptr(tracked_slot(head))?;
+    let index = tracked_slot(head);
+    let slot = TRACKED.get_ptr(index)?;
     // SAFETY: a valid array slot, copied out; the address is checked again after the copy so
     // that an entry rewritten meanwhile is not used.
     let t = unsafe {
@@ -211,7 +223,7 @@ pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
         t
     };
     if same_packet(skb, head, &t, o) {
-        Some(t.journey)
+        Some((index, t))
     } else {
         None
     }

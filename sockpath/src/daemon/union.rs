@@ -6,21 +6,23 @@
 use crate::{
     api::FilterSpec,
     filter::{parse_port_range, FilterArgs, KernelSet, PortRange, PortSet, Proto, WatchFilter},
-    kernel::{facts::KernelFacts, Kernel},
+    kernel::{facts::KernelFacts, Kernel, Mode},
 };
 
-/// Loads and attaches the programs, watching what `filters` watch.
+/// Loads and attaches the programs, watching what `filters` watch, writing what `mode` says.
 pub fn load(
     facts: &KernelFacts,
     filters: &[&WatchFilter],
     snaplen: u32,
     ring_bytes: u32,
+    mode: Mode,
 ) -> anyhow::Result<Kernel> {
-    Kernel::load(
+    Kernel::load_mode(
         facts,
         &KernelSet::of(filters.iter().copied()),
         snaplen,
         ring_bytes,
+        mode,
     )
 }
 

@@ -37,6 +37,8 @@ pub enum Stage {
     Queue,
     TcpState,
     Read,
+    /// The packet whose data a read copied out: for the statistics only.
+    Copied,
     Drop,
     ResetSent,
     ResetReceived,
@@ -48,7 +50,7 @@ pub enum Stage {
 
 #[cfg(test)]
 impl Stage {
-    pub const ALL: [Stage; 19] = [
+    pub const ALL: [Stage; 20] = [
         Stage::DeviceReceive,
         Stage::Softirq,
         Stage::Route,
@@ -61,6 +63,7 @@ impl Stage {
         Stage::Queue,
         Stage::TcpState,
         Stage::Read,
+        Stage::Copied,
         Stage::Drop,
         Stage::ResetSent,
         Stage::ResetReceived,

@@ -276,6 +276,21 @@ pub static TABLE: &[StageSpec] = &[
         without: "reads not seen",
     },
     StageSpec {
+        stage: Stage::Copied,
+        name: "TCP segment read, packet consumed (statistics only)",
+        // DepSurf: both in 4.4 ((skb, len); (skb), the location added in 6.3). Attached only
+        // when statistics are counted: they run for every recvmsg and every consumed sk_buff
+        // on the machine.
+        hooks: &[Hook {
+            programs: &[
+                tp_btf("skb_copy_datagram_iovec", 2, OLD),
+                tp_btf("consume_skb", 1, OLD),
+            ],
+        }],
+        required: false,
+        without: "TCP reads and consumed packets not counted",
+    },
+    StageSpec {
         stage: Stage::Drop,
         name: "drop with reason (kfree_skb)",
         // The reason argument: 5.17 (lttng; DepSurf: two arguments in 5.15, three in 5.19).

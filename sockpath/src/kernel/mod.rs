@@ -4,8 +4,10 @@
 pub mod btf;
 pub mod facts;
 mod filter;
+mod mode;
 pub mod names;
 pub mod probes;
+pub mod stats;
 mod syscall_table;
 
 use std::path::Path;
@@ -21,8 +23,10 @@ use sockpath_ebpf::{
         MAP_WATCHED_TGIDS,
     },
     event::SNAP_MAX,
+    stats::GLOBAL_MODE,
 };
 
+pub use self::mode::Mode;
 use self::{
     facts::KernelFacts,
     filter::{FilterMaps, KernelMaps},
@@ -113,16 +117,31 @@ pub struct Kernel {
     counters: PerCpuArray<MapData, u64>,
     watched: BpfHashMap<MapData, u32, u8>,
     filter: FilterMaps<KernelMaps>,
+    /// The per-port statistics, when the mode counts them.
+    stats: Option<stats::KernelStats>,
+    pub mode: Mode,
 }
 
 impl Kernel {
     /// Loads the programs watching `set` and keeping `snaplen` bytes of each packet, and
-    /// attaches them.
+    /// attaches them, writing journeys.
     pub fn load(
         facts: &KernelFacts,
         set: &KernelSet,
         snaplen: u32,
         ring_bytes: u32,
+    ) -> anyhow::Result<Self> {
+        Self::load_mode(facts, set, snaplen, ring_bytes, Mode::JOURNEYS)
+    }
+
+    /// Like `load`, with journeys, statistics or both as `mode` says; only the hooks the mode
+    /// needs are attached.
+    pub fn load_mode(
+        facts: &KernelFacts,
+        set: &KernelSet,
+        snaplen: u32,
+        ring_bytes: u32,
+        mode: Mode,
     ) -> anyhow::Result<Self> {
         let mut offsets = facts
             .btf
@@ -136,6 +155,7 @@ impl Kernel {
             .btf(Some(&btf))
             .override_global(GLOBAL_OFFSETS, &offsets, true)
             .override_global(GLOBAL_SNAPLEN, &snaplen, true)
+            .override_global(GLOBAL_MODE, &mode.config(), true)
             .map_max_entries(MAP_EVENTS, ring_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object")?;
@@ -154,7 +174,12 @@ impl Kernel {
         // The set is in place before the first program runs.
         let mut filter = FilterMaps::new(KernelMaps::take(&mut ebpf)?);
         filter.set(set)?;
-        let stages = probes::attach_all(&mut ebpf, &btf, facts)?;
+        let stages = probes::attach_all(&mut ebpf, &btf, facts, |s| mode.wants(s))?;
+        let stats = if mode.stats {
+            Some(stats::KernelStats::from_ebpf(&mut ebpf)?)
+        } else {
+            None
+        };
         let counters = PerCpuArray::try_from(
             ebpf.take_map(MAP_COUNTERS)
                 .ok_or_else(|| anyhow!("map {MAP_COUNTERS} missing"))?,
@@ -169,7 +194,19 @@ impl Kernel {
             counters,
             watched,
             filter,
+            stats,
+            mode,
         })
+    }
+
+    /// The per-port statistics, if the mode counts them.
+    pub fn stats(&self) -> Option<&stats::KernelStats> {
+        self.stats.as_ref()
+    }
+
+    /// The per-port statistics to read intervals from (`KernelStats::take`).
+    pub fn stats_mut(&mut self) -> Option<&mut stats::KernelStats> {
+        self.stats.as_mut()
     }
 
     pub fn ring(&mut self) -> anyhow::Result<RingBuf<MapData>> {

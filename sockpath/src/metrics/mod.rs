@@ -7,6 +7,7 @@
 //! over into the next attachment and the counters never go backwards.
 
 pub mod http;
+pub mod ports;
 
 use prometheus_client::{
     collector::Collector,
@@ -39,6 +40,8 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PortStats {
     pub port: u16,
+    /// "tcp", "udp".
+    pub proto: String,
     /// Packets by how their journey ended ("delivered", "dropped", ...) and, for a drop, the
     /// kernel's reason (empty otherwise).
     pub packets: Vec<PacketCount>,
@@ -70,13 +73,6 @@ pub struct StageLatency {
 /// (about 1 µs) to 2^34 (about 17 s). Fixed, so that every scrape has the same series.
 const LATENCY_BOUNDS_LOG2: std::ops::RangeInclusive<usize> = 10..=34;
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for the kernel's per-port statistics, which this version does not read yet"
-    )
-)]
 impl StageLatency {
     /// From a log2 histogram of nanoseconds as the kernel keeps it (bucket b: [2^b, 2^(b+1))
     /// ns) with its exact count and sum. Bucket b goes under the bound 2^(b+1) ns: the ones
@@ -166,6 +162,7 @@ impl Collector for SnapshotCollector {
                 for c in &p.packets {
                     let labels = [
                         ("port", port.as_str()),
+                        ("proto", p.proto.as_str()),
                         ("outcome", c.outcome.as_str()),
                         ("reason", c.reason.as_str()),
                     ];
@@ -176,14 +173,18 @@ impl Collector for SnapshotCollector {
         if s.ports.iter().any(|p| !p.latency.is_empty()) {
             let mut m = enc.encode_descriptor(
                 "sockpath_stage_latency_seconds",
-                "Time from device receive to each stage of a packet's journey",
+                "Time between two stages of a packet's journey (device -> queue, queue -> read, device -> read, device -> drop), per port",
                 None,
                 MetricType::Histogram,
             )?;
             for p in &s.ports {
                 let port = p.port.to_string();
                 for l in &p.latency {
-                    let labels = [("port", port.as_str()), ("stage", l.stage.as_str())];
+                    let labels = [
+                        ("port", port.as_str()),
+                        ("proto", p.proto.as_str()),
+                        ("stage", l.stage.as_str()),
+                    ];
                     m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
                         l.sum_seconds,
                         l.count,
@@ -203,7 +204,11 @@ impl Collector for SnapshotCollector {
             for p in &s.ports {
                 let port = p.port.to_string();
                 for (listener, n) in &p.accept_overflows {
-                    let labels = [("port", port.as_str()), ("listener", listener.as_str())];
+                    let labels = [
+                        ("port", port.as_str()),
+                        ("proto", p.proto.as_str()),
+                        ("listener", listener.as_str()),
+                    ];
                     ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
                 }
             }
@@ -271,12 +276,13 @@ mod tests {
         let text = render(Snapshot {
             ports: vec![PortStats {
                 port: 80,
+                proto: "tcp".into(),
                 latency: vec![l],
                 ..PortStats::default()
             }],
             ..Snapshot::default()
         });
-        assert!(text.contains(r#"sockpath_stage_latency_seconds_bucket{port="80",stage="device -> read",le="+Inf"} 8"#), "{text}");
+        assert!(text.contains(r#"sockpath_stage_latency_seconds_bucket{port="80",proto="tcp",stage="device -> read",le="+Inf"} 8"#), "{text}");
     }
 
     #[test]
@@ -284,6 +290,7 @@ mod tests {
         let text = render(Snapshot {
             ports: vec![PortStats {
                 port: 443,
+                proto: "tcp".into(),
                 packets: vec![
                     PacketCount {
                         outcome: "delivered".into(),
@@ -308,14 +315,14 @@ mod tests {
         });
         for line in [
             "# TYPE sockpath_packets_total counter",
-            r#"sockpath_packets_total{port="443",outcome="delivered",reason=""} 10"#,
-            r#"sockpath_packets_total{port="443",outcome="dropped",reason="TCP_LISTEN_OVERFLOW"} 2"#,
+            r#"sockpath_packets_total{port="443",proto="tcp",outcome="delivered",reason=""} 10"#,
+            r#"sockpath_packets_total{port="443",proto="tcp",outcome="dropped",reason="TCP_LISTEN_OVERFLOW"} 2"#,
             "# TYPE sockpath_stage_latency_seconds histogram",
-            r#"sockpath_stage_latency_seconds_bucket{port="443",stage="socket queue",le="1e-05"} 4"#,
-            r#"sockpath_stage_latency_seconds_bucket{port="443",stage="socket queue",le="0.0001"} 9"#,
-            r#"sockpath_stage_latency_seconds_bucket{port="443",stage="socket queue",le="+Inf"} 10"#,
-            r#"sockpath_stage_latency_seconds_count{port="443",stage="socket queue"} 10"#,
-            r#"sockpath_accept_queue_overflows_total{port="443",listener="0.0.0.0:443"} 2"#,
+            r#"sockpath_stage_latency_seconds_bucket{port="443",proto="tcp",stage="socket queue",le="1e-05"} 4"#,
+            r#"sockpath_stage_latency_seconds_bucket{port="443",proto="tcp",stage="socket queue",le="0.0001"} 9"#,
+            r#"sockpath_stage_latency_seconds_bucket{port="443",proto="tcp",stage="socket queue",le="+Inf"} 10"#,
+            r#"sockpath_stage_latency_seconds_count{port="443",proto="tcp",stage="socket queue"} 10"#,
+            r#"sockpath_accept_queue_overflows_total{port="443",proto="tcp",listener="0.0.0.0:443"} 2"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
         }

@@ -13,7 +13,7 @@ use crate::{
     daemon::union,
     filter::WatchFilter,
     hooks::HookChoice,
-    kernel::{self, facts::KernelFacts, names::KernelNames, probes, Kernel},
+    kernel::{self, facts::KernelFacts, names::KernelNames, probes, Kernel, Mode},
     live::release_free_memory,
 };
 
@@ -70,7 +70,20 @@ impl Engine {
         let facts = KernelFacts::read()?;
         kernel::ensure_tracefs()?;
         let filters = self.filters();
-        let mut kernel = union::load(&facts, &filters, self.cfg.snaplen, self.cfg.ring_kib << 10)?;
+        // The metrics' ports are counted in the kernel (statistics) besides the watchers'
+        // journeys.
+        let mode = if self.cfg.metrics.is_some() {
+            Mode::BOTH
+        } else {
+            Mode::JOURNEYS
+        };
+        let mut kernel = union::load(
+            &facts,
+            &filters,
+            self.cfg.snaplen,
+            self.cfg.ring_kib << 10,
+            mode,
+        )?;
         let ring = kernel.ring()?;
         let names = facts.names.clone();
         drop(facts);

@@ -25,7 +25,7 @@ use self::{
 };
 use super::{access::Peer, owners::ProcCache, owners::SharedOwners, queue::ClientQueue};
 use crate::{
-    api::WatchRequest,
+    api::{typed_line, WatchRequest},
     filter::WatchFilter,
     journey::clock::monotonic_ns,
     live::{BATCH, DRAIN, TICK},
@@ -162,9 +162,7 @@ impl Engine {
                 let _ = reply.send(self.probes().map_err(|e| format!("{e:#}")));
             }
             Control::Stats { reply } => {
-                let _ = reply.send(Err(
-                    "this daemon keeps no in-kernel statistics (see sockpath daemon --help)".into(),
-                ));
+                let _ = reply.send(self.stats_line());
             }
         }
     }
@@ -227,8 +225,50 @@ impl Engine {
             packets_matched: total.matched,
             events_lost: total.lost,
             read_errors: total.read_errors,
-            ports: Vec::new(),
+            ports: self.port_stats(),
         }
+    }
+
+    /// The `stats` request's answer: what the kernel counted since the daemon started, for
+    /// every port it counts (the metrics ports and those of the watchers since), as `sockpath
+    /// stats --json` writes its totals.
+    fn stats_line(&self) -> Result<Vec<u8>, String> {
+        let Some(stats) = self
+            .live
+            .as_ref()
+            .and_then(|l| l.kernel.stats().map(|s| (l, s)))
+        else {
+            return Err(
+                "this daemon keeps no in-kernel statistics: start it with --metrics ADDR:PORT and --metrics-port PORT"
+                    .into(),
+            );
+        };
+        let (live, stats) = stats;
+        let ports =
+            crate::stats::view::ports(&stats.snapshot(), &|r| live.names.drop_reason(r as i32));
+        Ok(typed_line(
+            "stats",
+            &serde_json::json!({
+                "packets_matched": ports.iter().map(|p| p.matched).sum::<u64>(),
+                "ports": ports,
+            }),
+        ))
+    }
+
+    /// The metrics ports' statistics, while the programs count them (the metrics keep the
+    /// programs attached, so the kernel's counts run from the daemon's start).
+    fn port_stats(&self) -> Vec<crate::metrics::PortStats> {
+        let (Some(live), Some(metrics)) = (&self.live, &self.cfg.metrics) else {
+            return Vec::new();
+        };
+        let Some(stats) = live.kernel.stats() else {
+            return Vec::new();
+        };
+        crate::metrics::ports::from_totals(
+            &stats.snapshot(),
+            |p| metrics.ports.contains(p),
+            |r| live.names.drop_reason(r as i32),
+        )
     }
 
     fn shutdown(&mut self) {

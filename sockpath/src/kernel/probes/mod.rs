@@ -39,10 +39,12 @@ pub enum ProbeError {
 }
 
 /// Loads and attaches every stage's preferred working hook.
+/// Stages `wanted` refuses are left out (not attached, not listed).
 pub fn attach_all(
     ebpf: &mut Ebpf,
     btf: &Btf,
     facts: &KernelFacts,
+    wanted: impl Fn(Stage) -> bool,
 ) -> Result<Vec<StageStatus>, ProbeError> {
     if let Ok(only) = std::env::var("SOCKPATH_ONLY_PROGRAMS") {
         tracing::warn!(
@@ -50,7 +52,7 @@ pub fn attach_all(
         );
     }
     let mut statuses = Vec::new();
-    for spec in TABLE {
+    for spec in TABLE.iter().filter(|s| wanted(s.stage)) {
         let mut st = StageStatus {
             stage: spec.stage,
             name: spec.name,

@@ -1,0 +1,83 @@
+//! What the programs write: per-packet journeys (`watch`), per-port statistics (`stats`, the
+//! daemon's metrics), or both; and which hooks each needs.
+
+use sockpath_ebpf::stats::{ModeConfig, MODE_JOURNEYS, MODE_STATS};
+
+use crate::hooks::Stage;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    /// Events for journeys go to the ring buffer.
+    pub journeys: bool,
+    /// Per-port counters and latency histograms are kept in the kernel.
+    pub stats: bool,
+}
+
+impl Mode {
+    pub const JOURNEYS: Self = Self {
+        journeys: true,
+        stats: false,
+    };
+    pub const STATS: Self = Self {
+        journeys: false,
+        stats: true,
+    };
+    pub const BOTH: Self = Self {
+        journeys: true,
+        stats: true,
+    };
+
+    /// The `MODE` global the programs read.
+    pub fn config(self) -> ModeConfig {
+        let mut flags = 0;
+        if self.journeys {
+            flags |= MODE_JOURNEYS;
+        }
+        if self.stats {
+            flags |= MODE_STATS;
+        }
+        ModeConfig {
+            flags,
+            sample_one_in: 0,
+        }
+    }
+
+    /// Whether the hooks of `stage` are attached in this mode. Statistics need device receive
+    /// and the softirq marks (the packet a socket hook concerns), the queue, the reads (a UDP
+    /// socket's recvmsg; the TCP segment copied, skb_copy_datagram_iovec), the consumed
+    /// (consume_skb; these two for statistics only: they run for every recvmsg and consumed
+    /// sk_buff on the machine), the ends (drop, reset, ICMP error, full queue) and accept().
+    pub fn wants(self, stage: Stage) -> bool {
+        let for_stats = matches!(
+            stage,
+            Stage::DeviceReceive
+                | Stage::Softirq
+                | Stage::Queue
+                | Stage::Read
+                | Stage::Copied
+                | Stage::Drop
+                | Stage::ResetSent
+                | Stage::IcmpSent
+                | Stage::QueueFull
+                | Stage::Syscalls
+        );
+        (self.stats && for_stats) || (self.journeys && stage != Stage::Copied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journeys_attach_every_stage_but_the_statistics_read() {
+        for s in Stage::ALL {
+            assert_eq!(Mode::JOURNEYS.wants(s), s != Stage::Copied, "{s:?}");
+            assert!(Mode::BOTH.wants(s), "{s:?}");
+        }
+        assert!(!Mode::STATS.wants(Stage::Lookup) && !Mode::STATS.wants(Stage::TcpState));
+        assert!(Mode::STATS.wants(Stage::Copied) && Mode::STATS.wants(Stage::Drop));
+        assert_eq!(Mode::STATS.config().flags, MODE_STATS);
+        assert_eq!(Mode::BOTH.config().flags, MODE_JOURNEYS | MODE_STATS);
+    }
+}
