@@ -198,7 +198,9 @@ pub fn skb_outcome(which: usize, skb: u64, reason: u64) {
     }
 }
 
-/// A process is copying `skb`'s data (skb_copy_datagram_iovec): its read, once per packet.
+/// A process is copying `skb`'s data (skb_copy_datagram_iovec): a TCP segment's read, once
+/// per segment. UDP datagrams are counted from their socket (`received`), whether they are
+/// copied this way (paged ones) or not (linear ones).
 #[inline(always)]
 pub fn copied(skb: u64) {
     if !stats() {
@@ -207,6 +209,9 @@ pub fn copied(skb: u64) {
     let Some((slot, t)) = tracked_entry(skb, offsets()) else {
         return;
     };
+    if key_parts(t.key).1 == IPPROTO_UDP {
+        return;
+    }
     count_read(skb, slot, &t);
 }
 

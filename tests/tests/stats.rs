@@ -63,7 +63,7 @@ fn total(r: &Report) -> Value {
 }
 
 #[test]
-fn udp_datagrams_read_and_to_a_closed_port_are_counted_exactly() {
+fn stats_udp_datagrams_read_and_to_a_closed_port_are_counted_exactly() {
     const READ: usize = 50;
     const CLOSED: usize = 7;
     let ns = Netns::new("stats-udp");
@@ -142,7 +142,7 @@ fn udp_datagrams_read_and_to_a_closed_port_are_counted_exactly() {
 }
 
 #[test]
-fn tcp_connections_accepted_and_read_and_one_refused() {
+fn stats_tcp_connections_accepted_and_read_and_one_refused() {
     const CONNECTIONS: usize = 5;
     let ns = Netns::new("stats-tcp");
     let (open, closed) = (free_port(), free_port());
@@ -195,7 +195,7 @@ fn tcp_connections_accepted_and_read_and_one_refused() {
 }
 
 #[test]
-fn the_table_is_printed_every_interval_until_the_duration_ends() {
+fn stats_table_is_printed_every_interval_until_the_duration_ends() {
     require_root();
     let port = free_port();
     let out = Command::new(bin())
@@ -230,7 +230,7 @@ fn the_table_is_printed_every_interval_until_the_duration_ends() {
 }
 
 #[test]
-fn bad_input_is_exit_code_2_with_a_message() {
+fn stats_bad_input_is_exit_code_2_with_a_message() {
     for (args, needle) in [
         (&["stats", "--interval", "0"][..], "--interval must be"),
         (&["stats", "--interval", "soon"], "invalid float"),
