@@ -58,6 +58,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     file_inode: 0,
     inode_mode: 0,
     inode_ino: 0,
+    tw_substate: 0,
     features: 0,
 });
 

@@ -74,7 +74,7 @@ pub enum SockWhat {
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy = 9,
     /// A socket lookup returned (fexit/kretprobe): `arg0` = [`LookupTable`], `sock` = the socket
-    /// found (sk 0: none).
+    /// found (sk 0: none); `arg1` = a time-wait socket's tw_substate.
     Lookup = 10,
 }
 

@@ -49,10 +49,12 @@ pub enum SockKind {
     ErrorReport { sock: Socket, err: i32 },
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy { sock: Socket },
-    /// A socket lookup in `table` returned `found` (None: no socket).
+    /// A socket lookup in `table` returned `found` (None: no socket); `tw_substate`: the
+    /// substate of a time-wait socket found.
     Lookup {
         table: LookupTable,
         found: Option<Socket>,
+        tw_substate: Option<u8>,
     },
 }
 
@@ -106,6 +108,8 @@ pub fn decode(meta: Meta, e: &SockEvent) -> Result<SockEv, DecodeError> {
         SockWhat::Lookup => SockKind::Lookup {
             table: LookupTable::from_i32(e.arg0)
                 .ok_or(DecodeError::Code("lookup table", e.arg0.into()))?,
+            tw_substate: (sock.sk != 0 && sock.in_state(TcpState::TimeWait))
+                .then_some(e.arg1 as u8),
             found: (sock.sk != 0).then_some(sock),
         },
     };
@@ -181,14 +185,15 @@ mod tests {
         let mut e = event(SockWhat::Lookup, LookupTable::Listener as i32, 0);
         assert!(matches!(
             kind(&e),
-            Ok(SockKind::Lookup { table: LookupTable::Listener, found: Some(s) }) if s.sk == 0xabc
+            Ok(SockKind::Lookup { table: LookupTable::Listener, found: Some(s), .. }) if s.sk == 0xabc
         ));
         e.sock.sk = 0;
         assert_eq!(
             kind(&e),
             Ok(SockKind::Lookup {
                 table: LookupTable::Listener,
-                found: None
+                found: None,
+                tw_substate: None,
             })
         );
     }

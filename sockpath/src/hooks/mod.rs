@@ -38,6 +38,7 @@ pub enum Stage {
     TcpState,
     Read,
     Drop,
+    Consumed,
     ResetSent,
     ResetReceived,
     IcmpSent,
@@ -48,7 +49,7 @@ pub enum Stage {
 
 #[cfg(test)]
 impl Stage {
-    pub const ALL: [Stage; 19] = [
+    pub const ALL: [Stage; 20] = [
         Stage::DeviceReceive,
         Stage::Softirq,
         Stage::Route,
@@ -62,6 +63,7 @@ impl Stage {
         Stage::TcpState,
         Stage::Read,
         Stage::Drop,
+        Stage::Consumed,
         Stage::ResetSent,
         Stage::ResetReceived,
         Stage::IcmpSent,

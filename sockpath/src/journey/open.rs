@@ -28,6 +28,9 @@ pub(crate) struct Open {
     /// Sockets whose waiting lists name this journey (accept, FIN, unread data), so finishing it
     /// removes it from those lists only.
     pub waits_on: Vec<u64>,
+    /// The packet reached a time-wait socket in this substate (FIN_WAIT2 or TIME_WAIT): seen by
+    /// the lookup, or as the drop's rx_sk.
+    pub tw_substate: Option<u8>,
 }
 
 impl Open {
@@ -53,6 +56,7 @@ impl Open {
             obs: Vec::new(),
             awaiting: false,
             evicted: false,
+            tw_substate: None,
             waits_on: Vec::new(),
         }
     }

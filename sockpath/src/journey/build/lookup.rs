@@ -50,6 +50,8 @@ pub fn observed(
         (LookupTable::Established, Some(s)) if s.state == 6 => Lookup::TimeWait {
             local: local(s),
             remote: remote(s),
+            substate: o.tw_substate.map(names::tcp_state),
+            after: false,
         },
         (LookupTable::Established, Some(s)) => Lookup::Established {
             socket: sockets.view_at(s, o.t0),
@@ -65,6 +67,16 @@ pub fn observed(
 
 /// The lookup no hook saw here: the result the later stages imply.
 pub fn inferred(h: &Headers, o: &Open, f: &Facts, sockets: &SocketTable) -> Lookup {
+    if let Some(sub) = o.tw_substate {
+        // The drop named the time-wait socket (rx_sk); the established table matched it by the
+        // packet's four addresses and ports.
+        return Lookup::TimeWait {
+            local: dst(h),
+            remote: SocketAddr::new(h.src, h.sport.unwrap_or(0)),
+            substate: Some(names::tcp_state(sub)),
+            after: true,
+        };
+    }
     if let Some((l, _)) = f.synack {
         return Lookup::ImpliedListener {
             socket: sockets.view_at(l, o.t0),

@@ -62,6 +62,19 @@ pub struct Transition {
     pub time_wait: bool,
 }
 
+/// Why the kernel freed a packet without dropping it, as far as the journey tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumedWhy {
+    /// A segment without payload, SYN, FIN or RST: its acknowledgment was processed.
+    PureAck,
+    /// A SYN the listener answered (the request socket holds what it needs).
+    SynAnswered,
+    /// A segment or datagram whose payload a reader took.
+    Read,
+    /// A segment without payload (a FIN, say) the established socket processed.
+    Processed,
+}
+
 /// Where the input route lookup sent the packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteResult {
@@ -122,6 +135,18 @@ pub enum StageData {
     IcmpSent { icmp: String },
     /// kfree_skb: dropped, with the kernel's reason, where (the symbol of the location).
     Dropped { reason: String, location: String },
+    /// A TCP segment with these flags sent in answer by no full socket: by the time-wait
+    /// socket the packet reached (its substate), or by TCP's control socket.
+    Answered {
+        flags: Vec<&'static str>,
+        time_wait: Option<&'static str>,
+    },
+    /// consume_skb: freed once the kernel was done with it, where (the symbol of the location;
+    /// None on kernels whose tracepoint does not say) and, where it can be told, why.
+    Consumed {
+        location: Option<String>,
+        why: Option<ConsumedWhy>,
+    },
     /// The socket could not queue it (the hook's return code).
     QueueFull { rc: i32 },
     /// Payload bytes of this packet taken by a reader.

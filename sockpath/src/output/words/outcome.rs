@@ -6,7 +6,7 @@ use serde::{ser::SerializeStruct, Serialize, Serializer};
 
 use super::{addr, connect, owner, process, who, R};
 use crate::{
-    journey::model::{Outcome, OutcomeData, Transition},
+    journey::model::{Outcome, OutcomeData, TimeWaitAnswer, Transition},
     text::{int, uint},
 };
 
@@ -108,6 +108,48 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
                 w.write_str(f)?;
             }
             w.write_str(" processed by the established socket")
+        }
+        OutcomeData::ConsumedAt { location, why } => {
+            match why {
+                Some(why) => {
+                    super::stage::consumed_why(w, *why)?;
+                    w.write_str(", then freed by the kernel")?;
+                }
+                None => w.write_str("consumed by the kernel")?,
+            }
+            match location {
+                Some(l) => write!(w, " at {l}"),
+                None => Ok(()),
+            }
+        }
+        OutcomeData::TimeWait {
+            local,
+            remote,
+            substate,
+            answer,
+        } => {
+            w.write_str("handled by the time-wait socket ")?;
+            addr(w, *local)?;
+            w.write_str(" <- ")?;
+            addr(w, *remote)?;
+            if let Some(s) = substate {
+                write!(w, " ({s})")?;
+            }
+            match answer {
+                TimeWaitAnswer::Sent(flags) => write!(w, ": {} sent", flags.join(","))?,
+                TimeWaitAnswer::Reset => w.write_str(": RST sent")?,
+                TimeWaitAnswer::NewSyn { listener } => {
+                    w.write_str(": a new SYN reusing the port; listener ")?;
+                    w.write_str(&listener.local)?;
+                    owner(w, listener)?;
+                    w.write_str(" answered with SYN-ACK")?;
+                }
+                TimeWaitAnswer::Nothing => w.write_str(": nothing sent")?,
+            }
+            if !reason.is_empty() {
+                write!(w, "; then freed as a drop ({reason})")?;
+            }
+            Ok(())
         }
         OutcomeData::ResetReceived { connect: c } => {
             w.write_str("connection reset")?;

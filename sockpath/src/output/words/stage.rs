@@ -7,7 +7,7 @@ use sockpath_ebpf::event::Hop;
 
 use super::{addr, caller, lookup, process, sock, syscall_result, R};
 use crate::{
-    journey::model::{Queue, RouteResult, StageData},
+    journey::model::{ConsumedWhy, Queue, RouteResult, StageData},
     text::{int, uint},
 };
 
@@ -135,6 +135,24 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
         StageData::Dropped { reason, location } => {
             write!(w, "dropped: {reason} at {location}")
         }
+        StageData::Answered { flags, time_wait } => {
+            w.write_str(&flags.join(","))?;
+            match time_wait {
+                Some(sub) => write!(w, " sent by the time-wait socket ({sub})"),
+                None => w.write_str(" sent by TCP's control socket (no full socket)"),
+            }
+        }
+        StageData::Consumed { location, why } => {
+            w.write_str("consumed")?;
+            if let Some(l) = location {
+                write!(w, " at {l}")?;
+            }
+            if let Some(why) = why {
+                w.write_str(": ")?;
+                consumed_why(w, *why)?;
+            }
+            Ok(())
+        }
         StageData::QueueFull { rc } => {
             write!(w, "socket could not queue it (rc {rc})")
         }
@@ -170,6 +188,16 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
         StageData::InferredTransport => Ok(()),
         StageData::Logged(words) => w.write_str(words),
     }
+}
+
+/// Why a consumed packet was freed, in words.
+pub fn consumed_why<W: Write + ?Sized>(w: &mut W, why: ConsumedWhy) -> R {
+    w.write_str(match why {
+        ConsumedWhy::PureAck => "a pure ACK, processed",
+        ConsumedWhy::SynAnswered => "the SYN, answered",
+        ConsumedWhy::Read => "its payload, read",
+        ConsumedWhy::Processed => "processed by the established socket",
+    })
 }
 
 /// JSON's `detail`: the words.
