@@ -66,6 +66,10 @@ pub struct KernelOffsets {
     /// struct inet_timewait_sock's tw_substate: FIN_WAIT2 or TIME_WAIT, what a time-wait
     /// socket's skc_state (always TIME_WAIT) does not say.
     pub tw_substate: u32,
+    /// struct sock's sk_ack_backlog and sk_max_ack_backlog: a listener's accept queue, its
+    /// length and its limit (the listen() backlog, capped by net.core.somaxconn).
+    pub sk_ack_backlog: u32,
+    pub sk_max_ack_backlog: u32,
     /// `FEATURE_*` bits: what this kernel's hooks pass. The verifier reads this read-only
     /// global as a constant and drops the branches for arguments a kernel does not have.
     pub features: u32,
@@ -146,7 +150,7 @@ mod pod {
     unsafe impl aya::Pod for super::FilterConfig {}
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 43 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 45 * 4);
 const _: () = assert!(core::mem::size_of::<FilterConfig>() == 8);
 
 /// Global variable names (EbpfLoader::override_global).

@@ -59,6 +59,8 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     inode_mode: 0,
     inode_ino: 0,
     tw_substate: 0,
+    sk_ack_backlog: 0,
+    sk_max_ack_backlog: 0,
     features: 0,
 });
 

@@ -46,6 +46,10 @@ fn looked_up(table: LookupTable, found: u64) {
     sock::info_into(&mut ev.other, 0, o);
     if ev.sock.state == sock::TCP_TIME_WAIT {
         ev.arg1 = read::<u8>(found, o.tw_substate).unwrap_or(0) as i32;
+    } else if ev.sock.state == sock::TCP_LISTEN {
+        // The accept queue as the SYN finds it: a SYN that finds it full is dropped.
+        ev.arg1 = read::<u32>(found, o.sk_ack_backlog).unwrap_or(0) as i32;
+        ev.arg2 = read::<u32>(found, o.sk_max_ack_backlog).unwrap_or(0);
     }
     entry.submit(emit::RB_FLAGS);
 }

@@ -50,11 +50,13 @@ pub enum SockKind {
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy { sock: Socket },
     /// A socket lookup in `table` returned `found` (None: no socket); `tw_substate`: the
-    /// substate of a time-wait socket found.
+    /// substate of a time-wait socket found; `accept_queue`: a listener's accept queue
+    /// (length, limit) when it was found.
     Lookup {
         table: LookupTable,
         found: Option<Socket>,
         tw_substate: Option<u8>,
+        accept_queue: Option<(u32, u32)>,
     },
 }
 
@@ -110,6 +112,8 @@ pub fn decode(meta: Meta, e: &SockEvent) -> Result<SockEv, DecodeError> {
                 .ok_or(DecodeError::Code("lookup table", e.arg0.into()))?,
             tw_substate: (sock.sk != 0 && sock.in_state(TcpState::TimeWait))
                 .then_some(e.arg1 as u8),
+            accept_queue: (sock.sk != 0 && sock.in_state(TcpState::Listen))
+                .then_some((e.arg1 as u32, e.arg2)),
             found: (sock.sk != 0).then_some(sock),
         },
     };
@@ -194,6 +198,7 @@ mod tests {
                 table: LookupTable::Listener,
                 found: None,
                 tw_substate: None,
+                accept_queue: None,
             })
         );
     }

@@ -193,6 +193,7 @@ impl Assembler {
                 table,
                 found,
                 tw_substate,
+                accept_queue,
             } => {
                 // A lookup ran in the softirq processing the CPU's current packet. A socket
                 // found must fit the packet (the kernel also looks sockets up for other
@@ -210,6 +211,9 @@ impl Assembler {
                 o.obs.push(Obs::Lookup { ts, table, found });
                 if tw_substate.is_some() {
                     o.tw_substate = tw_substate;
+                }
+                if accept_queue.is_some() {
+                    o.accept_queue = accept_queue;
                 }
             }
             SockKind::Destroy { .. } => {}

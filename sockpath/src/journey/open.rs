@@ -31,6 +31,9 @@ pub(crate) struct Open {
     /// The packet reached a time-wait socket in this substate (FIN_WAIT2 or TIME_WAIT): seen by
     /// the lookup, or as the drop's rx_sk.
     pub tw_substate: Option<u8>,
+    /// The listener's accept queue (length, limit) when the lookup found it (kernels whose
+    /// lookups are hooked).
+    pub accept_queue: Option<(u32, u32)>,
 }
 
 impl Open {
@@ -57,6 +60,7 @@ impl Open {
             awaiting: false,
             evicted: false,
             tw_substate: None,
+            accept_queue: None,
             waits_on: Vec::new(),
         }
     }

@@ -204,6 +204,19 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
             .unwrap_or_default();
         return Outcome::new(OutcomeKind::Consumed, OutcomeData::Consumed { flags });
     }
+    if let Some(h) = h.filter(|h| super::lookup::syn_not_answered(h, f)) {
+        {
+            return Outcome::new(
+                OutcomeKind::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: super::lookup::listener_for(o, h, sockets)
+                        .map(|s| sockets.view_at(&s, o.t0)),
+                    queue: o.accept_queue,
+                    retransmission: None,
+                },
+            );
+        }
+    }
     if let Some(location) = &f.consumed {
         return Outcome::new(
             OutcomeKind::Consumed,

@@ -76,6 +76,14 @@ impl Outcome {
     }
 }
 
+/// A SYN sent again: the same ends and sequence number as the SYN of journey `first`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retransmission {
+    pub n: u32,
+    pub first: u64,
+    pub after_ns: u64,
+}
+
 /// What a time-wait socket did with a segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TimeWaitAnswer {
@@ -140,6 +148,15 @@ pub enum OutcomeData {
         remote: SocketAddr,
         substate: Option<&'static str>,
         answer: TimeWaitAnswer,
+    },
+    /// A SYN the listener took in and freed without answering: its accept queue (or, where the
+    /// kernel cannot tell which, its SYN queue) was full. `queue`: the accept queue's length and
+    /// limit as the lookup found it (kernels whose lookups are hooked); `retransmission`: this
+    /// SYN is the client's retransmission `n` of the SYN of journey `first`, `after_ns` later.
+    SynNotAnswered {
+        listener: Option<SocketView>,
+        queue: Option<(u32, u32)>,
+        retransmission: Option<Retransmission>,
     },
     /// An RST reset the connection; the error reported is the reason.
     ResetReceived { connect: Option<Connect> },

@@ -422,6 +422,55 @@ fn a_consumed_pure_ack_is_complete() {
     assert_eq!(st.detail(), "consumed: a pure ACK, processed");
 }
 
+/// A SYN the listener took in and freed without a SYN-ACK (its accept queue full, as the
+/// lookup read it), then the client's retransmission of it, joined to the first.
+#[test]
+fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let lookup = |ts, id| {
+        sock_ev(
+            ts,
+            id,
+            true,
+            SockKind::Lookup {
+                table: sockpath_ebpf::event::LookupTable::Listener,
+                found: Some(listener.clone()),
+                tw_substate: None,
+                accept_queue: Some((2, 1)),
+            },
+        )
+    };
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 16, tcp4(4444, 4000, 77, None, "S", &[])),
+            lookup(MS + 1_000, 16),
+            skb_ev(MS + 2_000, 16, SkbKind::Consumed { location: 0 }),
+            packet(1_001 * MS, 17, tcp4(4444, 4000, 77, None, "S", &[])),
+            lookup(1_001 * MS + 1_000, 17),
+            skb_ev(1_001 * MS + 2_000, 17, SkbKind::Consumed { location: 0 }),
+        ],
+    );
+    assert_eq!(j.len(), 2);
+    for j in &j {
+        assert!(j.complete, "{:?}", j.incomplete_reason);
+        assert_eq!(j.outcome.kind, OutcomeKind::Dropped);
+    }
+    assert_eq!(
+        j[0].outcome.text(),
+        "SYN not answered by listener 127.0.0.1:4000: accept queue full (2 of 1): SYN dropped, \
+         the client sends it again when its retransmission timer fires (1 s, then longer)"
+    );
+    assert!(
+        j[1].outcome
+            .text()
+            .ends_with("; retransmission 1 of the SYN of journey 1, 1.0 s after it"),
+        "{}",
+        j[1].outcome.text()
+    );
+}
+
 #[test]
 fn accept_names_the_call_that_returned_the_connection() {
     let mut a = asm();

@@ -151,6 +151,39 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
             }
             Ok(())
         }
+        OutcomeData::SynNotAnswered {
+            listener,
+            queue,
+            retransmission,
+        } => {
+            w.write_str("SYN not answered by ")?;
+            match listener {
+                Some(l) => {
+                    w.write_str("listener ")?;
+                    w.write_str(&l.local)?;
+                    owner(w, l)?;
+                }
+                None => w.write_str("the listener")?,
+            }
+            match queue {
+                Some((len, max)) => write!(w, ": accept queue full ({len} of {max})")?,
+                None => w.write_str(
+                    ": its accept queue or SYN queue was full (no hook at the listener here to \
+                     read which)",
+                )?,
+            }
+            w.write_str(": SYN dropped, the client sends it again when its retransmission timer fires (1 s, then longer)")?;
+            if let Some(r) = retransmission {
+                write!(
+                    w,
+                    "; retransmission {} of the SYN of journey {}, {:.1} s after it",
+                    r.n,
+                    r.first,
+                    r.after_ns as f64 / 1e9
+                )?;
+            }
+            Ok(())
+        }
         OutcomeData::ResetReceived { connect: c } => {
             w.write_str("connection reset")?;
             if let Some(e) = &o.reason {
