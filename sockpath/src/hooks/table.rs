@@ -291,7 +291,7 @@ pub static TABLE: &[StageSpec] = &[
         name: "consumed (consume_skb)",
         // skb:consume_skb is older than the ring buffer (DepSurf: in 4.4). Its second argument,
         // the location, came with "net: add location to trace_consume_skb()" (net-next-6.3);
-        // it is read only where BTF shows it (measured: one argument on 6.1, two on 6.12).
+        // it is read only where BTF shows it.
         hooks: &[Hook {
             programs: &[tp_btf("consume_skb", 1, OLD)],
         }],
