@@ -162,6 +162,9 @@ pub enum StageData {
     InferredIp { dropped: Option<String> },
     /// Not observed: the transport's receive function the packet must have passed.
     InferredTransport,
+    /// Not observed: IP receive found the connected socket (early demux) and took the route
+    /// cached on it; no FIB lookup (the route hook saw none).
+    EarlyDemux,
     /// Read back from JSON: the words, without the data they were made from.
     Logged(String),
 }

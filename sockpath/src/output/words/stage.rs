@@ -186,6 +186,9 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
         } => write!(w, "dropped here ({reason})"),
         StageData::InferredIp { dropped: None } => w.write_str("headers valid, local destination"),
         StageData::InferredTransport => Ok(()),
+        StageData::EarlyDemux => w.write_str(
+            "socket found in IP receive (early demux); route from the socket's cache, no FIB lookup",
+        ),
         StageData::Logged(words) => w.write_str(words),
     }
 }

@@ -139,6 +139,10 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
             "consumed",
         ),
         (
+            StageData::EarlyDemux,
+            "socket found in IP receive (early demux); route from the socket's cache, no FIB lookup",
+        ),
+        (
             StageData::Lookup(Lookup::Established { socket: conn() }),
             "established match: 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED",
         ),
