@@ -165,6 +165,16 @@ pub fn time_wait(h: Option<&Headers>, from: u8, to: u8) -> bool {
             || ((from == FIN_WAIT1 || from == FIN_WAIT2) && h.is_some_and(|h| h.has_flag("FIN"))))
 }
 
+/// An orphaned connection (its owner closed it) that gets the ACK of its FIN in FIN_WAIT1 or
+/// FIN_WAIT2 goes to TCP_CLOSE and leaves a time-wait socket in the FIN_WAIT2 substate, which
+/// takes the peer's FIN later.
+pub fn fin_wait2(h: Option<&Headers>, from: u8, to: u8) -> bool {
+    const FIN_WAIT2: u8 = 5;
+    to == 7
+        && from == FIN_WAIT2
+        && h.is_some_and(|h| h.has_flag("ACK") && !h.has_flag("FIN") && !h.has_flag("RST"))
+}
+
 /// Whether a packet freed at `symbol` ("function+0x12") had reached its transport's receive
 /// function: TCP, UDP and the socket layer free what they processed; IP and the device layer
 /// free what they did not pass on. Without a location (kernels before 6.3) a TCP or UDP packet

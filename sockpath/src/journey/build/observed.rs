@@ -145,6 +145,7 @@ pub fn observed(
                     from: names::tcp_state(*from),
                     to: names::tcp_state(*to),
                     time_wait: time_wait(h, *from, *to),
+                    fin_wait2: facts::fin_wait2(h, *from, *to),
                 },
             },
         ),

@@ -56,6 +56,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         from: names::tcp_state(from),
         to: names::tcp_state(to),
         time_wait: time_wait(h, from, to),
+        fin_wait2: super::facts::fin_wait2(h, from, to),
     };
     let error = o.obs.iter().find_map(|x| match x {
         Obs::ErrorReport { err, .. } => Some(names::errno(*err as i64)),

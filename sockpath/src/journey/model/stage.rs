@@ -60,6 +60,10 @@ pub struct Transition {
     pub from: &'static str,
     pub to: &'static str,
     pub time_wait: bool,
+    /// The connection ended into TCP_CLOSE on the ACK of its FIN, its owner having closed it:
+    /// a time-wait socket in the FIN_WAIT2 substate continues it (tcp_time_wait(sk,
+    /// TCP_FIN_WAIT2, ...)).
+    pub fin_wait2: bool,
 }
 
 /// Why the kernel freed a packet without dropping it, as far as the journey tells.

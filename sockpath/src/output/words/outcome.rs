@@ -27,7 +27,11 @@ fn tcp<W: Write + ?Sized>(w: &mut W, t: &Transition) -> R {
     w.write_str("TCP ")?;
     w.write_str(t.from)?;
     w.write_str(" -> ")?;
-    w.write_str(if t.time_wait { "TIME_WAIT" } else { t.to })
+    w.write_str(if t.time_wait { "TIME_WAIT" } else { t.to })?;
+    if t.fin_wait2 {
+        w.write_str(" (a time-wait socket in FIN_WAIT2 continues it)")?;
+    }
+    Ok(())
 }
 
 pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {

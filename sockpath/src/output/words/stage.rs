@@ -93,6 +93,8 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
             w.write_str(&socket.remote)?;
             if change.time_wait {
                 w.write_str(" (continues as a TIME_WAIT socket)")?;
+            } else if change.fin_wait2 {
+                w.write_str(" (continues as a time-wait socket in FIN_WAIT2)")?;
             }
             Ok(())
         }
