@@ -63,6 +63,13 @@ pub struct KernelOffsets {
     pub file_inode: u32,
     pub inode_mode: u32,
     pub inode_ino: u32,
+    /// struct inet_timewait_sock's tw_substate: FIN_WAIT2 or TIME_WAIT, what a time-wait
+    /// socket's skc_state (always TIME_WAIT) does not say.
+    pub tw_substate: u32,
+    /// struct sock's sk_ack_backlog and sk_max_ack_backlog: a listener's accept queue, its
+    /// length and its limit (the listen() backlog, capped by net.core.somaxconn).
+    pub sk_ack_backlog: u32,
+    pub sk_max_ack_backlog: u32,
     /// `FEATURE_*` bits: what this kernel's hooks pass. The verifier reads this read-only
     /// global as a constant and drops the branches for arguments a kernel does not have.
     pub features: u32,
@@ -72,6 +79,8 @@ pub struct KernelOffsets {
 pub const FEATURE_KFREE_SKB_RX_SK: u32 = 1;
 /// tcp_send_reset's tracepoint and tcp_v4/v6_send_reset() pass the reset reason.
 pub const FEATURE_RESET_REASON: u32 = 2;
+/// consume_skb's tracepoint passes the freeing location (a second argument, 6.3).
+pub const FEATURE_CONSUME_LOCATION: u32 = 4;
 
 /// The watched set's flags and protocols: the one entry of the `FILTER` array map, which user
 /// space rewrites at run time (no reload) to change what is watched. The ports, addresses,
@@ -141,7 +150,7 @@ mod pod {
     unsafe impl aya::Pod for super::FilterConfig {}
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 42 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 45 * 4);
 const _: () = assert!(core::mem::size_of::<FilterConfig>() == 8);
 
 /// Global variable names (EbpfLoader::override_global).

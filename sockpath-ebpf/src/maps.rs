@@ -58,6 +58,9 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     file_inode: 0,
     inode_mode: 0,
     inode_ino: 0,
+    tw_substate: 0,
+    sk_ack_backlog: 0,
+    sk_max_ack_backlog: 0,
     features: 0,
 });
 

@@ -127,6 +127,7 @@ fn tcp_handshake_data_close_and_refused_on_loopback() {
                 "tcp_v4_rcv",
                 "socket lookup",
                 "SYN-ACK sent",
+                "consume_skb",
                 "connect returns"
             ]
         );

@@ -83,6 +83,25 @@ fn tcp_across_a_veth_pair() {
     assert_eq!(data["sport"], peer.port());
     assert_eq!(data["socket"]["local"], format!("{}:{port}", pair.b_addr));
     assert_eq!(data["outcome"]["kind"], "read");
+    // Early demux: IP receive found the connection and took the route cached on it; the route
+    // hook saw no lookup, and the journey says so (inferred) between IP and TCP receive.
+    let names: Vec<&str> = data["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"fib_table_lookup"), "{dump}");
+    let at = |n: &str| names.iter().position(|s| *s == n);
+    let demux = at("early demux").unwrap_or_else(|| panic!("no early demux stage\n{dump}"));
+    assert!(at("ip_rcv").is_some_and(|i| i < demux), "{names:?}");
+    assert!(at("tcp_v4_rcv").is_some_and(|t| demux < t), "{names:?}");
+    let st = &data["stages"][demux];
+    assert_eq!(st["hook"], "inferred");
+    assert_eq!(
+        st["detail"],
+        "socket found in IP receive (early demux); route from the socket's cache, no FIB lookup"
+    );
     assert_eq!(data["outcome"]["bytes"], 17);
     assert_eq!(data["outcome"]["fd"], accepted_fd);
     assert_eq!(data["outcome"]["pid"], std::process::id());

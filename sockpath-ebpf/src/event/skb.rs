@@ -16,7 +16,18 @@ pub enum SkbWhat {
     QueueFail = 5,
     /// It entered a receive-path function (`arg0` = [`Hop`]), seen by fentry or kprobe.
     Hop = 6,
+    /// consume_skb: freed after the kernel was done with it, not dropped; `location` = the
+    /// caller (0 on kernels before 6.3, whose tracepoint does not pass it).
+    Consumed = 7,
+    /// A TCP segment the kernel sent in answer while processing the packet, from no full
+    /// socket (a time-wait socket, or TCP's per-CPU control socket): `arg0` = its TCP flags
+    /// byte, `sk` = the sending socket, `skb` = the segment sent.
+    Answer = 8,
 }
+
+/// `SkbEvent::arg1` of a drop whose rx_sk was a time-wait socket: this bit, and the socket's
+/// tw_substate in the low byte.
+pub const DROP_AT_TIME_WAIT: i32 = 0x100;
 
 /// Receive-path functions whose entry a journey records (kernels with fentry or kprobes).
 #[repr(u16)]
@@ -92,6 +103,8 @@ impl SkbWhat {
             4 => Self::IcmpSent,
             5 => Self::QueueFail,
             6 => Self::Hop,
+            7 => Self::Consumed,
+            8 => Self::Answer,
             _ => return None,
         })
     }

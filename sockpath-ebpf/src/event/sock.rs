@@ -74,7 +74,8 @@ pub enum SockWhat {
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy = 9,
     /// A socket lookup returned (fexit/kretprobe): `arg0` = [`LookupTable`], `sock` = the socket
-    /// found (sk 0: none).
+    /// found (sk 0: none); `arg1` = a time-wait socket's tw_substate, or a listener's accept
+    /// queue length (sk_ack_backlog) with `arg2` its limit (sk_max_ack_backlog).
     Lookup = 10,
 }
 

@@ -13,7 +13,7 @@ use sockpath_ebpf::event::{CallInfo, EventKind, LookupTable, SockEvent, SockWhat
 
 use crate::{
     emit,
-    kernel::{offsets, sock},
+    kernel::{offsets, read, sock},
 };
 
 #[inline(always)]
@@ -44,6 +44,13 @@ fn looked_up(table: LookupTable, found: u64) {
     let o = offsets();
     sock::info_into(&mut ev.sock, found, o);
     sock::info_into(&mut ev.other, 0, o);
+    if ev.sock.state == sock::TCP_TIME_WAIT {
+        ev.arg1 = read::<u8>(found, o.tw_substate).unwrap_or(0) as i32;
+    } else if ev.sock.state == sock::TCP_LISTEN {
+        // The accept queue as the SYN finds it: a SYN that finds it full is dropped.
+        ev.arg1 = read::<u32>(found, o.sk_ack_backlog).unwrap_or(0) as i32;
+        ev.arg2 = read::<u32>(found, o.sk_max_ack_backlog).unwrap_or(0);
+    }
     entry.submit(emit::RB_FLAGS);
 }
 

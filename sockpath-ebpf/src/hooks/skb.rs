@@ -6,16 +6,17 @@ use aya_ebpf::{
     EbpfContext,
 };
 use sockpath_ebpf::{
-    config::{FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
-    event::{EventKind, QueueFullHook, SkbEvent, SkbWhat},
+    config::{FEATURE_CONSUME_LOCATION, FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
+    event::{EventKind, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT},
     stats::outcome,
 };
 
 use crate::{
     emit,
     kernel::{
-        offsets,
+        offsets, read,
         skb::{tracked, untrack},
+        sock,
     },
     tally,
 };
@@ -81,6 +82,14 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
         ev.location = ctx.arg(1);
         ev.arg0 = ctx.arg(2);
         ev.sk = arg_if(&ctx, 3, rx_sk);
+        // A segment a time-wait socket handled ends here as NOT_SPECIFIED (tcp_v4_rcv's
+        // discard_it after tcp_timewait_state_process()): say which socket and substate.
+        if ev.sk != 0 {
+            let o = offsets();
+            if read::<u8>(ev.sk, o.skc_state).unwrap_or(0) == sock::TCP_TIME_WAIT {
+                ev.arg1 = DROP_AT_TIME_WAIT | read::<u8>(ev.sk, o.tw_substate).unwrap_or(0) as i32;
+            }
+        }
     });
     if sent {
         untrack(skb, offsets());
@@ -88,11 +97,23 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `TP_PROTO(struct sk_buff *skb[, void *location])` (the location since 6.3): a packet freed
-/// as consumed, not dropped (a SYN answered, a pure ACK). Attached for the statistics only.
+/// `TP_PROTO(struct sk_buff *skb[, void *location])` (location since 6.3): a packet freed once
+/// the kernel was done with it (a SYN answered, a pure ACK processed, a segment a time-wait
+/// socket answered, a datagram read). It fires for every sk_buff freed on the machine, so it
+/// returns after one per-CPU lookup inside an unwatched softirq, and otherwise after the
+/// tracked-packet slot of the buffer's head says it is not a followed packet.
 #[btf_tracepoint(function = "consume_skb")]
 pub fn consume_skb(ctx: BtfTracePointContext) -> i32 {
-    tally::consumed(ctx.arg(0));
+    let skb: u64 = ctx.arg(0);
+    // Counted first: the journey's event below lets go of the packet's tracking slot.
+    tally::consumed(skb);
+    let with_location = offsets().features & FEATURE_CONSUME_LOCATION != 0;
+    let sent = skb_event(SkbWhat::Consumed, skb, |ev| {
+        ev.location = arg_if(&ctx, 1, with_location);
+    });
+    if sent {
+        untrack(skb, offsets());
+    }
     0
 }
 

@@ -95,6 +95,8 @@ fn valid_records() -> Vec<Vec<u8>> {
         (SkbWhat::IcmpSent, 3),
         (SkbWhat::QueueFail, QueueFullHook::SockRcvqueueFull as i32),
         (SkbWhat::Hop, 0),
+        (SkbWhat::Consumed, 0),
+        (SkbWhat::Answer, 0),
     ] {
         out.push(fixture::bytes_of(&SkbEvent {
             header: sized::<SkbEvent>(EventKind::Skb),

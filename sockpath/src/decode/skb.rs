@@ -1,6 +1,6 @@
 //! Packet (sk_buff) events: something happened to a packet a packet event announced.
 
-use sockpath_ebpf::event::{Hop, QueueFullHook, SkbEvent, SkbWhat};
+use sockpath_ebpf::event::{Hop, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT};
 
 use super::{
     header::{text, Meta},
@@ -23,7 +23,14 @@ pub enum SkbKind {
     /// kfree_skb: dropped for `reason` (enum skb_drop_reason, whose values differ between
     /// kernels) at code address `location`; `sk` is the socket it was for (0: none, or a
     /// kernel that does not say).
-    Drop { reason: i32, location: u64, sk: u64 },
+    /// `tw_substate`: the socket was a time-wait socket in this substate (kernels that pass
+    /// rx_sk, 6.11 and later).
+    Drop {
+        reason: i32,
+        location: u64,
+        sk: u64,
+        tw_substate: Option<u8>,
+    },
     /// tcp_send_reset: a RST was sent in answer to it, for `reason` (enum sk_rst_reason) by
     /// socket `sk` (0 when no socket wanted it).
     ResetSent { reason: i32, sk: u64 },
@@ -34,6 +41,12 @@ pub enum SkbKind {
     QueueFail { rc: i32, by: QueueFullHook },
     /// It entered a receive-path function (fentry or kprobe).
     Hop { hop: Hop },
+    /// consume_skb: freed once the kernel was done with it, at code address `location` (0: a
+    /// kernel whose tracepoint does not say, before 6.3).
+    Consumed { location: u64 },
+    /// A TCP segment with these `flags` was sent in answer by `sk`, no full socket (a
+    /// time-wait socket, or TCP's control socket).
+    Answer { flags: u8, sk: u64 },
 }
 
 pub fn decode(meta: Meta, e: &SkbEvent) -> Result<SkbEv, DecodeError> {
@@ -43,6 +56,7 @@ pub fn decode(meta: Meta, e: &SkbEvent) -> Result<SkbEv, DecodeError> {
             reason: e.arg0,
             location: e.location,
             sk: e.sk,
+            tw_substate: (e.arg1 & DROP_AT_TIME_WAIT != 0).then_some(e.arg1 as u8),
         },
         SkbWhat::ResetSent => SkbKind::ResetSent {
             reason: e.arg0,
@@ -62,6 +76,13 @@ pub fn decode(meta: Meta, e: &SkbEvent) -> Result<SkbEv, DecodeError> {
                 .ok()
                 .and_then(Hop::from_u16)
                 .ok_or(DecodeError::Code("hop", e.arg0.into()))?,
+        },
+        SkbWhat::Consumed => SkbKind::Consumed {
+            location: e.location,
+        },
+        SkbWhat::Answer => SkbKind::Answer {
+            flags: e.arg0 as u8,
+            sk: e.sk,
         },
     };
     Ok(SkbEv {
@@ -95,6 +116,23 @@ mod tests {
             Ok(SkbKind::Drop {
                 reason: 2,
                 location: 0x1234,
+                sk: 0x55,
+                tw_substate: None,
+            })
+        );
+        assert_eq!(
+            kind(SkbWhat::Drop as u16, 2, DROP_AT_TIME_WAIT | 5),
+            Ok(SkbKind::Drop {
+                reason: 2,
+                location: 0x1234,
+                sk: 0x55,
+                tw_substate: Some(5),
+            })
+        );
+        assert_eq!(
+            kind(SkbWhat::Answer as u16, 0x10, 0),
+            Ok(SkbKind::Answer {
+                flags: 0x10,
                 sk: 0x55
             })
         );
@@ -119,6 +157,10 @@ mod tests {
         assert_eq!(
             kind(SkbWhat::Hop as u16, 5, 0),
             Ok(SkbKind::Hop { hop: Hop::TcpV4Rcv })
+        );
+        assert_eq!(
+            kind(SkbWhat::Consumed as u16, 0, 0),
+            Ok(SkbKind::Consumed { location: 0x1234 })
         );
     }
 

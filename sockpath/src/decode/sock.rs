@@ -49,10 +49,14 @@ pub enum SockKind {
     ErrorReport { sock: Socket, err: i32 },
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy { sock: Socket },
-    /// A socket lookup in `table` returned `found` (None: no socket).
+    /// A socket lookup in `table` returned `found` (None: no socket); `tw_substate`: the
+    /// substate of a time-wait socket found; `accept_queue`: a listener's accept queue
+    /// (length, limit) when it was found.
     Lookup {
         table: LookupTable,
         found: Option<Socket>,
+        tw_substate: Option<u8>,
+        accept_queue: Option<(u32, u32)>,
     },
 }
 
@@ -106,6 +110,10 @@ pub fn decode(meta: Meta, e: &SockEvent) -> Result<SockEv, DecodeError> {
         SockWhat::Lookup => SockKind::Lookup {
             table: LookupTable::from_i32(e.arg0)
                 .ok_or(DecodeError::Code("lookup table", e.arg0.into()))?,
+            tw_substate: (sock.sk != 0 && sock.in_state(TcpState::TimeWait))
+                .then_some(e.arg1 as u8),
+            accept_queue: (sock.sk != 0 && sock.in_state(TcpState::Listen))
+                .then_some((e.arg1 as u32, e.arg2)),
             found: (sock.sk != 0).then_some(sock),
         },
     };
@@ -181,14 +189,16 @@ mod tests {
         let mut e = event(SockWhat::Lookup, LookupTable::Listener as i32, 0);
         assert!(matches!(
             kind(&e),
-            Ok(SockKind::Lookup { table: LookupTable::Listener, found: Some(s) }) if s.sk == 0xabc
+            Ok(SockKind::Lookup { table: LookupTable::Listener, found: Some(s), .. }) if s.sk == 0xabc
         ));
         e.sock.sk = 0;
         assert_eq!(
             kind(&e),
             Ok(SockKind::Lookup {
                 table: LookupTable::Listener,
-                found: None
+                found: None,
+                tw_substate: None,
+                accept_queue: None,
             })
         );
     }

@@ -40,6 +40,7 @@ pub enum Stage {
     /// The packet whose data a read copied out: for the statistics only.
     Copied,
     Drop,
+    Consumed,
     ResetSent,
     ResetReceived,
     IcmpSent,
@@ -50,7 +51,7 @@ pub enum Stage {
 
 #[cfg(test)]
 impl Stage {
-    pub const ALL: [Stage; 20] = [
+    pub const ALL: [Stage; 21] = [
         Stage::DeviceReceive,
         Stage::Softirq,
         Stage::Route,
@@ -65,6 +66,7 @@ impl Stage {
         Stage::Read,
         Stage::Copied,
         Stage::Drop,
+        Stage::Consumed,
         Stage::ResetSent,
         Stage::ResetReceived,
         Stage::IcmpSent,

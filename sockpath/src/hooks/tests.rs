@@ -105,7 +105,7 @@ fn a_tracepoint_only_kernel_gets_each_stages_tracepoint() {
         kinds,
         [
             TpBtf, TpBtf, Tracepoint, Inferred, Inferred, Inferred, Inferred, TpBtf, TpBtf, TpBtf,
-            TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, Tracepoint
+            TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, Tracepoint
         ]
     );
     assert_eq!(c.hook(Stage::Route), (Tracepoint, "fib/fib_table_lookup"));

@@ -189,7 +189,12 @@ impl Assembler {
                 copied_seq,
                 call: call.as_ref(),
             }),
-            SockKind::Lookup { table, found } => {
+            SockKind::Lookup {
+                table,
+                found,
+                tw_substate,
+                accept_queue,
+            } => {
                 // A lookup ran in the softirq processing the CPU's current packet. A socket
                 // found must fit the packet (the kernel also looks sockets up for other
                 // reasons, e.g. for the packet inside an ICMP error); a miss is taken as the
@@ -204,6 +209,12 @@ impl Assembler {
                 }
                 o.last = o.last.max(ts);
                 o.obs.push(Obs::Lookup { ts, table, found });
+                if tw_substate.is_some() {
+                    o.tw_substate = tw_substate;
+                }
+                if accept_queue.is_some() {
+                    o.accept_queue = accept_queue;
+                }
             }
             SockKind::Destroy { .. } => {}
         }
@@ -260,11 +271,20 @@ impl Assembler {
         if matches!(k.kind, SkbKind::Drop { .. }) {
             o.awaiting = false;
         }
+        if let SkbKind::Drop {
+            tw_substate: Some(substate),
+            ..
+        } = k.kind
+        {
+            // What the lookup saw, where a hook saw it, is the substate the segment found.
+            o.tw_substate.get_or_insert(substate);
+        }
         o.obs.push(match k.kind {
             SkbKind::Drop {
                 reason,
                 location,
                 sk,
+                ..
             } => Obs::Drop {
                 ts,
                 reason,
@@ -275,6 +295,10 @@ impl Assembler {
             SkbKind::IcmpSent { type_, code } => Obs::Icmp { ts, type_, code },
             SkbKind::QueueFail { rc, by } => Obs::QueueFail { ts, rc, by },
             SkbKind::Hop { hop } => Obs::Hop { ts, hop },
+            SkbKind::Consumed { location } => Obs::Consumed { ts, location },
+            // A RST has its own stage (tcp_send_reset).
+            SkbKind::Answer { flags, .. } if flags & 0x04 != 0 => return,
+            SkbKind::Answer { flags, .. } => Obs::Answer { ts, flags },
         });
     }
 

@@ -74,18 +74,19 @@ impl Assembler {
     pub(super) fn finalize(&mut self, mut o: Open) {
         o.lost = o.lost || self.lived_through_loss(&o);
         self.reads.forget(o.kernel_id, &o.waits_on);
-        let (id, seq) = (o.kernel_id, o.seq);
+        let (id, seq, t0) = (o.kernel_id, o.seq, o.t0);
         let related = if self.cfg.filter.owners.is_empty() {
             Vec::new()
         } else {
             self.related_owners(&o)
         };
-        let j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
+        let mut j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
         if !self.cfg.filter.journey_matches(&j, &related) {
             self.journeys.left_out(id, seq);
             return;
         }
         self.journeys.finished(id, seq);
+        self.syns.note(&mut j, t0);
         self.summary.journeys += 1;
         if j.complete {
             self.summary.complete += 1;

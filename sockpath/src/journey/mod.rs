@@ -27,6 +27,7 @@ mod obs;
 mod open;
 mod reads;
 pub mod sockets;
+mod syns;
 mod syscalls;
 
 // The names the journey builder (`build`) reads from here.
@@ -89,6 +90,7 @@ pub struct Assembler {
     /// The latest kernel timestamp of the events read so far.
     newest: u64,
     summary: Summary,
+    syns: syns::Syns,
 }
 
 impl Assembler {
@@ -106,6 +108,7 @@ impl Assembler {
             ticked: 0,
             newest: 0,
             summary: Summary::default(),
+            syns: syns::Syns::default(),
         }
     }
 

@@ -55,6 +55,17 @@ pub(crate) enum Obs {
         location: u64,
         sk: u64,
     },
+    /// consume_skb: freed once the kernel was done with it (0: the kernel does not say where).
+    Consumed {
+        ts: u64,
+        location: u64,
+    },
+    /// A TCP segment with these flags was sent in answer by no full socket (a time-wait socket,
+    /// or TCP's control socket).
+    Answer {
+        ts: u64,
+        flags: u8,
+    },
     QueueFail {
         ts: u64,
         rc: i32,

@@ -28,6 +28,12 @@ pub(crate) struct Open {
     /// Sockets whose waiting lists name this journey (accept, FIN, unread data), so finishing it
     /// removes it from those lists only.
     pub waits_on: Vec<u64>,
+    /// The packet reached a time-wait socket in this substate (FIN_WAIT2 or TIME_WAIT): seen by
+    /// the lookup, or as the drop's rx_sk.
+    pub tw_substate: Option<u8>,
+    /// The listener's accept queue (length, limit) when the lookup found it (kernels whose
+    /// lookups are hooked).
+    pub accept_queue: Option<(u32, u32)>,
 }
 
 impl Open {
@@ -53,6 +59,8 @@ impl Open {
             obs: Vec::new(),
             awaiting: false,
             evicted: false,
+            tw_substate: None,
+            accept_queue: None,
             waits_on: Vec::new(),
         }
     }

@@ -230,6 +230,9 @@ impl KernelBtf {
             file_inode: self.sized("file", "f_inode", 8)?,
             inode_mode: self.sized("inode", "i_mode", 2)?,
             inode_ino: self.sized("inode", "i_ino", 8)?,
+            tw_substate: self.sized("inet_timewait_sock", "tw_substate", 1)?,
+            sk_ack_backlog: self.sized("sock", "sk_ack_backlog", 4)?,
+            sk_max_ack_backlog: self.sized("sock", "sk_max_ack_backlog", 4)?,
             features: 0,
         })
     }

@@ -3,7 +3,9 @@
 
 use std::{cell::Cell, collections::HashSet, path::Path};
 
-use sockpath_ebpf::config::{FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON};
+use sockpath_ebpf::config::{
+    FEATURE_CONSUME_LOCATION, FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON,
+};
 
 use super::{
     btf::{BtfError, KernelBtf},
@@ -63,6 +65,14 @@ impl KernelFacts {
             && (tp.is_some() || func.is_some())
         {
             f |= FEATURE_RESET_REASON;
+        }
+        // "net: add location to trace_consume_skb()" (6.3).
+        if self
+            .btf
+            .tracepoint_arity("consume_skb")
+            .is_some_and(|n| n >= 2)
+        {
+            f |= FEATURE_CONSUME_LOCATION;
         }
         f
     }

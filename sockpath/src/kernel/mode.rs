@@ -44,9 +44,9 @@ impl Mode {
 
     /// Whether the hooks of `stage` are attached in this mode. Statistics need device receive
     /// and the softirq marks (the packet a socket hook concerns), the queue, the reads (a UDP
-    /// socket's recvmsg; the TCP segment copied, skb_copy_datagram_iovec), the consumed
-    /// (consume_skb; these two for statistics only: they run for every recvmsg and consumed
-    /// sk_buff on the machine), the ends (drop, reset, ICMP error, full queue) and accept().
+    /// socket's recvmsg; the TCP segment copied, skb_copy_datagram_iovec, for statistics only:
+    /// it runs for every recvmsg on the machine), the consumed (consume_skb), the ends (drop,
+    /// reset, ICMP error, full queue) and accept().
     pub fn wants(self, stage: Stage) -> bool {
         let for_stats = matches!(
             stage,
@@ -55,6 +55,7 @@ impl Mode {
                 | Stage::Queue
                 | Stage::Read
                 | Stage::Copied
+                | Stage::Consumed
                 | Stage::Drop
                 | Stage::ResetSent
                 | Stage::IcmpSent
@@ -77,6 +78,7 @@ mod tests {
         }
         assert!(!Mode::STATS.wants(Stage::Lookup) && !Mode::STATS.wants(Stage::TcpState));
         assert!(Mode::STATS.wants(Stage::Copied) && Mode::STATS.wants(Stage::Drop));
+        assert!(Mode::STATS.wants(Stage::Consumed));
         assert_eq!(Mode::STATS.config().flags, MODE_STATS);
         assert_eq!(Mode::BOTH.config().flags, MODE_JOURNEYS | MODE_STATS);
     }

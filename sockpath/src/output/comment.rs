@@ -64,6 +64,7 @@ pub fn headline(j: &Journey) -> String {
             ),
             _ => o.text(),
         },
+        OutcomeKind::Dropped if o.reason.is_none() => o.text(),
         OutcomeKind::Dropped => {
             let mut t = format!(
                 "dropped: {}",

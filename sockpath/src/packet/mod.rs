@@ -216,6 +216,24 @@ fn proto_as_name<S: serde::Serializer>(p: &u8, s: S) -> Result<S::Ok, S::Error> 
 }
 
 /// The protocol's name for the protocols sockpath follows.
+/// The names of the TCP flags set in a header's flags byte, in the order captures show them.
+pub fn tcp_flag_names(byte: u8) -> Vec<&'static str> {
+    [
+        (0x02, "SYN"),
+        (0x10, "ACK"),
+        (0x01, "FIN"),
+        (0x04, "RST"),
+        (0x08, "PSH"),
+        (0x20, "URG"),
+        (0x40, "ECE"),
+        (0x80, "CWR"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| byte & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
 pub fn proto_str(proto: u8) -> &'static str {
     match proto {
         IPPROTO_TCP => "tcp",

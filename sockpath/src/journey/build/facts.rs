@@ -1,7 +1,7 @@
 //! What a journey's observations say, gathered once for its stages and its outcome: the drop,
 //! the answers sent, the socket the packet was delivered to, how far it got.
 
-use super::super::{names, LookupTable, Obs, Open};
+use super::super::{model::ConsumedWhy, names, LookupTable, Obs, Open};
 use crate::{decode::Socket, kernel::names::KernelNames, packet::Headers};
 
 pub const LISTEN: u8 = 10;
@@ -25,6 +25,8 @@ pub(super) struct Facts<'a> {
     pub no_socket: bool,
     pub reached_ip: bool,
     pub reached_transport: bool,
+    /// consume_skb: the symbol where the kernel freed it ("" when the kernel does not say).
+    pub consumed: Option<String>,
 }
 
 /// The socket the packet was delivered to, most specific first: the connection it created or
@@ -118,12 +120,21 @@ pub(super) fn facts<'a>(o: &'a Open, names: &KernelNames) -> Facts<'a> {
             x,
             Obs::Fib(_)
                 | Obs::Drop { .. }
+                | Obs::Consumed { .. }
                 | Obs::ResetSent { .. }
                 | Obs::Icmp { .. }
                 | Obs::Hop { .. }
         )
     });
+    let consumed = o.obs.iter().find_map(|x| match x {
+        Obs::Consumed { location: 0, .. } => Some(String::new()),
+        Obs::Consumed { location, .. } => Some(names.symbol(*location)),
+        _ => None,
+    });
     let reached_transport = socket_observed
+        || consumed
+            .as_ref()
+            .is_some_and(|c| consumed_in_transport(c, o.headers.as_ref()))
         || reset.is_some()
         || icmp.is_some()
         || drop
@@ -131,7 +142,8 @@ pub(super) fn facts<'a>(o: &'a Open, names: &KernelNames) -> Facts<'a> {
             .is_some_and(|d| !dropped_before_transport(&d.0));
     Facts {
         h: o.headers.as_ref(),
-        reached_ip: reached_transport || drop.is_some(),
+        reached_ip: reached_transport || drop.is_some() || consumed.is_some(),
+        consumed,
         reached_transport,
         drop,
         reset,
@@ -151,6 +163,60 @@ pub fn time_wait(h: Option<&Headers>, from: u8, to: u8) -> bool {
     to == 7
         && (from == CLOSING
             || ((from == FIN_WAIT1 || from == FIN_WAIT2) && h.is_some_and(|h| h.has_flag("FIN"))))
+}
+
+/// An orphaned connection (its owner closed it) that gets the ACK of its FIN in FIN_WAIT1 or
+/// FIN_WAIT2 goes to TCP_CLOSE and leaves a time-wait socket in the FIN_WAIT2 substate, which
+/// takes the peer's FIN later.
+pub fn fin_wait2(h: Option<&Headers>, from: u8, to: u8) -> bool {
+    const FIN_WAIT2: u8 = 5;
+    to == 7
+        && from == FIN_WAIT2
+        && h.is_some_and(|h| h.has_flag("ACK") && !h.has_flag("FIN") && !h.has_flag("RST"))
+}
+
+/// Whether a packet freed at `symbol` ("function+0x12") had reached its transport's receive
+/// function: TCP, UDP and the socket layer free what they processed; IP and the device layer
+/// free what they did not pass on. Without a location (kernels before 6.3) a TCP or UDP packet
+/// is not assumed to have got that far.
+fn consumed_in_transport(symbol: &str, h: Option<&Headers>) -> bool {
+    let f = symbol.split('+').next().unwrap_or_default();
+    !f.is_empty()
+        && h.is_some_and(|h| h.proto == 6 || h.proto == 17)
+        && [
+            "tcp",
+            "udp",
+            "__udp",
+            "inet",
+            "sk_",
+            "skb_consume_udp",
+            "sock",
+            "__sk",
+        ]
+        .iter()
+        .any(|p| f.starts_with(p))
+}
+
+/// Why a packet the kernel consumed was freed, as far as its headers and the other stages tell.
+pub fn consumed_why(o: &Open) -> Option<ConsumedWhy> {
+    let h = o.headers.as_ref()?;
+    let synack = o.obs.iter().any(|x| matches!(x, Obs::SynAck { .. }));
+    let read = o.obs.iter().any(|x| matches!(x, Obs::Read(_)));
+    let established = o.obs.iter().any(|x| matches!(x, Obs::TcpRcv { .. }));
+    if read {
+        return Some(ConsumedWhy::Read);
+    }
+    match h.proto {
+        6 if h.has_flag("SYN") && !h.has_flag("ACK") && synack => Some(ConsumedWhy::SynAnswered),
+        6 if h.payload_len == 0
+            && h.has_flag("ACK")
+            && !["SYN", "FIN", "RST"].iter().any(|f| h.has_flag(f)) =>
+        {
+            Some(ConsumedWhy::PureAck)
+        }
+        6 if established && h.payload_len == 0 => Some(ConsumedWhy::Processed),
+        _ => None,
+    }
 }
 
 /// Drop reasons the kernel gives before the transport layer (IP, netfilter, device).

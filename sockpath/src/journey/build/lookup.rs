@@ -50,6 +50,8 @@ pub fn observed(
         (LookupTable::Established, Some(s)) if s.state == 6 => Lookup::TimeWait {
             local: local(s),
             remote: remote(s),
+            substate: o.tw_substate.map(names::tcp_state),
+            after: false,
         },
         (LookupTable::Established, Some(s)) => Lookup::Established {
             socket: sockets.view_at(s, o.t0),
@@ -65,6 +67,16 @@ pub fn observed(
 
 /// The lookup no hook saw here: the result the later stages imply.
 pub fn inferred(h: &Headers, o: &Open, f: &Facts, sockets: &SocketTable) -> Lookup {
+    if let Some(sub) = o.tw_substate {
+        // The drop named the time-wait socket (rx_sk); the established table matched it by the
+        // packet's four addresses and ports.
+        return Lookup::TimeWait {
+            local: dst(h),
+            remote: SocketAddr::new(h.src, h.sport.unwrap_or(0)),
+            substate: Some(names::tcp_state(sub)),
+            after: true,
+        };
+    }
     if let Some((l, _)) = f.synack {
         return Lookup::ImpliedListener {
             socket: sockets.view_at(l, o.t0),
@@ -104,6 +116,14 @@ pub fn inferred(h: &Headers, o: &Open, f: &Facts, sockets: &SocketTable) -> Look
     }
     if f.no_socket {
         return Lookup::ImpliedNone { dst: dst(h) };
+    }
+    if syn_not_answered(h, f) {
+        if let Some(l) = listener_for(o, h, sockets) {
+            return Lookup::ImpliedListener {
+                socket: sockets.view_at(&l, o.t0),
+                why: listener_choice(&l, h.dst, sockets, o.t0),
+            };
+        }
     }
     Lookup::NotObserved
 }
@@ -152,4 +172,32 @@ fn listener_choice(
         }
     }
     why
+}
+
+/// The listener a SYN reached: the one its lookup returned, where a hook saw it; else the one
+/// sockpath knows listening on its destination (the address itself before the wildcard).
+pub fn listener_for(o: &Open, h: &Headers, sockets: &SocketTable) -> Option<Socket> {
+    let looked_up = o.obs.iter().find_map(|x| match x {
+        Obs::Lookup { found: Some(s), .. } if s.state == 10 => Some(s.clone()),
+        _ => None,
+    });
+    looked_up.or_else(|| {
+        let netns = o.pkt.as_ref()?.netns;
+        let all = sockets.listeners_at(netns, h.dport?, 6, o.t0);
+        all.iter()
+            .find(|s| s.laddr == h.dst)
+            .or_else(|| all.iter().find(|s| s.laddr.is_unspecified()))
+            .cloned()
+    })
+}
+
+/// A SYN the listener took in and freed without answering (its queue was full).
+pub fn syn_not_answered(h: &Headers, f: &Facts) -> bool {
+    h.proto == 6
+        && h.has_flag("SYN")
+        && !h.has_flag("ACK")
+        && f.consumed.is_some()
+        && f.synack.is_none()
+        && f.reset.is_none()
+        && f.drop.is_none()
 }

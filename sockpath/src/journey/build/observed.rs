@@ -10,7 +10,7 @@ use super::{
         sockets::SocketTable,
         Obs, Open, ReadObs,
     },
-    facts::{time_wait, LISTEN},
+    facts::{self, time_wait, LISTEN},
     lookup,
     place::Phase,
 };
@@ -75,6 +75,8 @@ pub fn place(x: &Obs) -> (Phase, u64) {
         | Obs::ResetSent { ts, .. }
         | Obs::Icmp { ts, .. }
         | Obs::Drop { ts, .. }
+        | Obs::Consumed { ts, .. }
+        | Obs::Answer { ts, .. }
         | Obs::QueueFail { ts, .. } => (Phase::Socket, *ts),
         Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) | Obs::Connected { r, .. } => {
             (Phase::Socket, r.ts)
@@ -143,6 +145,7 @@ pub fn observed(
                     from: names::tcp_state(*from),
                     to: names::tcp_state(*to),
                     time_wait: time_wait(h, *from, *to),
+                    fin_wait2: facts::fin_wait2(h, *from, *to),
                 },
             },
         ),
@@ -193,6 +196,22 @@ pub fn observed(
             StageData::Dropped {
                 reason: names.drop_reason(*reason),
                 location: names.symbol(*location),
+            },
+        ),
+        Obs::Answer { flags, .. } => stage(
+            "answer sent",
+            hooks.hook(StageId::SynAck),
+            StageData::Answered {
+                flags: crate::packet::tcp_flag_names(*flags),
+                time_wait: o.tw_substate.map(names::tcp_state),
+            },
+        ),
+        Obs::Consumed { location, .. } => stage(
+            "consume_skb",
+            hooks.hook(StageId::Consumed),
+            StageData::Consumed {
+                location: (*location != 0).then(|| names.symbol(*location)),
+                why: facts::consumed_why(o),
             },
         ),
         Obs::QueueFail { rc, by, .. } => stage(

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use super::{
     super::{
-        model::{Connect, Outcome, OutcomeData, OutcomeKind, Transition},
+        model::{Connect, Outcome, OutcomeData, OutcomeKind, TimeWaitAnswer, Transition},
         names,
         sockets::SocketTable,
         Obs, Open, ReadObs,
@@ -56,6 +56,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         from: names::tcp_state(from),
         to: names::tcp_state(to),
         time_wait: time_wait(h, from, to),
+        fin_wait2: super::facts::fin_wait2(h, from, to),
     };
     let error = o.obs.iter().find_map(|x| match x {
         Obs::ErrorReport { err, .. } => Some(names::errno(*err as i64)),
@@ -71,6 +72,34 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         _ => None,
     });
 
+    if let (Some(sub), Some(h)) = (o.tw_substate, h) {
+        let answer = if let Some((l, _)) = synack {
+            TimeWaitAnswer::NewSyn {
+                listener: sockets.view_at(l, o.t0),
+            }
+        } else if reset.is_some() {
+            TimeWaitAnswer::Reset
+        } else if let Some(flags) = o.obs.iter().find_map(|x| match x {
+            Obs::Answer { flags, .. } => Some(*flags),
+            _ => None,
+        }) {
+            TimeWaitAnswer::Sent(crate::packet::tcp_flag_names(flags))
+        } else {
+            TimeWaitAnswer::Nothing
+        };
+        let mut out = Outcome::new(
+            OutcomeKind::Consumed,
+            OutcomeData::TimeWait {
+                local: SocketAddr::new(h.dst, h.dport.unwrap_or(0)),
+                remote: SocketAddr::new(h.src, h.sport.unwrap_or(0)),
+                substate: Some(names::tcp_state(sub)),
+                answer,
+            },
+        );
+        out.reason = drop.map(|d| d.0);
+        out.reset_sent = reset.is_some();
+        return out;
+    }
     // A packet queued on a socket its owner had closed is purged when the kernel destroys the
     // socket: the state change is the story, the purge a footnote.
     if let (Some((reason, _, _)), Some(states)) = (&drop, last_state) {
@@ -175,6 +204,28 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
             .map(|t| t.flags.clone())
             .unwrap_or_default();
         return Outcome::new(OutcomeKind::Consumed, OutcomeData::Consumed { flags });
+    }
+    if let Some(h) = h.filter(|h| super::lookup::syn_not_answered(h, f)) {
+        {
+            return Outcome::new(
+                OutcomeKind::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: super::lookup::listener_for(o, h, sockets)
+                        .map(|s| sockets.view_at(&s, o.t0)),
+                    queue: o.accept_queue,
+                    retransmission: None,
+                },
+            );
+        }
+    }
+    if let Some(location) = &f.consumed {
+        return Outcome::new(
+            OutcomeKind::Consumed,
+            OutcomeData::ConsumedAt {
+                location: (!location.is_empty()).then(|| location.clone()),
+                why: super::facts::consumed_why(o),
+            },
+        );
     }
     if let Some(s) = delivered {
         return Outcome::new(

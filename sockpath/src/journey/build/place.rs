@@ -51,12 +51,16 @@ struct Placed<'a> {
     from: Source<'a>,
 }
 
-/// The phases the packet must have passed that no hook saw here.
-fn missing(f: &Facts, placed: &[Placed]) -> Vec<Phase> {
+/// The phases the packet must have passed that no hook saw here. `early_demux`: the route came
+/// from the socket early demux found (see [`early_demux`]).
+fn missing(f: &Facts, placed: &[Placed], early_demux: bool) -> Vec<Phase> {
     let has = |ph: Phase| placed.iter().any(|p| p.phase == ph);
     let mut missing = Vec::new();
     if f.reached_ip && !has(Phase::Ip) {
         missing.push(Phase::Ip);
+    }
+    if early_demux && !has(Phase::Route) {
+        missing.push(Phase::Route);
     }
     if f.reached_transport && !has(Phase::Transport) {
         missing.push(Phase::Transport);
@@ -85,6 +89,7 @@ fn inferred(phase: Phase, h: &Headers, o: &Open, f: &Facts, sockets: &SocketTabl
             )
         }
         Phase::Transport => (transport_fn(h), StageData::InferredTransport),
+        Phase::Route => ("early demux", StageData::EarlyDemux),
         _ => (
             "socket lookup",
             StageData::Lookup(lookup::inferred(h, o, f, sockets)),
@@ -118,7 +123,7 @@ pub fn stages(
     }
     placed.sort_by_key(|p| (p.ts, p.phase));
     if let Some(h) = f.h {
-        for phase in missing(f, &placed) {
+        for phase in missing(f, &placed, early_demux(o, f, hooks)) {
             let at = placed
                 .iter()
                 .position(|p| p.phase > phase)
@@ -169,4 +174,21 @@ pub fn stages(
         stages.push(s);
     }
     stages
+}
+
+/// Whether a TCP segment got its route from the socket IP receive found for it (early demux,
+/// `tcp_v4_early_demux()`/`tcp_v6_early_demux()`: the established socket's cached input route,
+/// `sk_rx_dst`), so no FIB lookup happened: the route hook is attached here and saw none for a
+/// segment that reached a connected socket. Not on loopback, whose packets keep their output
+/// route; not for a time-wait socket, which has no cached route.
+fn early_demux(o: &Open, f: &Facts, hooks: &HookChoice) -> bool {
+    let Some(h) = f.h else { return false };
+    h.proto == 6
+        && f.reached_transport
+        && o.tw_substate.is_none()
+        && o.pkt.as_ref().is_some_and(|p| p.ifname != "lo")
+        && hooks.hook(StageId::Route).0 != HookKind::Inferred
+        && !o.obs.iter().any(|x| matches!(x, Obs::Fib(_)))
+        && f.delivered
+            .is_some_and(|s| s.rport != 0 && s.state != 12 && s.state != 6)
 }

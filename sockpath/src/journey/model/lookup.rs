@@ -20,10 +20,16 @@ pub enum Lookup {
         local: SocketAddr,
         remote: SocketAddr,
     },
-    /// Observed: a time-wait socket with these ends.
+    /// A time-wait socket with these ends, in its substate (FIN_WAIT2 or TIME_WAIT) when the
+    /// kernel told it: observed by the lookup, or (where no hook sees the lookup) by the
+    /// socket the drop names.
     TimeWait {
         local: SocketAddr,
         remote: SocketAddr,
+        substate: Option<&'static str>,
+        /// The substate was read once the socket had handled the segment (from the drop),
+        /// not when the lookup found it.
+        after: bool,
     },
     /// Observed: an established socket.
     Established { socket: SocketView },

@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 
 pub use self::{
     lookup::{ListenerWhy, Lookup},
-    outcome::{Connect, Outcome, OutcomeData, OutcomeKind},
+    outcome::{Connect, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer},
     records::{Note, StartInfo, Summary, SyscallRecord},
     socket::{Hex, Owner, SocketView},
-    stage::{Caller, Queue, RouteResult, Stage, StageData, Transition},
+    stage::{Caller, ConsumedWhy, Queue, RouteResult, Stage, StageData, Transition},
 };
 /// How a stage was known (the hook table's kinds).
 pub use crate::hooks::HookKind;

@@ -76,6 +76,27 @@ impl Outcome {
     }
 }
 
+/// A SYN sent again: the same ends and sequence number as the SYN of journey `first`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retransmission {
+    pub n: u32,
+    pub first: u64,
+    pub after_ns: u64,
+}
+
+/// What a time-wait socket did with a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeWaitAnswer {
+    /// It answered with a segment of these flags (the ACK of a FIN, or of a duplicate).
+    Sent(Vec<&'static str>),
+    /// It answered with a RST (the outcome's `reset_sent`; the reason in the stage).
+    Reset,
+    /// A new SYN reused the port: the time-wait socket gave way and this listener answered.
+    NewSyn { listener: SocketView },
+    /// Nothing was seen leaving in answer.
+    Nothing,
+}
+
 /// The connect() a packet completed or refused: what it returned, in which process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connect {
@@ -113,6 +134,30 @@ pub enum OutcomeData {
     EndOfFile,
     /// TCP processed it on the established socket, with these flags.
     Consumed { flags: Vec<&'static str> },
+    /// Freed by the kernel once done with it (consume_skb), not dropped: where (the symbol; None
+    /// when the kernel does not say) and, where it can be told, why.
+    ConsumedAt {
+        location: Option<String>,
+        why: Option<super::ConsumedWhy>,
+    },
+    /// A time-wait socket with these ends (in its substate, when told) handled it, and answered
+    /// as `answer` says; the kernel then freed it (on some kernels as a drop without reason:
+    /// NOT_SPECIFIED, which is the outcome's `reason` then).
+    TimeWait {
+        local: SocketAddr,
+        remote: SocketAddr,
+        substate: Option<&'static str>,
+        answer: TimeWaitAnswer,
+    },
+    /// A SYN the listener took in and freed without answering: its accept queue (or, where the
+    /// kernel cannot tell which, its SYN queue) was full. `queue`: the accept queue's length and
+    /// limit as the lookup found it (kernels whose lookups are hooked); `retransmission`: this
+    /// SYN is the client's retransmission `n` of the SYN of journey `first`, `after_ns` later.
+    SynNotAnswered {
+        listener: Option<SocketView>,
+        queue: Option<(u32, u32)>,
+        retransmission: Option<Retransmission>,
+    },
     /// An RST reset the connection; the error reported is the reason.
     ResetReceived { connect: Option<Connect> },
     /// Dropped (the reason, the answers sent are fields); `no_socket`: no socket wanted it, for

@@ -60,6 +60,23 @@ pub struct Transition {
     pub from: &'static str,
     pub to: &'static str,
     pub time_wait: bool,
+    /// The connection ended into TCP_CLOSE on the ACK of its FIN, its owner having closed it:
+    /// a time-wait socket in the FIN_WAIT2 substate continues it (tcp_time_wait(sk,
+    /// TCP_FIN_WAIT2, ...)).
+    pub fin_wait2: bool,
+}
+
+/// Why the kernel freed a packet without dropping it, as far as the journey tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumedWhy {
+    /// A segment without payload, SYN, FIN or RST: its acknowledgment was processed.
+    PureAck,
+    /// A SYN the listener answered (the request socket holds what it needs).
+    SynAnswered,
+    /// A segment or datagram whose payload a reader took.
+    Read,
+    /// A segment without payload (a FIN, say) the established socket processed.
+    Processed,
 }
 
 /// Where the input route lookup sent the packet.
@@ -122,6 +139,18 @@ pub enum StageData {
     IcmpSent { icmp: String },
     /// kfree_skb: dropped, with the kernel's reason, where (the symbol of the location).
     Dropped { reason: String, location: String },
+    /// A TCP segment with these flags sent in answer by no full socket: by the time-wait
+    /// socket the packet reached (its substate), or by TCP's control socket.
+    Answered {
+        flags: Vec<&'static str>,
+        time_wait: Option<&'static str>,
+    },
+    /// consume_skb: freed once the kernel was done with it, where (the symbol of the location;
+    /// None on kernels whose tracepoint does not say) and, where it can be told, why.
+    Consumed {
+        location: Option<String>,
+        why: Option<ConsumedWhy>,
+    },
     /// The socket could not queue it (the hook's return code).
     QueueFull { rc: i32 },
     /// Payload bytes of this packet taken by a reader.
@@ -137,6 +166,9 @@ pub enum StageData {
     InferredIp { dropped: Option<String> },
     /// Not observed: the transport's receive function the packet must have passed.
     InferredTransport,
+    /// Not observed: IP receive found the connected socket (early demux) and took the route
+    /// cached on it; no FIB lookup (the route hook saw none).
+    EarlyDemux,
     /// Read back from JSON: the words, without the data they were made from.
     Logged(String),
 }

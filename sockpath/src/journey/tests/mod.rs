@@ -139,6 +139,7 @@ fn dropped(ts: u64, id: u64, reason: i32) -> Event {
         reason,
         location: 0,
         sk: 0,
+        tw_substate: None,
     };
     skb_ev(ts, id, kind)
 }
@@ -343,6 +344,131 @@ fn closed_port_gets_a_reset_and_a_drop_with_reason() {
     assert!(j.outcome.text().contains("no socket for 127.0.0.1:4000"));
     let lookup = j.stages.iter().find(|s| s.name == "socket lookup").unwrap();
     assert_eq!(lookup.detail(), "no socket for 127.0.0.1:4000");
+}
+
+/// The client's FIN reaches the server's time-wait socket (rx_sk of the drop, in TIME_WAIT once
+/// it handled the FIN), which answers with an ACK: a segment the time-wait socket handled, not a
+/// drop.
+#[test]
+fn a_fin_to_a_time_wait_socket_names_it_and_its_ack() {
+    let mut a = asm();
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 14, tcp4(4444, 4000, 7, Some(9), "FA", &[])),
+            skb_ev(
+                MS + 2_000,
+                14,
+                SkbKind::Answer {
+                    flags: 0x10,
+                    sk: 0x77,
+                },
+            ),
+            skb_ev(
+                MS + 3_000,
+                14,
+                SkbKind::Drop {
+                    reason: 2,
+                    location: 0,
+                    sk: 0x77,
+                    tw_substate: Some(TimeWait as u8),
+                },
+            ),
+        ],
+    );
+    let j = &j[0];
+    assert!(j.complete, "{:?}", j.incomplete_reason);
+    assert_eq!(j.outcome.kind, OutcomeKind::Consumed);
+    assert_eq!(
+        j.outcome.text(),
+        "handled by the time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (TIME_WAIT): ACK sent; \
+         then freed as a drop (NOT_SPECIFIED)"
+    );
+    let lookup = j.stages.iter().find(|s| s.name == "socket lookup").unwrap();
+    assert_eq!(
+        lookup.detail(),
+        "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (TIME_WAIT once it handled the segment)"
+    );
+    let answer = j.stages.iter().find(|s| s.name == "answer sent").unwrap();
+    assert_eq!(answer.hook_target, "net_dev_queue");
+    assert_eq!(
+        answer.detail(),
+        "ACK sent by the time-wait socket (TIME_WAIT)"
+    );
+    assert_eq!(a.summary().dropped, 0);
+}
+
+/// A pure ACK no hook but consume_skb saw (a socket not in ESTABLISHED, whose receive path has
+/// no tracepoint) ends consumed, complete.
+#[test]
+fn a_consumed_pure_ack_is_complete() {
+    let mut a = asm();
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 15, tcp4(4444, 4000, 7, Some(9), "A", &[])),
+            skb_ev(MS + 2_000, 15, SkbKind::Consumed { location: 0 }),
+        ],
+    );
+    let j = &j[0];
+    assert!(j.complete, "{:?}", j.incomplete_reason);
+    assert_eq!(j.outcome.kind, OutcomeKind::Consumed);
+    assert_eq!(
+        j.outcome.text(),
+        "a pure ACK, processed, then freed by the kernel"
+    );
+    let st = j.stages.iter().find(|s| s.name == "consume_skb").unwrap();
+    assert_eq!(st.hook_target, "consume_skb");
+    assert_eq!(st.detail(), "consumed: a pure ACK, processed");
+}
+
+/// A SYN the listener took in and freed without a SYN-ACK (its accept queue full, as the
+/// lookup read it), then the client's retransmission of it, joined to the first.
+#[test]
+fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let lookup = |ts, id| {
+        sock_ev(
+            ts,
+            id,
+            true,
+            SockKind::Lookup {
+                table: sockpath_ebpf::event::LookupTable::Listener,
+                found: Some(listener.clone()),
+                tw_substate: None,
+                accept_queue: Some((2, 1)),
+            },
+        )
+    };
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 16, tcp4(4444, 4000, 77, None, "S", &[])),
+            lookup(MS + 1_000, 16),
+            skb_ev(MS + 2_000, 16, SkbKind::Consumed { location: 0 }),
+            packet(1_001 * MS, 17, tcp4(4444, 4000, 77, None, "S", &[])),
+            lookup(1_001 * MS + 1_000, 17),
+            skb_ev(1_001 * MS + 2_000, 17, SkbKind::Consumed { location: 0 }),
+        ],
+    );
+    assert_eq!(j.len(), 2);
+    for j in &j {
+        assert!(j.complete, "{:?}", j.incomplete_reason);
+        assert_eq!(j.outcome.kind, OutcomeKind::Dropped);
+    }
+    assert_eq!(
+        j[0].outcome.text(),
+        "SYN not answered by listener 127.0.0.1:4000: accept queue full (2 of 1): SYN dropped, \
+         the client sends it again when its retransmission timer fires (1 s, then longer)"
+    );
+    assert!(
+        j[1].outcome
+            .text()
+            .ends_with("; retransmission 1 of the SYN of journey 1, 1.0 s after it"),
+        "{}",
+        j[1].outcome.text()
+    );
 }
 
 #[test]

@@ -32,9 +32,19 @@ pub fn write<W: Write + ?Sized>(w: &mut W, l: &Lookup) -> R {
             ends(w, *local, *remote)?;
             w.write_str(" (handshake in progress)")
         }
-        Lookup::TimeWait { local, remote } => {
+        Lookup::TimeWait {
+            local,
+            remote,
+            substate,
+            after,
+        } => {
             w.write_str("time-wait socket ")?;
-            ends(w, *local, *remote)
+            ends(w, *local, *remote)?;
+            match (substate, after) {
+                (Some(s), false) => write!(w, " ({s})"),
+                (Some(s), true) => write!(w, " ({s} once it handled the segment)"),
+                (None, _) => Ok(()),
+            }
         }
         Lookup::Established { socket } => {
             w.write_str("established match: ")?;

@@ -6,7 +6,7 @@ use serde::{ser::SerializeStruct, Serialize, Serializer};
 
 use super::{addr, connect, owner, process, who, R};
 use crate::{
-    journey::model::{Outcome, OutcomeData, Transition},
+    journey::model::{Outcome, OutcomeData, TimeWaitAnswer, Transition},
     text::{int, uint},
 };
 
@@ -27,7 +27,11 @@ fn tcp<W: Write + ?Sized>(w: &mut W, t: &Transition) -> R {
     w.write_str("TCP ")?;
     w.write_str(t.from)?;
     w.write_str(" -> ")?;
-    w.write_str(if t.time_wait { "TIME_WAIT" } else { t.to })
+    w.write_str(if t.time_wait { "TIME_WAIT" } else { t.to })?;
+    if t.fin_wait2 {
+        w.write_str(" (a time-wait socket in FIN_WAIT2 continues it)")?;
+    }
+    Ok(())
 }
 
 pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
@@ -108,6 +112,81 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
                 w.write_str(f)?;
             }
             w.write_str(" processed by the established socket")
+        }
+        OutcomeData::ConsumedAt { location, why } => {
+            match why {
+                Some(why) => {
+                    super::stage::consumed_why(w, *why)?;
+                    w.write_str(", then freed by the kernel")?;
+                }
+                None => w.write_str("consumed by the kernel")?,
+            }
+            match location {
+                Some(l) => write!(w, " at {l}"),
+                None => Ok(()),
+            }
+        }
+        OutcomeData::TimeWait {
+            local,
+            remote,
+            substate,
+            answer,
+        } => {
+            w.write_str("handled by the time-wait socket ")?;
+            addr(w, *local)?;
+            w.write_str(" <- ")?;
+            addr(w, *remote)?;
+            if let Some(s) = substate {
+                write!(w, " ({s})")?;
+            }
+            match answer {
+                TimeWaitAnswer::Sent(flags) => write!(w, ": {} sent", flags.join(","))?,
+                TimeWaitAnswer::Reset => w.write_str(": RST sent")?,
+                TimeWaitAnswer::NewSyn { listener } => {
+                    w.write_str(": a new SYN reusing the port; listener ")?;
+                    w.write_str(&listener.local)?;
+                    owner(w, listener)?;
+                    w.write_str(" answered with SYN-ACK")?;
+                }
+                TimeWaitAnswer::Nothing => w.write_str(": nothing sent")?,
+            }
+            if !reason.is_empty() {
+                write!(w, "; then freed as a drop ({reason})")?;
+            }
+            Ok(())
+        }
+        OutcomeData::SynNotAnswered {
+            listener,
+            queue,
+            retransmission,
+        } => {
+            w.write_str("SYN not answered by ")?;
+            match listener {
+                Some(l) => {
+                    w.write_str("listener ")?;
+                    w.write_str(&l.local)?;
+                    owner(w, l)?;
+                }
+                None => w.write_str("the listener")?,
+            }
+            match queue {
+                Some((len, max)) => write!(w, ": accept queue full ({len} of {max})")?,
+                None => w.write_str(
+                    ": its accept queue or SYN queue was full (no hook at the listener here to \
+                     read which)",
+                )?,
+            }
+            w.write_str(": SYN dropped, the client sends it again when its retransmission timer fires (1 s, then longer)")?;
+            if let Some(r) = retransmission {
+                write!(
+                    w,
+                    "; retransmission {} of the SYN of journey {}, {:.1} s after it",
+                    r.n,
+                    r.first,
+                    r.after_ns as f64 / 1e9
+                )?;
+            }
+            Ok(())
         }
         OutcomeData::ResetReceived { connect: c } => {
             w.write_str("connection reset")?;

@@ -7,7 +7,7 @@ use sockpath_ebpf::event::Hop;
 
 use super::{addr, caller, lookup, process, sock, syscall_result, R};
 use crate::{
-    journey::model::{Queue, RouteResult, StageData},
+    journey::model::{ConsumedWhy, Queue, RouteResult, StageData},
     text::{int, uint},
 };
 
@@ -93,6 +93,8 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
             w.write_str(&socket.remote)?;
             if change.time_wait {
                 w.write_str(" (continues as a TIME_WAIT socket)")?;
+            } else if change.fin_wait2 {
+                w.write_str(" (continues as a time-wait socket in FIN_WAIT2)")?;
             }
             Ok(())
         }
@@ -135,6 +137,24 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
         StageData::Dropped { reason, location } => {
             write!(w, "dropped: {reason} at {location}")
         }
+        StageData::Answered { flags, time_wait } => {
+            w.write_str(&flags.join(","))?;
+            match time_wait {
+                Some(sub) => write!(w, " sent by the time-wait socket ({sub})"),
+                None => w.write_str(" sent by TCP's control socket (no full socket)"),
+            }
+        }
+        StageData::Consumed { location, why } => {
+            w.write_str("consumed")?;
+            if let Some(l) = location {
+                write!(w, " at {l}")?;
+            }
+            if let Some(why) = why {
+                w.write_str(": ")?;
+                consumed_why(w, *why)?;
+            }
+            Ok(())
+        }
         StageData::QueueFull { rc } => {
             write!(w, "socket could not queue it (rc {rc})")
         }
@@ -168,8 +188,21 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
         } => write!(w, "dropped here ({reason})"),
         StageData::InferredIp { dropped: None } => w.write_str("headers valid, local destination"),
         StageData::InferredTransport => Ok(()),
+        StageData::EarlyDemux => w.write_str(
+            "socket found in IP receive (early demux); route from the socket's cache, no FIB lookup",
+        ),
         StageData::Logged(words) => w.write_str(words),
     }
+}
+
+/// Why a consumed packet was freed, in words.
+pub fn consumed_why<W: Write + ?Sized>(w: &mut W, why: ConsumedWhy) -> R {
+    w.write_str(match why {
+        ConsumedWhy::PureAck => "a pure ACK, processed",
+        ConsumedWhy::SynAnswered => "the SYN, answered",
+        ConsumedWhy::Read => "its payload, read",
+        ConsumedWhy::Processed => "processed by the established socket",
+    })
 }
 
 /// JSON's `detail`: the words.

@@ -58,6 +58,7 @@ pub fn change(from: &'static str, to: &'static str, time_wait: bool) -> Transiti
         from,
         to,
         time_wait,
+        fin_wait2: false,
     }
 }
 

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use super::{addr, change, listener};
-use crate::journey::model::{Connect, Outcome, OutcomeData, OutcomeKind};
+use crate::journey::model::{
+    Connect, ConsumedWhy, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer,
+    Transition,
+};
 
 fn outcome(kind: OutcomeKind, data: OutcomeData, f: impl FnOnce(&mut Outcome)) -> Outcome {
     let mut o = Outcome::new(kind, data);
@@ -206,6 +209,92 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                 o.reset_sent = true;
             }),
             "RST sent (NO_SOCKET)",
+        ),
+        (
+            outcome(
+                K::StateChanged,
+                OutcomeData::StateChanged {
+                    change: Transition {
+                        fin_wait2: true,
+                        ..change("FIN_WAIT2", "CLOSE", false)
+                    },
+                    connect: None,
+                    eof: false,
+                },
+                |_| {},
+            ),
+            "TCP FIN_WAIT2 -> CLOSE (a time-wait socket in FIN_WAIT2 continues it)",
+        ),
+        (
+            outcome(
+                K::Consumed,
+                OutcomeData::TimeWait {
+                    local: addr("127.0.0.1:4000"),
+                    remote: addr("127.0.0.1:4444"),
+                    substate: Some("FIN_WAIT2"),
+                    answer: TimeWaitAnswer::Sent(vec!["ACK"]),
+                },
+                |_| {},
+            ),
+            "handled by the time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (FIN_WAIT2): ACK sent",
+        ),
+        (
+            outcome(
+                K::Consumed,
+                OutcomeData::TimeWait {
+                    local: addr("127.0.0.1:4000"),
+                    remote: addr("127.0.0.1:4444"),
+                    substate: None,
+                    answer: TimeWaitAnswer::Reset,
+                },
+                |o| {
+                    o.reason = Some("NOT_SPECIFIED".into());
+                    o.reset_sent = true;
+                },
+            ),
+            "handled by the time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444: RST sent; then freed \
+             as a drop (NOT_SPECIFIED)",
+        ),
+        (
+            outcome(
+                K::Consumed,
+                OutcomeData::ConsumedAt {
+                    location: Some("tcp_rcv_state_process+0x815".into()),
+                    why: Some(ConsumedWhy::PureAck),
+                },
+                |_| {},
+            ),
+            "a pure ACK, processed, then freed by the kernel at tcp_rcv_state_process+0x815",
+        ),
+        (
+            outcome(
+                K::Consumed,
+                OutcomeData::ConsumedAt {
+                    location: None,
+                    why: None,
+                },
+                |_| {},
+            ),
+            "consumed by the kernel",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
+                    queue: None,
+                    retransmission: Some(Retransmission {
+                        n: 2,
+                        first: 7,
+                        after_ns: 3_000_000_000,
+                    }),
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: its accept queue or SYN queue was full (no hook at \
+             the listener here to read which): SYN dropped, the client sends it again when its \
+             retransmission timer fires (1 s, then longer); retransmission 2 of the SYN of journey \
+             7, 3.0 s after it",
         ),
         (
             outcome(K::Unknown, OutcomeData::NothingObserved, |_| {}),

@@ -3,7 +3,7 @@
 use sockpath_ebpf::event::Hop;
 
 use super::{addr, caller, change, listener, view};
-use crate::journey::model::{ListenerWhy, Lookup, Queue, RouteResult, StageData};
+use crate::journey::model::{ConsumedWhy, ListenerWhy, Lookup, Queue, RouteResult, StageData};
 
 /// One stage of each kind (and each way of saying it), with its words.
 pub fn every_stage() -> Vec<(StageData, &'static str)> {
@@ -94,8 +94,53 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
             StageData::Lookup(Lookup::TimeWait {
                 local: addr("127.0.0.1:4000"),
                 remote: addr("127.0.0.1:4444"),
+                substate: None,
+                after: false,
             }),
             "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444",
+        ),
+        (
+            StageData::Lookup(Lookup::TimeWait {
+                local: addr("127.0.0.1:4000"),
+                remote: addr("127.0.0.1:4444"),
+                substate: Some("FIN_WAIT2"),
+                after: false,
+            }),
+            "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (FIN_WAIT2)",
+        ),
+        (
+            StageData::Lookup(Lookup::TimeWait {
+                local: addr("127.0.0.1:4000"),
+                remote: addr("127.0.0.1:4444"),
+                substate: Some("TIME_WAIT"),
+                after: true,
+            }),
+            "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (TIME_WAIT once it handled the segment)",
+        ),
+        (
+            StageData::Answered {
+                flags: vec!["ACK"],
+                time_wait: Some("TIME_WAIT"),
+            },
+            "ACK sent by the time-wait socket (TIME_WAIT)",
+        ),
+        (
+            StageData::Consumed {
+                location: Some("tcp_rcv_state_process+0x1c4".into()),
+                why: Some(ConsumedWhy::SynAnswered),
+            },
+            "consumed at tcp_rcv_state_process+0x1c4: the SYN, answered",
+        ),
+        (
+            StageData::Consumed {
+                location: None,
+                why: None,
+            },
+            "consumed",
+        ),
+        (
+            StageData::EarlyDemux,
+            "socket found in IP receive (early demux); route from the socket's cache, no FIB lookup",
         ),
         (
             StageData::Lookup(Lookup::Established { socket: conn() }),
