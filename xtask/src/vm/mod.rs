@@ -52,6 +52,10 @@ pub struct VmArgs {
     /// Run no test executables (only `sockpath probes` and the --sh commands).
     #[arg(long)]
     no_tests: bool,
+    /// Only resolve, download and unpack the kernels (into the cache under target/vm/): no
+    /// build, no boot.
+    #[arg(long)]
+    fetch_only: bool,
     /// Arguments for every test executable, after `--` (libtest's: a name filter, --nocapture).
     #[arg(last = true)]
     test_args: Vec<String>,
@@ -66,6 +70,7 @@ impl Default for VmArgs {
             verbose: false,
             shell: Vec::new(),
             no_tests: false,
+            fetch_only: false,
             test_args: Vec::new(),
         }
     }
@@ -102,6 +107,23 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
             .map(|k| debian::spec(k))
             .collect::<anyhow::Result<_>>()?
     };
+    let vm_root = root().join("target/vm");
+    if args.fetch_only {
+        for spec in &specs {
+            let k =
+                debian::fetch(spec, &vm_root).with_context(|| format!("kernel {}", spec.label))?;
+            eprintln!(
+                "xtask vm: kernel {}: {} {} ({}){}: {}",
+                spec.label,
+                k.package,
+                k.version,
+                k.release,
+                companions_note(&k),
+                k.vmlinuz.display()
+            );
+        }
+        return Ok(());
+    }
     let artifacts = artifacts::build()?;
     let files = commands::guest_files(&artifacts);
     let mut cmds = commands::guest_commands(&artifacts, &args.test_args);
@@ -113,7 +135,6 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
     for (i, sh) in args.shell.iter().enumerate() {
         cmds.insert(at + i, commands::shell(i + 1, sh));
     }
-    let vm_root = root().join("target/vm");
 
     let mut runs = Vec::new();
     for spec in specs {
