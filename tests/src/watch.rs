@@ -12,6 +12,11 @@ use serde_json::Value;
 
 use crate::{bin, require_root};
 
+/// How long sockpath may take to attach and print its start line. On the host it takes well
+/// under a second; in the emulated VMs (qemu TCG, on a two-core machine other jobs share) it
+/// was measured at 25 s on 6.1 and 26-45 s on sid's 7.2 for `sockpath probes`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What one sockpath run reported.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -138,7 +143,7 @@ impl Watch {
                 l2.lock().unwrap().push(v);
             }
         });
-        let start = match rx.recv_timeout(Duration::from_secs(30)) {
+        let start = match rx.recv_timeout(START_TIMEOUT) {
             Ok(v) => v,
             Err(_) => {
                 let _ = child.kill();

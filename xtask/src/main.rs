@@ -30,11 +30,11 @@ enum Task {
         args: Vec<String>,
     },
     /// Set up, then run every test: formatting, clippy, unit tests, the integration tests
-    /// against this machine's kernel (as root), and the same tests inside Debian's stock 6.1
-    /// and 6.12 kernels under qemu.
+    /// against this machine's kernel (as root), and the same tests inside Debian's stock
+    /// kernels under qemu (the default matrix of `cargo xtask vm`).
     Test,
-    /// Set up, build, and run the integration tests inside Debian's stock 6.1 and 6.12
-    /// kernels under qemu (TCG); prints pass/fail per kernel. Logs go to target/vm/.
+    /// Set up, build, and run the integration tests inside Debian's stock kernels (5.10, 6.1,
+    /// 6.12, sid) under qemu (TCG); prints pass/fail per kernel. Logs go to target/vm/.
     Vm(vm::VmArgs),
     /// Set up, build sockpath in release mode, and measure what watching costs on loopback,
     /// side by side with tcpdump (as root). Prints a table, also in target/bench/results.md.

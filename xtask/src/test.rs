@@ -1,6 +1,6 @@
 //! The test command: formatting, clippy, unit tests, the integration tests against this
-//! machine's kernel (as root), then the same integration tests inside Debian's stock 6.1 and
-//! 6.12 kernels under qemu.
+//! machine's kernel (as root), then the same integration tests inside Debian's stock kernels
+//! under qemu (the default matrix in vm/debian.rs).
 
 use crate::cmd::{as_root, build_sockpath, cargo, root, run};
 

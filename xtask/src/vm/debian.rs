@@ -1,6 +1,14 @@
 //! Debian's stock kernels: resolved through their metapackages (the ABI number in the package
-//! name changes with every Debian kernel update, so it is never written down here), downloaded
-//! with `apt-get download` and unpacked with `dpkg -x` into a cache under `target/vm/`.
+//! name changes with every Debian kernel update, so it is never written down here) with the
+//! runner's own apt configuration for the suite (see [`super::apt`]), downloaded with
+//! `apt-get download` and unpacked with `dpkg -x` into a cache under `target/vm/`.
+//!
+//! Two package layouts:
+//! - up to Debian 13, `linux-image-REL` holds `boot/vmlinuz-REL` and `lib/modules/REL/`;
+//! - from Debian 14 (sid), `linux-image-REL` is a small package depending on
+//!   `linux-binary-REL` (`usr/lib/modules/REL/vmlinuz`), `linux-base-REL` (System.map, config,
+//!   modules.builtin) and `linux-modules-REL` (`usr/lib/modules/REL/kernel/...`): all of them
+//!   are unpacked into one folder.
 
 use std::{
     fs,
@@ -10,6 +18,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context as _};
 
+use super::apt::{self, Apt, Suite};
 use crate::cmd::{output, run};
 
 /// A kernel the VM runner boots.
@@ -17,197 +26,565 @@ use crate::cmd::{output, run};
 pub struct KernelSpec {
     /// Short name used on the command line and for folders under `target/vm/`.
     pub label: &'static str,
+    /// Other names `--kernel` accepts (the suite's name).
+    pub aliases: &'static [&'static str],
+    /// The runner's apt sources this kernel comes from.
+    pub suite: Suite,
     /// The metapackage that depends on the current image package of this series.
     pub metapackage: &'static str,
-    /// Where the metapackage comes from, for the error when it is not in the sources.
+    /// The kernel release must begin with `<series>.`; None for sid, which follows Linux.
+    pub series: Option<&'static str>,
+    /// In the matrix `cargo xtask vm` and `cargo xtask test` run when no kernel is named.
+    pub default: bool,
+    /// Who ships it, for messages.
     pub origin: &'static str,
 }
 
 pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
-        label: "6.1",
+        label: "5.10",
+        aliases: &["bullseye"],
+        suite: apt::BULLSEYE,
         metapackage: "linux-image-cloud-amd64",
-        origin: "Debian 12 (bookworm) main, newer builds in bookworm-security; on Debian 13 this \
-                 metapackage points at 6.12 instead, so the 6.1 series needs bookworm sources",
+        series: Some("5.10"),
+        // Not every test passes there yet (issue 13): `--kernel 5.10` runs it.
+        default: false,
+        origin: "Debian 11 (bullseye) main",
+    },
+    KernelSpec {
+        label: "6.1",
+        aliases: &["bookworm"],
+        suite: apt::BOOKWORM,
+        metapackage: "linux-image-cloud-amd64",
+        series: Some("6.1"),
+        default: true,
+        origin: "Debian 12 (bookworm) main, newer builds in bookworm-security",
     },
     KernelSpec {
         label: "6.12",
+        aliases: &["trixie"],
+        suite: apt::BOOKWORM,
         metapackage: "linux-image-6.12-cloud-amd64",
-        origin: "bookworm-security only (source package linux-signed-6.12-amd64, versions \
-                 6.12.x-1~deb12uN): add `bookworm-security main` to the apt sources",
+        series: Some("6.12"),
+        default: true,
+        origin: "bookworm-security (source package linux-signed-6.12-amd64, versions \
+                 6.12.x-1~deb12uN; the kernel of Debian 13)",
+    },
+    KernelSpec {
+        label: "sid",
+        aliases: &["unstable"],
+        suite: apt::SID,
+        metapackage: "linux-image-cloud-amd64",
+        series: None,
+        default: false,
+        origin: "Debian unstable (sid) main: the newest kernel Debian ships",
     },
 ];
 
-/// A kernel image package, downloaded and unpacked.
+/// A kernel, downloaded and unpacked.
 #[derive(Debug, Clone)]
 pub struct Kernel {
     /// The image package the metapackage depends on now, e.g. linux-image-6.1.0-56-cloud-amd64.
     pub package: String,
     /// Its Debian version, e.g. 6.1.192-2.
     pub version: String,
+    /// The packages unpacked with it (Debian 14's split layout), with their versions.
+    pub companions: Vec<(String, String)>,
     /// `uname -r` of this kernel: the folder name under lib/modules.
     pub release: String,
-    /// Where `dpkg -x` put the package.
+    /// Where `dpkg -x` put the packages.
     pub root: PathBuf,
     pub vmlinuz: PathBuf,
+    /// lib/modules/REL or usr/lib/modules/REL under `root`: modules.dep, modules.builtin, kernel/.
+    pub modules_dir: PathBuf,
 }
 
-impl Kernel {
-    pub fn modules_dir(&self) -> PathBuf {
-        self.root.join("lib/modules").join(&self.release)
-    }
+/// The package names in `apt-cache depends` output's Depends lines (alternatives included,
+/// virtual packages `<...>` left out).
+pub fn depends_of(apt_cache_depends: &str) -> Vec<String> {
+    apt_cache_depends
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches('|').strip_prefix("Depends:"))
+        .map(str::trim)
+        .filter(|d| !d.starts_with('<') && !d.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
-fn apt_cache(args: &[&str]) -> Option<String> {
-    output(Command::new("apt-cache").args(args))
+/// The image package among a metapackage's dependencies.
+pub fn image_package(depends: &[String]) -> Option<String> {
+    depends
+        .iter()
+        .find(|d| d.starts_with("linux-image-"))
+        .cloned()
 }
 
-/// The image package `metapackage` depends on, asking apt-get update once if apt does not know
-/// the metapackage (a fresh machine may have no or old package lists).
-fn resolve(spec: &KernelSpec) -> anyhow::Result<String> {
-    let depends = |m: &str| {
-        apt_cache(&["depends", "--no-recommends", "--no-suggests", m]).and_then(|out| {
-            out.lines()
-                .filter_map(|l| l.trim().strip_prefix("Depends:"))
-                .map(str::trim)
-                .find(|d| d.starts_with("linux-image-"))
-                .map(str::to_string)
-        })
+/// The packages of the same kernel an image package depends on: from Debian 14,
+/// `linux-binary-REL`, `linux-base-REL`, `linux-modules-REL` for `linux-image-REL` (none up to
+/// Debian 13, whose image package depends only on tools such as kmod and linux-base).
+pub fn companions(image: &str, depends: &[String]) -> Vec<String> {
+    let Some(rel) = image.strip_prefix("linux-image-") else {
+        return Vec::new();
     };
-    if let Some(p) = depends(spec.metapackage) {
-        return Ok(p);
+    let suffix = format!("-{rel}");
+    let mut c: Vec<String> = depends
+        .iter()
+        .filter(|d| d.starts_with("linux-") && d.ends_with(&suffix) && *d != image)
+        .cloned()
+        .collect();
+    c.sort();
+    c.dedup();
+    c
+}
+
+/// The candidate version in `apt-cache show --no-all-versions` output.
+pub fn version_of(apt_cache_show: &str) -> Option<String> {
+    apt_cache_show
+        .lines()
+        .find_map(|l| l.strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// Where the unpacked packages put the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub release: String,
+    pub vmlinuz: PathBuf,
+    pub modules_dir: PathBuf,
+}
+
+/// Finds the one kernel release under `root` (lib/modules or usr/lib/modules), its vmlinuz
+/// (boot/vmlinuz-REL up to Debian 13, usr/lib/modules/REL/vmlinuz from Debian 14) and its
+/// modules folder.
+pub fn layout(root: &Path) -> anyhow::Result<Layout> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for base in ["lib/modules", "usr/lib/modules"] {
+        let dir = root.join(base);
+        // lib/modules may be a link to usr/lib/modules (made for depmod): count it once.
+        if base == "lib/modules" && (dir.is_symlink() || root.join("lib").is_symlink()) {
+            continue;
+        }
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            if let Ok(name) = e.file_name().into_string() {
+                if e.path().is_dir() {
+                    found.push((name, e.path()));
+                }
+            }
+        }
     }
-    eprintln!(
-        "xtask vm: apt does not know {}; updating the package lists",
-        spec.metapackage
-    );
-    run(crate::cmd::as_root("apt-get").args(["update", "-q"]))?;
-    depends(spec.metapackage).ok_or_else(|| {
+    let (release, modules_dir) = match found.len() {
+        1 => found.remove(0),
+        0 => bail!(
+            "no kernel release under {}/lib/modules or {}/usr/lib/modules",
+            root.display(),
+            root.display()
+        ),
+        _ => bail!(
+            "expected one kernel release under {}, found {:?}",
+            root.display(),
+            found.iter().map(|f| &f.0).collect::<Vec<_>>()
+        ),
+    };
+    let vmlinuz = [
+        root.join("boot").join(format!("vmlinuz-{release}")),
+        modules_dir.join("vmlinuz"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .ok_or_else(|| {
         anyhow!(
-            "the metapackage {} (kernel {}) is not in the configured apt sources \
-             (/etc/apt/sources.list{{,.d}}); it comes from {}",
-            spec.metapackage,
-            spec.label,
-            spec.origin
+            "no vmlinuz for {release} (neither boot/vmlinuz-{release} nor {}/vmlinuz) under {}",
+            modules_dir.display(),
+            root.display()
         )
+    })?;
+    Ok(Layout {
+        release,
+        vmlinuz,
+        modules_dir,
     })
 }
 
-/// The candidate version apt would download for `package`.
-fn candidate_version(package: &str) -> anyhow::Result<String> {
-    let out = apt_cache(&["show", "--no-all-versions", package])
-        .ok_or_else(|| anyhow!("apt-cache show {package} failed"))?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("Version:"))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| anyhow!("apt-cache show {package} printed no Version"))
+/// Whether `release` belongs to `spec`'s series.
+pub fn in_series(spec: &KernelSpec, release: &str) -> bool {
+    match spec.series {
+        Some(s) => release.starts_with(&format!("{s}.")),
+        None => true,
+    }
 }
 
 fn deb_version(deb: &Path) -> Option<String> {
     output(Command::new("dpkg-deb").arg("-f").arg(deb).arg("Version")).map(|v| v.trim().into())
 }
 
-/// The cached .deb of `package` at `version`, downloading it when it is not there.
-fn download(cache: &Path, package: &str, version: &str) -> anyhow::Result<PathBuf> {
-    fs::create_dir_all(cache)?;
-    let find = || -> Option<PathBuf> {
-        fs::read_dir(cache)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "deb")
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&format!("{package}_")))
-            })
-            .find(|p| deb_version(p).as_deref() == Some(version))
+/// The cached .deb of `package` at `version`, if it is there.
+fn cached_deb(cache: &Path, package: &str, version: &str) -> Option<PathBuf> {
+    fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "deb")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{package}_")))
+        })
+        .find(|p| deb_version(p).as_deref() == Some(version))
+}
+
+/// What the metapackage resolves to now: the image package, its version, and its companions
+/// with theirs.
+struct Resolved {
+    package: String,
+    version: String,
+    companions: Vec<(String, String)>,
+}
+
+fn resolve(spec: &KernelSpec, apt: &Apt) -> anyhow::Result<Resolved> {
+    let depends = |p: &str| {
+        apt.cache(&["depends", "--no-recommends", "--no-suggests", p])
+            .map(|o| depends_of(&o))
     };
-    if let Some(deb) = find() {
-        return Ok(deb);
+    let version = |p: &str| -> anyhow::Result<String> {
+        apt.cache(&["show", "--no-all-versions", p])
+            .as_deref()
+            .and_then(version_of)
+            .ok_or_else(|| {
+                anyhow!(
+                    "apt-cache show {p} gave no version ({} sources)",
+                    apt.suite.name
+                )
+            })
+    };
+    let package = depends(spec.metapackage)
+        .as_deref()
+        .and_then(image_package)
+        .ok_or_else(|| {
+            anyhow!(
+                "the metapackage {} (kernel {}) is not in the runner's {} sources ({}); it \
+                 comes from {}",
+                spec.metapackage,
+                spec.label,
+                apt.suite.name,
+                apt.dir.join("sources.list").display(),
+                spec.origin
+            )
+        })?;
+    let version_now = version(&package)?;
+    let mut comp = Vec::new();
+    for c in companions(&package, &depends(&package).unwrap_or_default()) {
+        let v = version(&c)?;
+        comp.push((c, v));
     }
-    // apt-get download writes into the current directory.
-    run(Command::new("apt-get")
-        .current_dir(cache)
-        .args(["download", "-q"])
-        .arg(format!("{package}={version}")))?;
-    find().ok_or_else(|| {
-        anyhow!(
-            "apt-get download {package}={version} left no such .deb in {}",
-            cache.display()
-        )
+    Ok(Resolved {
+        package,
+        version: version_now,
+        companions: comp,
     })
 }
 
-/// Resolves, downloads and unpacks one kernel; reuses everything already in `cache_root`.
-pub fn fetch(spec: &KernelSpec, cache_root: &Path) -> anyhow::Result<Kernel> {
-    let package = resolve(spec)?;
-    let version = candidate_version(&package)?;
-    let root = cache_root
-        .join("kernels")
-        .join(format!("{package}_{version}"));
-    // Written last: a folder without it is a half-finished unpack from an interrupted run.
-    let stamp = root.join(".sockpath-vm-complete");
-    if !stamp.is_file() {
-        let deb = download(&cache_root.join("debs"), &package, &version)?;
-        if root.exists() {
-            fs::remove_dir_all(&root)?;
-        }
-        fs::create_dir_all(&root)?;
-        run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+/// Downloads (what is not cached) and unpacks the resolved packages into `root`.
+fn unpack(r: &Resolved, apt: &Apt, debs: &Path, root: &Path) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for (p, v) in
+        std::iter::once((&r.package, &r.version)).chain(r.companions.iter().map(|(p, v)| (p, v)))
+    {
+        let deb = match cached_deb(debs, p, v) {
+            Some(d) => d,
+            None => {
+                apt.download(debs, p, v)?;
+                cached_deb(debs, p, v).ok_or_else(|| {
+                    anyhow!(
+                        "apt-get download {p}={v} left no such .deb in {}",
+                        debs.display()
+                    )
+                })?
+            }
+        };
+        files.push(deb);
     }
-    let release = only_release(&root)?;
-    if !release.starts_with(&format!("{}.", spec.label)) {
+    if root.exists() {
+        fs::remove_dir_all(root)?;
+    }
+    fs::create_dir_all(root)?;
+    for deb in &files {
+        run(Command::new("dpkg").arg("-x").arg(deb).arg(root))?;
+    }
+    Ok(())
+}
+
+/// Resolves, downloads and unpacks one kernel; reuses everything already under `cache_root`
+/// (target/vm/): the suite's package lists (refreshed once a day), the .debs and the unpacked
+/// folder.
+pub fn fetch(spec: &KernelSpec, cache_root: &Path) -> anyhow::Result<Kernel> {
+    let apt = Apt::prepare(spec.suite, &cache_root.join("apt"))?;
+    let mut updated = apt.update_if_stale()?;
+    let debs = cache_root.join("debs");
+    let (r, root) = loop {
+        let r = match resolve(spec, &apt) {
+            Ok(r) => r,
+            Err(e) if !updated => {
+                eprintln!("xtask vm: {e:#}; updating the lists once more");
+                apt.update()?;
+                updated = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let root = cache_root
+            .join("kernels")
+            .join(format!("{}_{}", r.package, r.version));
+        // Written last: a folder without it is a half-finished unpack from an interrupted run.
+        if root.join(STAMP).is_file() {
+            break (r, root);
+        }
+        match unpack(&r, &apt, &debs, &root) {
+            Ok(()) => break (r, root),
+            // Lists a day old may name packages the mirror has replaced since.
+            Err(e) if !updated => {
+                eprintln!("xtask vm: {e:#}; updating the lists and resolving again");
+                apt.update()?;
+                updated = true;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let stamp = root.join(STAMP);
+    if !stamp.is_file() {
+        // depmod -b looks under BASE/lib/modules; Debian 14 packages use usr/lib/modules.
+        if !root.join("lib/modules").exists() && root.join("usr/lib/modules").is_dir() {
+            fs::create_dir_all(root.join("lib"))?;
+            std::os::unix::fs::symlink("../usr/lib/modules", root.join("lib/modules"))?;
+        }
+    }
+    let l = layout(&root)?;
+    if !in_series(spec, &l.release) {
         bail!(
-            "{} now depends on {package} (kernel {release}), not a {} kernel: the apt sources \
-             are not the ones this runner expects ({})",
+            "{} now depends on {} (kernel {}), not a {} kernel: the runner's sources for {} \
+             are not the ones it expects ({})",
             spec.metapackage,
+            r.package,
+            l.release,
             spec.label,
+            apt.suite.name,
             spec.origin
         );
-    }
-    let vmlinuz = root.join("boot").join(format!("vmlinuz-{release}"));
-    if !vmlinuz.is_file() {
-        bail!("{package} has no {}", vmlinuz.display());
     }
     if !stamp.is_file() {
         // Debian's postinst runs depmod on install; `dpkg -x` does not, so the package has no
         // modules.dep until it is made here.
-        run(Command::new("depmod").arg("-b").arg(&root).arg(&release))
+        run(Command::new("depmod").arg("-b").arg(&root).arg(&l.release))
             .context("depmod (package kmod) for the kernel's modules.dep")?;
-        fs::write(&stamp, format!("{package} {version}\n"))?;
+        if !l.modules_dir.join("modules.dep").is_file() {
+            bail!(
+                "depmod made no {}",
+                l.modules_dir.join("modules.dep").display()
+            );
+        }
+        let mut text = format!("{} {}\n", r.package, r.version);
+        for (p, v) in &r.companions {
+            text.push_str(&format!("{p} {v}\n"));
+        }
+        fs::write(&stamp, text)?;
     }
     Ok(Kernel {
-        package,
-        version,
-        release,
+        package: r.package,
+        version: r.version,
+        companions: r.companions,
+        release: l.release,
         root,
-        vmlinuz,
+        vmlinuz: l.vmlinuz,
+        modules_dir: l.modules_dir,
     })
 }
 
-fn only_release(root: &Path) -> anyhow::Result<String> {
-    let dir = root.join("lib/modules");
-    let mut releases: Vec<String> = fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
-    match releases.len() {
-        1 => Ok(releases.remove(0)),
-        _ => bail!(
-            "expected one kernel release in {}, found {releases:?}",
-            dir.display()
-        ),
-    }
-}
+const STAMP: &str = ".sockpath-vm-complete";
 
-/// `spec` for a label given on the command line.
+/// `spec` for a label (or alias) given on the command line.
 pub fn spec(label: &str) -> anyhow::Result<KernelSpec> {
     KERNELS
         .iter()
-        .find(|k| k.label == label)
+        .find(|k| k.label == label || k.aliases.contains(&label))
         .copied()
         .ok_or_else(|| {
-            let known: Vec<&str> = KERNELS.iter().map(|k| k.label).collect();
+            let known: Vec<String> = KERNELS
+                .iter()
+                .map(|k| format!("{} ({})", k.label, k.aliases.join(", ")))
+                .collect();
             anyhow!("unknown kernel {label}: known are {}", known.join(", "))
         })
+}
+
+/// The kernels run when none is named.
+pub fn default_matrix() -> Vec<KernelSpec> {
+    KERNELS.iter().filter(|k| k.default).copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META_DEPENDS: &str =
+        "linux-image-cloud-amd64\n  Depends: linux-image-7.2.13+deb14-cloud-amd64\n";
+    const SID_IMAGE_DEPENDS: &str = "linux-image-7.2.13+deb14-cloud-amd64
+  Depends: linux-binary-7.2.13+deb14-cloud-amd64
+  Depends: linux-base-7.2.13+deb14-cloud-amd64
+  Depends: linux-modules-7.2.13+deb14-cloud-amd64
+ |Depends: initramfs-tools
+  Depends: <linux-initramfs-tool>
+    dracut
+    initramfs-tools
+  Depends: kmod
+  Depends: linux-base
+";
+    const BOOKWORM_IMAGE_DEPENDS: &str = "linux-image-6.1.0-44-cloud-amd64
+  Depends: kmod
+  Depends: linux-base
+ |Depends: initramfs-tools
+  Depends: <linux-initramfs-tool>
+    initramfs-tools
+";
+
+    #[test]
+    fn metapackage_resolves_to_its_image() {
+        let d = depends_of(META_DEPENDS);
+        assert_eq!(
+            image_package(&d).as_deref(),
+            Some("linux-image-7.2.13+deb14-cloud-amd64")
+        );
+        assert_eq!(image_package(&depends_of("x\n  Depends: kmod\n")), None);
+    }
+
+    #[test]
+    fn split_layout_companions_come_from_the_image_depends() {
+        let image = "linux-image-7.2.13+deb14-cloud-amd64";
+        let d = depends_of(SID_IMAGE_DEPENDS);
+        assert!(d.contains(&"initramfs-tools".to_string()));
+        assert!(!d.iter().any(|p| p.starts_with('<')));
+        assert_eq!(
+            companions(image, &d),
+            [
+                "linux-base-7.2.13+deb14-cloud-amd64",
+                "linux-binary-7.2.13+deb14-cloud-amd64",
+                "linux-modules-7.2.13+deb14-cloud-amd64",
+            ]
+        );
+        // Up to Debian 13 the image package is the whole kernel (linux-base is a tool).
+        assert!(companions(
+            "linux-image-6.1.0-44-cloud-amd64",
+            &depends_of(BOOKWORM_IMAGE_DEPENDS)
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            version_of("Package: linux-image-x\nVersion: 6.1.158-1\nArchitecture: amd64\n")
+                .as_deref(),
+            Some("6.1.158-1")
+        );
+        assert_eq!(version_of("Package: x\n"), None);
+    }
+
+    fn tree(files: &[&str], name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("xtask-vm-layout-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for f in files {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            if f.ends_with('/') {
+                fs::create_dir_all(&p).unwrap();
+            } else {
+                fs::write(&p, "x").unwrap();
+            }
+        }
+        root
+    }
+
+    #[test]
+    fn layout_up_to_debian_13() {
+        let root = tree(
+            &[
+                "boot/vmlinuz-6.1.0-44-cloud-amd64",
+                "boot/System.map-6.1.0-44-cloud-amd64",
+                "lib/modules/6.1.0-44-cloud-amd64/kernel/drivers/net/veth.ko",
+            ],
+            "classic",
+        );
+        let l = layout(&root).unwrap();
+        assert_eq!(l.release, "6.1.0-44-cloud-amd64");
+        assert_eq!(l.vmlinuz, root.join("boot/vmlinuz-6.1.0-44-cloud-amd64"));
+        assert_eq!(l.modules_dir, root.join("lib/modules/6.1.0-44-cloud-amd64"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn layout_from_debian_14() {
+        let rel = "7.2.13+deb14-cloud-amd64";
+        let root = tree(
+            &[
+                &format!("usr/lib/modules/{rel}/vmlinuz"),
+                &format!("usr/lib/modules/{rel}/modules.builtin"),
+                &format!("usr/lib/modules/{rel}/kernel/drivers/net/veth.ko.xz"),
+            ],
+            "split",
+        );
+        let l = layout(&root).unwrap();
+        assert_eq!(l.release, rel);
+        assert_eq!(
+            l.vmlinuz,
+            root.join(format!("usr/lib/modules/{rel}/vmlinuz"))
+        );
+        assert_eq!(l.modules_dir, root.join(format!("usr/lib/modules/{rel}")));
+        // With the lib/modules link made for depmod, the release is still found once.
+        fs::create_dir_all(root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("../usr/lib/modules", root.join("lib/modules")).unwrap();
+        assert_eq!(layout(&root).unwrap(), l);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn layout_refuses_what_it_cannot_boot() {
+        let root = tree(&["lib/modules/6.1.0-1-cloud-amd64/kernel/"], "novmlinuz");
+        assert!(layout(&root).is_err());
+        let root2 = tree(
+            &[
+                "boot/vmlinuz-a",
+                "lib/modules/a/kernel/",
+                "lib/modules/b/kernel/",
+            ],
+            "two",
+        );
+        assert!(layout(&root2).is_err());
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_dir_all(&root2).unwrap();
+    }
+
+    #[test]
+    fn series_and_labels() {
+        let s = spec("6.1").unwrap();
+        assert!(in_series(&s, "6.1.0-44-cloud-amd64"));
+        assert!(!in_series(&s, "6.12.57+deb12-cloud-amd64"));
+        assert!(in_series(
+            &spec("6.12").unwrap(),
+            "6.12.57+deb12-cloud-amd64"
+        ));
+        assert!(in_series(&spec("sid").unwrap(), "7.2.13+deb14-cloud-amd64"));
+        assert_eq!(spec("bullseye").unwrap().label, "5.10");
+        assert_eq!(spec("unstable").unwrap().label, "sid");
+        assert!(spec("4.19").is_err());
+        // 6.1 and 6.12 share one apt configuration; every suite has its own folder.
+        assert_eq!(spec("6.1").unwrap().suite, spec("6.12").unwrap().suite);
+        assert_ne!(
+            spec("sid").unwrap().suite.name,
+            spec("5.10").unwrap().suite.name
+        );
+        let d: Vec<&str> = default_matrix().iter().map(|k| k.label).collect();
+        assert!(d.contains(&"6.1") && d.contains(&"6.12"));
+        assert!(!d.contains(&"5.10"));
+    }
 }

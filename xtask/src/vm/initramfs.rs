@@ -103,7 +103,7 @@ pub fn build(
         copy(&lib, &stage, &lib.to_string_lossy())?;
     }
 
-    let order = modules::load_order(&kernel.modules_dir(), GUEST_MODULES)?;
+    let order = modules::load_order(&kernel.modules_dir, GUEST_MODULES)?;
     let mod_dir = stage.join(GUEST_MODULES_DIR.trim_start_matches('/'));
     fs::create_dir_all(&mod_dir)?;
     let mut names = Vec::new();

@@ -1,14 +1,16 @@
-//! `cargo xtask vm`: sockpath's integration tests inside Debian's stock 6.1 and 6.12 kernels
-//! under qemu, with a pass/fail table per kernel.
+//! `cargo xtask vm`: sockpath's integration tests inside Debian's stock kernels (5.10, 6.1, 6.12
+//! and sid's newest) under qemu, with a pass/fail table per kernel.
 //!
 //! The host's kernel has tracepoints only (no kprobes, no fentry); Debian's cloud kernels have
 //! both, and 6.1 lacks some tracepoints 6.18 has, so these VMs are where sockpath's hook
 //! fallbacks get exercised. Everything is built on the host; the VM only runs commands.
 //!
-//! Layout under target/vm/: debs/ (downloaded packages), kernels/<package>_<version>/ (their
-//! unpacked contents), and per kernel <series>/ with initramfs.cpio.gz, console.log,
+//! Layout under target/vm/: apt/<suite>/ (the runner's own apt configuration, sources and
+//! package lists per Debian suite), debs/ (downloaded packages), kernels/<package>_<version>/
+//! (their unpacked contents), and per kernel <label>/ with initramfs.cpio.gz, console.log,
 //! probes.txt and summary.txt.
 
+mod apt;
 mod artifacts;
 mod commands;
 mod debian;
@@ -32,7 +34,8 @@ pub use packages::vm_packages;
 
 #[derive(clap::Args, Debug)]
 pub struct VmArgs {
-    /// A kernel series to boot (repeatable): 6.1, 6.12. Default: all of them.
+    /// A kernel to boot (repeatable): 5.10 (bullseye), 6.1 (bookworm), 6.12, sid (unstable: the
+    /// newest Debian ships). Default: the matrix `cargo xtask test` runs (see debian.rs).
     #[arg(long = "kernel", value_name = "SERIES")]
     kernels: Vec<String>,
     /// Seconds one VM may run before qemu is killed.
@@ -49,6 +52,10 @@ pub struct VmArgs {
     /// Run no test executables (only `sockpath probes` and the --sh commands).
     #[arg(long)]
     no_tests: bool,
+    /// Only resolve, download and unpack the kernels (into the cache under target/vm/): no
+    /// build, no boot.
+    #[arg(long)]
+    fetch_only: bool,
     /// Arguments for every test executable, after `--` (libtest's: a name filter, --nocapture).
     #[arg(last = true)]
     test_args: Vec<String>,
@@ -63,6 +70,7 @@ impl Default for VmArgs {
             verbose: false,
             shell: Vec::new(),
             no_tests: false,
+            fetch_only: false,
             test_args: Vec::new(),
         }
     }
@@ -92,13 +100,30 @@ impl KernelRun {
 pub fn run(args: VmArgs) -> anyhow::Result<()> {
     vm_packages()?;
     let specs: Vec<KernelSpec> = if args.kernels.is_empty() {
-        debian::KERNELS.to_vec()
+        debian::default_matrix()
     } else {
         args.kernels
             .iter()
             .map(|k| debian::spec(k))
             .collect::<anyhow::Result<_>>()?
     };
+    let vm_root = root().join("target/vm");
+    if args.fetch_only {
+        for spec in &specs {
+            let k =
+                debian::fetch(spec, &vm_root).with_context(|| format!("kernel {}", spec.label))?;
+            eprintln!(
+                "xtask vm: kernel {}: {} {} ({}){}: {}",
+                spec.label,
+                k.package,
+                k.version,
+                k.release,
+                companions_note(&k),
+                k.vmlinuz.display()
+            );
+        }
+        return Ok(());
+    }
     let artifacts = artifacts::build()?;
     let files = commands::guest_files(&artifacts);
     let mut cmds = commands::guest_commands(&artifacts, &args.test_args);
@@ -110,7 +135,6 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
     for (i, sh) in args.shell.iter().enumerate() {
         cmds.insert(at + i, commands::shell(i + 1, sh));
     }
-    let vm_root = root().join("target/vm");
 
     let mut runs = Vec::new();
     for spec in specs {
@@ -204,8 +228,12 @@ fn run_kernel(
     eprintln!("xtask vm: kernel {label}: resolving {}", r.spec.metapackage);
     let kernel = debian::fetch(&r.spec, vm_root)?;
     eprintln!(
-        "xtask vm: kernel {label}: {} {} ({})",
-        kernel.package, kernel.version, kernel.release
+        "xtask vm: kernel {label}: {} {} ({}){}, unpacked in {}",
+        kernel.package,
+        kernel.version,
+        kernel.release,
+        companions_note(&kernel),
+        kernel.root.display()
     );
     r.kernel = Some(kernel.clone());
     let dir = vm_root.join(label);
@@ -290,7 +318,7 @@ fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
     let _ = write!(s, "\nkernel {label}: ");
     match &r.kernel {
         Some(k) => {
-            let _ = write!(s, "{} {}", k.package, k.version);
+            let _ = write!(s, "{} {}{}", k.package, k.version, companions_note(k));
         }
         None => s.push_str(r.spec.metapackage),
     }
@@ -358,6 +386,15 @@ fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
     let dir = vm_root.join(label);
     let _ = writeln!(s, "  console: {}", dir.join("console.log").display());
     s
+}
+
+/// Debian 14's split layout: the packages unpacked with the image package.
+fn companions_note(k: &Kernel) -> String {
+    if k.companions.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = k.companions.iter().map(|(p, _)| p.as_str()).collect();
+    format!(" (with {})", names.join(", "))
 }
 
 fn exit_note(code: i32) -> &'static str {
