@@ -34,6 +34,11 @@ impl HookChoice {
         }
     }
 
+    /// Whether a hook serves `stage` here.
+    pub fn serves(&self, stage: Stage) -> bool {
+        self.chosen.contains_key(&stage)
+    }
+
     /// How `stage` is seen here (`Inferred` when no hook serves it).
     #[cfg(test)]
     pub fn kind(&self, stage: Stage) -> HookKind {

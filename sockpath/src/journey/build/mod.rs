@@ -14,11 +14,23 @@ mod place;
 
 use super::{
     clock::Clock,
-    model::{Journey, OutcomeKind, Timestamp},
+    model::{Journey, Outcome, OutcomeData, OutcomeKind, Timestamp},
     sockets::SocketTable,
     state_change, Obs, Open,
 };
-use crate::{hooks::HookChoice, kernel::names::KernelNames};
+use crate::{
+    hooks::{HookChoice, Stage},
+    kernel::names::KernelNames,
+    packet::Headers,
+};
+
+/// A TCP segment without data, SYN, FIN or RST: it only acknowledges.
+fn pure_ack(h: &Headers) -> bool {
+    h.payload_len == 0
+        && h.tcp.as_ref().is_some_and(|t| {
+            t.flags.contains(&"ACK") && !t.flags.iter().any(|f| matches!(*f, "SYN" | "FIN" | "RST"))
+        })
+}
 
 /// Takes the open journey by value: its frame bytes, interface name and headers move into the
 /// journey instead of being copied for every packet.
@@ -39,7 +51,16 @@ pub(crate) fn journey(
             _ => None,
         })
         .collect::<Vec<_>>();
-    let outcome = outcome::outcome(&o, &f, sockets);
+    let mut outcome = outcome::outcome(&o, &f, sockets);
+    if outcome.kind == OutcomeKind::Unknown
+        && !o.lost
+        && o.pkt.is_some()
+        && f.h.is_some_and(pure_ack)
+        && hooks.serves(Stage::Drop)
+        && hooks.serves(Stage::Consumed)
+    {
+        outcome = Outcome::new(OutcomeKind::Consumed, OutcomeData::AckFreedUnseen);
+    }
     let socket = f.delivered.map(|s| sockets.view_at(s, o.t0));
     let no_headers = f.h.is_none();
 

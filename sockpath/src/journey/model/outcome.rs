@@ -169,6 +169,11 @@ pub enum OutcomeData {
     },
     /// No drop seen, only the RST sent in answer.
     ResetSent,
+    /// A pure ACK (no data, no SYN, FIN or RST) of which nothing was seen after device receive,
+    /// though the drop and consume hooks were attached and no event was lost: the kernel freed
+    /// it where no tracepoint is (`__kfree_skb`: the established socket's fast path, an
+    /// orphaned socket's ACK of its FIN). Inferred by elimination.
+    AckFreedUnseen,
     /// Nothing observed after device receive.
     NothingObserved,
     /// Read back from JSON: the sentence, without the data it was made from.

@@ -621,9 +621,32 @@ fn nothing_after_device_receive_is_incomplete() {
     let mut a = asm();
     let (j, _) = run(
         &mut a,
-        vec![packet(MS, 51, tcp4(4444, 4000, 5, Some(6), "A", &[]))],
+        vec![packet(MS, 51, tcp4(4444, 4000, 5, Some(6), "PA", b"data"))],
     );
     assert!(!j[0].complete);
+    assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
+}
+
+#[test]
+fn a_pure_ack_nothing_saw_freed_is_consumed_by_elimination() {
+    // The drop and consume hooks are attached (the tracepoint-only kernel's choice) and no
+    // event was lost: the kernel freed it where no hook is.
+    let mut a = asm();
+    let (j, _) = run(
+        &mut a,
+        vec![packet(MS, 51, tcp4(4444, 4000, 5, Some(6), "A", &[]))],
+    );
+    assert!(j[0].complete, "{:?}", j[0].incomplete_reason);
+    assert_eq!(j[0].outcome.kind, OutcomeKind::Consumed);
+    assert!(j[0]
+        .outcome
+        .text()
+        .starts_with("consumed (inferred): a pure ACK"));
+    // A FIN is no pure ACK: something must have been seen of it.
+    let (j, _) = run(
+        &mut a,
+        vec![packet(2 * MS, 52, tcp4(4444, 4000, 6, Some(6), "FA", &[]))],
+    );
     assert_eq!(j[0].outcome.kind, OutcomeKind::Unknown);
 }
 

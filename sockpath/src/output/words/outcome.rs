@@ -217,6 +217,10 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
             connect(w, c.as_ref())
         }
         OutcomeData::ResetSent => write!(w, "RST sent ({reason})"),
+        OutcomeData::AckFreedUnseen => w.write_str(
+            "consumed (inferred): a pure ACK the kernel processed and freed where no hook sees \
+             it (no drop, reset or error was seen, and no event was lost)",
+        ),
         OutcomeData::NothingObserved => w.write_str("nothing observed after device receive"),
         OutcomeData::Logged(words) => w.write_str(words),
     }

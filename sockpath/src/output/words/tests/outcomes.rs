@@ -297,6 +297,11 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
              7, 3.0 s after it",
         ),
         (
+            outcome(K::Consumed, OutcomeData::AckFreedUnseen, |_| {}),
+            "consumed (inferred): a pure ACK the kernel processed and freed where no hook sees it \
+             (no drop, reset or error was seen, and no event was lost)",
+        ),
+        (
             outcome(K::Unknown, OutcomeData::NothingObserved, |_| {}),
             "nothing observed after device receive",
         ),
