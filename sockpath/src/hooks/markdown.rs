@@ -1,5 +1,5 @@
-//! The hook table as markdown: `sockpath probes --table`, and the README's hook table (a test
-//! checks the README holds exactly this).
+//! The hook table as markdown: `sockpath probes --table`, and the hook table of docs/journeys.md (a test
+//! checks that file holds exactly this).
 
 use std::fmt::Write as _;
 
@@ -92,23 +92,23 @@ fn set_by(hook: &Hook) -> String {
 mod tests {
     use super::markdown;
 
-    const README: &str = include_str!("../../../README.md");
+    const DOC: &str = include_str!("../../../docs/journeys.md");
     const BEGIN: &str = "<!-- hook table: `sockpath probes --table` prints it; a unit test keeps this copy equal -->\n";
     const END: &str = "<!-- end of hook table -->";
 
     #[test]
     fn the_readme_holds_the_hook_table() {
-        let start = README
+        let start = DOC
             .find(BEGIN)
-            .expect("README.md has the hook table's start marker");
+            .expect("docs/journeys.md has the hook table's start marker");
         let start = start + BEGIN.len();
         let end = start
-            + README[start..]
+            + DOC[start..]
                 .find(END)
-                .expect("README.md has the hook table's end marker");
+                .expect("docs/journeys.md has the hook table's end marker");
         assert!(
-            README[start..end] == markdown(),
-            "README.md's hook table is not the table's: put the output of \
+            DOC[start..end] == markdown(),
+            "docs/journeys.md's hook table is not the table's: put the output of \
              `sockpath probes --table` between its markers\n{}",
             markdown()
         );

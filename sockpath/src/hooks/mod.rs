@@ -1,7 +1,7 @@
 //! The hook table: every eBPF program declared once, with the journey stage it serves, how it
 //! attaches, the hooks its stage falls back to, whether it is optional, and the oldest kernel
 //! that has what it needs. Everything else reads it: attaching (`kernel::probes`), the hook
-//! each journey stage names ([`HookChoice`]), `sockpath probes` and the README's hook table.
+//! each journey stage names ([`HookChoice`]), `sockpath probes` and the hook table in docs/journeys.md.
 //!
 //! This layer knows nothing of the running kernel and imports nothing above it.
 
