@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook, SyscallKind};
 
-use super::{syscall_tracepoint, Hook, HookKind, Reports, Stage, TABLE};
+use super::{syscall_tracepoint, Hook, HookKind, Reports, StageId, TABLE};
 
 /// The hook chosen for each stage served here.
 #[derive(Clone, Debug)]
 pub struct HookChoice {
-    chosen: HashMap<Stage, &'static Hook>,
+    chosen: HashMap<StageId, &'static Hook>,
 }
 
 impl Default for HookChoice {
@@ -28,20 +28,20 @@ impl Default for HookChoice {
 
 impl HookChoice {
     /// From the hook each stage got at start-up (stages absent are inferred).
-    pub fn new(chosen: impl IntoIterator<Item = (Stage, &'static Hook)>) -> Self {
+    pub fn new(chosen: impl IntoIterator<Item = (StageId, &'static Hook)>) -> Self {
         Self {
             chosen: chosen.into_iter().collect(),
         }
     }
 
     /// Whether a hook serves `stage` here.
-    pub fn serves(&self, stage: Stage) -> bool {
+    pub fn serves(&self, stage: StageId) -> bool {
         self.chosen.contains_key(&stage)
     }
 
     /// How `stage` is seen here (`Inferred` when no hook serves it).
     #[cfg(test)]
-    pub fn kind(&self, stage: Stage) -> HookKind {
+    pub fn kind(&self, stage: StageId) -> HookKind {
         self.chosen
             .get(&stage)
             .map(|h| h.kind())
@@ -50,7 +50,7 @@ impl HookChoice {
 
     /// `(kind, target)` of the program of `stage`'s chosen hook that reports `what`; an empty
     /// target when the stage is not served here (an inferred stage names no hook).
-    fn find(&self, stage: Stage, what: Reports) -> (HookKind, &'static str) {
+    fn find(&self, stage: StageId, what: Reports) -> (HookKind, &'static str) {
         match self.chosen.get(&stage).and_then(|h| h.program(what)) {
             Some(p) => (p.attach.kind(), p.attach.target()),
             None => (HookKind::Inferred, ""),
@@ -58,7 +58,7 @@ impl HookChoice {
     }
 
     /// The stage reporting `what`, by the table (whichever hook serves it).
-    fn stage_of(what: Reports) -> Option<Stage> {
+    fn stage_of(what: Reports) -> Option<StageId> {
         TABLE
             .iter()
             .find(|s| s.hooks.iter().any(|h| h.program(what).is_some()))
@@ -73,7 +73,7 @@ impl HookChoice {
     }
 
     /// `(kind, target)` for a stage with one kind of observation.
-    pub fn hook(&self, stage: Stage) -> (HookKind, &'static str) {
+    pub fn hook(&self, stage: StageId) -> (HookKind, &'static str) {
         self.find(stage, Reports::Stage)
     }
 
@@ -95,17 +95,17 @@ impl HookChoice {
 
     /// A RST accepted by a socket.
     pub fn reset_received(&self) -> (HookKind, &'static str) {
-        self.find(Stage::ResetReceived, Reports::ResetReceived)
+        self.find(StageId::ResetReceived, Reports::ResetReceived)
     }
 
     /// An error reported to a socket's user.
     pub fn error_report(&self) -> (HookKind, &'static str) {
-        self.find(Stage::ResetReceived, Reports::ErrorReport)
+        self.find(StageId::ResetReceived, Reports::ErrorReport)
     }
 
     /// The return of a followed system call: its own `sys_exit_*` tracepoint.
     pub fn syscall_exit(&self, call: SyscallKind) -> (HookKind, &'static str) {
-        match self.find(Stage::Syscalls, Reports::Syscalls) {
+        match self.find(StageId::Syscalls, Reports::Syscalls) {
             (HookKind::Inferred, _) => (HookKind::Inferred, ""),
             (kind, _) => (kind, syscall_tracepoint(call, true)),
         }

@@ -24,7 +24,7 @@ pub use table::TABLE;
 /// The stages of a journey the hook table has rows for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Stage {
+pub enum StageId {
     DeviceReceive,
     Softirq,
     Route,
@@ -50,35 +50,35 @@ pub enum Stage {
 }
 
 #[cfg(test)]
-impl Stage {
-    pub const ALL: [Stage; 21] = [
-        Stage::DeviceReceive,
-        Stage::Softirq,
-        Stage::Route,
-        Stage::IpReceive,
-        Stage::LocalDeliver,
-        Stage::Transport,
-        Stage::Lookup,
-        Stage::EstablishedReceive,
-        Stage::SynAck,
-        Stage::Queue,
-        Stage::TcpState,
-        Stage::Read,
-        Stage::Copied,
-        Stage::Drop,
-        Stage::Consumed,
-        Stage::ResetSent,
-        Stage::ResetReceived,
-        Stage::IcmpSent,
-        Stage::QueueFull,
-        Stage::Destroyed,
-        Stage::Syscalls,
+impl StageId {
+    pub const ALL: [StageId; 21] = [
+        StageId::DeviceReceive,
+        StageId::Softirq,
+        StageId::Route,
+        StageId::IpReceive,
+        StageId::LocalDeliver,
+        StageId::Transport,
+        StageId::Lookup,
+        StageId::EstablishedReceive,
+        StageId::SynAck,
+        StageId::Queue,
+        StageId::TcpState,
+        StageId::Read,
+        StageId::Copied,
+        StageId::Drop,
+        StageId::Consumed,
+        StageId::ResetSent,
+        StageId::ResetReceived,
+        StageId::IcmpSent,
+        StageId::QueueFull,
+        StageId::Destroyed,
+        StageId::Syscalls,
     ];
 }
 
 /// Every program of the table, with its stage.
 #[cfg(test)]
-pub fn programs() -> impl Iterator<Item = (Stage, &'static Program)> {
+pub fn programs() -> impl Iterator<Item = (StageId, &'static Program)> {
     TABLE.iter().flat_map(|s| {
         s.hooks
             .iter()

@@ -5,7 +5,7 @@ use std::{fmt, sync::OnceLock};
 
 use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook, SyscallKind};
 
-use super::{HookKind, Stage};
+use super::{HookKind, StageId};
 
 /// A kernel release, `major.minor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -351,7 +351,7 @@ impl Hook {
 /// A journey stage: the hooks that can serve it, preferred first.
 #[derive(Debug)]
 pub struct StageSpec {
-    pub stage: Stage,
+    pub stage: StageId,
     pub name: &'static str,
     /// Preferred first: fentry/fexit, then kprobe/kretprobe, then a tracepoint.
     pub hooks: &'static [Hook],

@@ -20,7 +20,7 @@ use super::{
         syscalls, tp_btf, tracepoint, Hook, Reports, StageSpec, CURRENT_TASK_BTF, OLD,
         TASK_PT_REGS,
     },
-    Stage,
+    StageId,
 };
 
 /// Needs of the read hooks: the reader's system call comes from its saved registers.
@@ -38,7 +38,7 @@ const V6_UDP: Reports = Reports::Lookup(LookupTable::Udp, 6);
 /// need them, and a kernel may inline them away.
 pub static TABLE: &[StageSpec] = &[
     StageSpec {
-        stage: Stage::DeviceReceive,
+        stage: StageId::DeviceReceive,
         name: "device receive (netif_receive_skb)",
         hooks: &[Hook {
             programs: &[tp_btf("netif_receive_skb", 1, OLD)],
@@ -47,7 +47,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "no journeys at all",
     },
     StageSpec {
-        stage: Stage::Softirq,
+        stage: StageId::Softirq,
         name: "NET_RX softirq context",
         hooks: &[Hook {
             programs: &[
@@ -59,7 +59,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "socket events cannot be tied to the packet that caused them",
     },
     StageSpec {
-        stage: Stage::Route,
+        stage: StageId::Route,
         name: "input route (fib_table_lookup)",
         // The program reads the record at fixed offsets: the ports at 56 and 58 since 5.3
         // (DepSurf: gw4/gw6 replaced gw/saddr between 5.0 and 5.3), the device name as a
@@ -77,7 +77,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "no routing stage",
     },
     StageSpec {
-        stage: Stage::IpReceive,
+        stage: StageId::IpReceive,
         name: "IP receive (ip_rcv)",
         hooks: &[
             Hook {
@@ -97,7 +97,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "inferred: no tracepoint at ip_rcv",
     },
     StageSpec {
-        stage: Stage::LocalDeliver,
+        stage: StageId::LocalDeliver,
         name: "local delivery (ip_local_deliver)",
         hooks: &[
             Hook {
@@ -117,7 +117,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "inferred: no tracepoint at ip_local_deliver",
     },
     StageSpec {
-        stage: Stage::Transport,
+        stage: StageId::Transport,
         name: "transport receive (tcp_v4_rcv, udp_rcv)",
         hooks: &[
             Hook {
@@ -141,7 +141,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "inferred: no tracepoint at tcp_v4_rcv/udp_rcv",
     },
     StageSpec {
-        stage: Stage::Lookup,
+        stage: StageId::Lookup,
         name: "socket lookup (inet_lookup)",
         hooks: &[
             Hook {
@@ -206,7 +206,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "inferred from the socket later hooks name",
     },
     StageSpec {
-        stage: Stage::EstablishedReceive,
+        stage: StageId::EstablishedReceive,
         name: "established receive (tcp_probe)",
         // DepSurf: absent from 4.15, (sk, skb) in 4.18.
         hooks: &[Hook {
@@ -216,7 +216,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "established TCP packets not tied to their socket",
     },
     StageSpec {
-        stage: Stage::SynAck,
+        stage: StageId::SynAck,
         name: "answer sent (SYN-ACK, time-wait ACK)",
         hooks: &[Hook {
             programs: &[tp_btf("net_dev_queue", 1, OLD)],
@@ -225,7 +225,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "the listener a SYN reached and a time-wait socket's answers are not known",
     },
     StageSpec {
-        stage: Stage::Queue,
+        stage: StageId::Queue,
         name: "socket queue (sk_data_ready)",
         hooks: &[
             Hook {
@@ -244,7 +244,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "delivery to a socket's queue not seen",
     },
     StageSpec {
-        stage: Stage::TcpState,
+        stage: StageId::TcpState,
         name: "TCP state (inet_sock_set_state)",
         // DepSurf: absent from 4.15, (sk, oldstate, newstate) in 4.18.
         hooks: &[Hook {
@@ -254,7 +254,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "no TCP state changes",
     },
     StageSpec {
-        stage: Stage::Read,
+        stage: StageId::Read,
         name: "read by a process",
         hooks: &[
             Hook {
@@ -276,7 +276,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "reads not seen",
     },
     StageSpec {
-        stage: Stage::Copied,
+        stage: StageId::Copied,
         name: "TCP segment read (statistics only)",
         // DepSurf: in 4.4 (skb, len). Attached only when statistics are counted: it runs for
         // every recvmsg on the machine. The consumed count comes from the consume stage.
@@ -287,7 +287,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "TCP reads not counted",
     },
     StageSpec {
-        stage: Stage::Drop,
+        stage: StageId::Drop,
         name: "drop with reason (kfree_skb)",
         // The reason argument: 5.17 (lttng; DepSurf: two arguments in 5.15, three in 5.19).
         // The fourth (rx_sk, 6.11 by lttng) is read only where BTF shows it.
@@ -298,7 +298,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "drops not seen",
     },
     StageSpec {
-        stage: Stage::Consumed,
+        stage: StageId::Consumed,
         name: "consumed (consume_skb)",
         // skb:consume_skb is older than the ring buffer (DepSurf: in 4.4). Its second argument,
         // the location, came with "net: add location to trace_consume_skb()" (net-next-6.3);
@@ -310,7 +310,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "packets the kernel freed after processing them end with nothing observed",
     },
     StageSpec {
-        stage: Stage::ResetSent,
+        stage: StageId::ResetSent,
         name: "reset sent (tcp_v4_send_reset)",
         hooks: &[
             Hook {
@@ -336,7 +336,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "resets sent not seen",
     },
     StageSpec {
-        stage: Stage::ResetReceived,
+        stage: StageId::ResetReceived,
         name: "reset received",
         hooks: &[Hook {
             programs: &[
@@ -351,7 +351,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "resets received not seen",
     },
     StageSpec {
-        stage: Stage::IcmpSent,
+        stage: StageId::IcmpSent,
         name: "ICMP error sent (__icmp_send)",
         hooks: &[
             Hook {
@@ -370,7 +370,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "ICMP port unreachable not seen",
     },
     StageSpec {
-        stage: Stage::QueueFull,
+        stage: StageId::QueueFull,
         name: "socket queue full",
         hooks: &[Hook {
             programs: &[
@@ -387,7 +387,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "full receive queues not seen",
     },
     StageSpec {
-        stage: Stage::Destroyed,
+        stage: StageId::Destroyed,
         name: "socket destroyed (tcp_destroy_sock)",
         // DepSurf: in 4.15.
         hooks: &[Hook {
@@ -397,7 +397,7 @@ pub static TABLE: &[StageSpec] = &[
         without: "socket ends not seen",
     },
     StageSpec {
-        stage: Stage::Syscalls,
+        stage: StageId::Syscalls,
         name: "socket system calls",
         hooks: &[Hook {
             programs: &[
@@ -412,7 +412,7 @@ pub static TABLE: &[StageSpec] = &[
 
 /// The table's row for `stage`.
 #[cfg(test)]
-pub fn spec(stage: Stage) -> &'static StageSpec {
+pub fn spec(stage: StageId) -> &'static StageSpec {
     TABLE
         .iter()
         .find(|s| s.stage == stage)

@@ -6,8 +6,8 @@ use super::*;
 
 #[test]
 fn every_stage_has_one_row_in_journey_order() {
-    let stages: Vec<Stage> = TABLE.iter().map(|s| s.stage).collect();
-    assert_eq!(stages, Stage::ALL);
+    let stages: Vec<StageId> = TABLE.iter().map(|s| s.stage).collect();
+    assert_eq!(stages, StageId::ALL);
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn oldest_kernels_follow_what_each_program_needs() {
     assert_eq!(since("fexit_inet_lookup_established"), "6.6");
     assert_eq!(since("sock_recv_length"), "6.3");
     // A hook is as old as its required programs; an optional one may need a later kernel.
-    let queue_full = &spec(Stage::QueueFull).hooks[0];
+    let queue_full = &spec(StageId::QueueFull).hooks[0];
     assert_eq!(queue_full.since().to_string(), "5.8");
 }
 
@@ -100,7 +100,7 @@ fn oldest_kernels_follow_what_each_program_needs() {
 fn a_tracepoint_only_kernel_gets_each_stages_tracepoint() {
     use HookKind::*;
     let c = HookChoice::default();
-    let kinds: Vec<HookKind> = Stage::ALL.iter().map(|s| c.kind(*s)).collect();
+    let kinds: Vec<HookKind> = StageId::ALL.iter().map(|s| c.kind(*s)).collect();
     assert_eq!(
         kinds,
         [
@@ -108,9 +108,9 @@ fn a_tracepoint_only_kernel_gets_each_stages_tracepoint() {
             TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, TpBtf, Tracepoint
         ]
     );
-    assert_eq!(c.hook(Stage::Route), (Tracepoint, "fib/fib_table_lookup"));
-    assert_eq!(c.hook(Stage::Queue), (TpBtf, "sk_data_ready"));
-    assert_eq!(c.hook(Stage::IpReceive), (Inferred, ""));
+    assert_eq!(c.hook(StageId::Route), (Tracepoint, "fib/fib_table_lookup"));
+    assert_eq!(c.hook(StageId::Queue), (TpBtf, "sk_data_ready"));
+    assert_eq!(c.hook(StageId::IpReceive), (Inferred, ""));
     assert_eq!(c.reset_received(), (TpBtf, "tcp_receive_reset"));
     assert_eq!(c.error_report(), (TpBtf, "inet_sk_error_report"));
     assert_eq!(
@@ -157,10 +157,10 @@ fn function_hooks_name_the_function_the_event_came_from() {
         (Fexit, "inet6_lookup_listener")
     );
     assert_eq!(c.lookup(LookupTable::Udp, 6), (Fexit, "__udp6_lib_lookup"));
-    assert_eq!(c.hook(Stage::Queue), (Fentry, "sock_def_readable"));
-    assert_eq!(c.hook(Stage::Read), (Fexit, "inet_recvmsg"));
-    assert_eq!(c.hook(Stage::ResetSent), (Fentry, "tcp_v4_send_reset"));
-    assert_eq!(c.hook(Stage::IcmpSent), (Fentry, "__icmp_send"));
+    assert_eq!(c.hook(StageId::Queue), (Fentry, "sock_def_readable"));
+    assert_eq!(c.hook(StageId::Read), (Fexit, "inet_recvmsg"));
+    assert_eq!(c.hook(StageId::ResetSent), (Fentry, "tcp_v4_send_reset"));
+    assert_eq!(c.hook(StageId::IcmpSent), (Fentry, "__icmp_send"));
 
     // The kprobe fallbacks name the same functions.
     let k = HookChoice::new(

@@ -3,7 +3,7 @@
 
 use sockpath_ebpf::stats::{ModeConfig, MODE_JOURNEYS, MODE_STATS};
 
-use crate::hooks::Stage;
+use crate::hooks::StageId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mode {
@@ -47,22 +47,22 @@ impl Mode {
     /// socket's recvmsg; the TCP segment copied, skb_copy_datagram_iovec, for statistics only:
     /// it runs for every recvmsg on the machine), the consumed (consume_skb), the ends (drop,
     /// reset, ICMP error, full queue) and accept().
-    pub fn wants(self, stage: Stage) -> bool {
+    pub fn wants(self, stage: StageId) -> bool {
         let for_stats = matches!(
             stage,
-            Stage::DeviceReceive
-                | Stage::Softirq
-                | Stage::Queue
-                | Stage::Read
-                | Stage::Copied
-                | Stage::Consumed
-                | Stage::Drop
-                | Stage::ResetSent
-                | Stage::IcmpSent
-                | Stage::QueueFull
-                | Stage::Syscalls
+            StageId::DeviceReceive
+                | StageId::Softirq
+                | StageId::Queue
+                | StageId::Read
+                | StageId::Copied
+                | StageId::Consumed
+                | StageId::Drop
+                | StageId::ResetSent
+                | StageId::IcmpSent
+                | StageId::QueueFull
+                | StageId::Syscalls
         );
-        (self.stats && for_stats) || (self.journeys && stage != Stage::Copied)
+        (self.stats && for_stats) || (self.journeys && stage != StageId::Copied)
     }
 }
 
@@ -72,13 +72,13 @@ mod tests {
 
     #[test]
     fn journeys_attach_every_stage_but_the_statistics_read() {
-        for s in Stage::ALL {
-            assert_eq!(Mode::JOURNEYS.wants(s), s != Stage::Copied, "{s:?}");
+        for s in StageId::ALL {
+            assert_eq!(Mode::JOURNEYS.wants(s), s != StageId::Copied, "{s:?}");
             assert!(Mode::BOTH.wants(s), "{s:?}");
         }
-        assert!(!Mode::STATS.wants(Stage::Lookup) && !Mode::STATS.wants(Stage::TcpState));
-        assert!(Mode::STATS.wants(Stage::Copied) && Mode::STATS.wants(Stage::Drop));
-        assert!(Mode::STATS.wants(Stage::Consumed));
+        assert!(!Mode::STATS.wants(StageId::Lookup) && !Mode::STATS.wants(StageId::TcpState));
+        assert!(Mode::STATS.wants(StageId::Copied) && Mode::STATS.wants(StageId::Drop));
+        assert!(Mode::STATS.wants(StageId::Consumed));
         assert_eq!(Mode::STATS.config().flags, MODE_STATS);
         assert_eq!(Mode::BOTH.config().flags, MODE_JOURNEYS | MODE_STATS);
     }

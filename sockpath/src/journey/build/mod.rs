@@ -19,7 +19,7 @@ use super::{
     state_change, Obs, Open,
 };
 use crate::{
-    hooks::{HookChoice, Stage},
+    hooks::{HookChoice, StageId},
     kernel::names::KernelNames,
     packet::Headers,
 };
@@ -56,8 +56,8 @@ pub(crate) fn journey(
         && !o.lost
         && o.pkt.is_some()
         && f.h.is_some_and(pure_ack)
-        && hooks.serves(Stage::Drop)
-        && hooks.serves(Stage::Consumed)
+        && hooks.serves(StageId::Drop)
+        && hooks.serves(StageId::Consumed)
     {
         outcome = Outcome::new(OutcomeKind::Consumed, OutcomeData::AckFreedUnseen);
     }

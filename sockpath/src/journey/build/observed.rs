@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     decode::Socket,
-    hooks::{HookChoice, Stage as StageId},
+    hooks::{HookChoice, StageId},
     kernel::names::KernelNames,
 };
 

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     decode::PacketRx,
-    hooks::{HookChoice, Stage as StageId},
+    hooks::{HookChoice, StageId},
     kernel::names::KernelNames,
     packet::Headers,
 };

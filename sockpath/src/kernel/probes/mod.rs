@@ -11,12 +11,12 @@ use aya::{Btf, Ebpf};
 use serde::Serialize;
 
 use super::facts::KernelFacts;
-use crate::hooks::{Hook, HookChoice, HookKind, Stage, TABLE};
+use crate::hooks::{Hook, HookChoice, HookKind, StageId, TABLE};
 
 /// What happened to one stage at start-up.
 #[derive(Clone, Debug, Serialize)]
 pub struct StageStatus {
-    pub stage: Stage,
+    pub stage: StageId,
     pub name: &'static str,
     pub required: bool,
     /// The hook serving it, if any.
@@ -44,7 +44,7 @@ pub fn attach_all(
     ebpf: &mut Ebpf,
     btf: &Btf,
     facts: &KernelFacts,
-    wanted: impl Fn(Stage) -> bool,
+    wanted: impl Fn(StageId) -> bool,
 ) -> Result<Vec<StageStatus>, ProbeError> {
     if let Ok(only) = std::env::var("SOCKPATH_ONLY_PROGRAMS") {
         tracing::warn!(
