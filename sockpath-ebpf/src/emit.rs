@@ -62,6 +62,7 @@ pub fn header(kind: EventKind, size: usize, ctx: u16, journey: u64) -> EventHead
         // SAFETY: helpers without preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() } as u16,
         ctx,
+        // SAFETY: a helper without preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
         pid_tgid: bpf_get_current_pid_tgid(),
         journey,

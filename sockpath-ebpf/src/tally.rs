@@ -78,15 +78,19 @@ fn now() -> u64 {
 /// This CPU's statistics of the port `key`, created at its first packet.
 #[inline(always)]
 fn port(key: u32) -> Option<&'static mut PortStats> {
-    if let Some(p) = STATS.get_ptr_mut(&key) {
+    if let Some(p) = STATS.get_ptr_mut(key) {
         // SAFETY: this CPU's value of a per-CPU map; programs on one CPU do not run at once
         // (a nested one can at worst lose an increment).
         return Some(unsafe { &mut *p });
     }
     let zero = STATS_ZERO.get_ptr(0)?;
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value the zeroed value would be copied onto the 512-byte BPF stack"
+    )]
     // SAFETY: a map value, valid for the call.
-    let _ = STATS.insert(&key, unsafe { &*zero }, BPF_NOEXIST as u64);
-    match STATS.get_ptr_mut(&key) {
+    let _ = STATS.insert(key, unsafe { &*zero }, BPF_NOEXIST as u64);
+    match STATS.get_ptr_mut(key) {
         // SAFETY: as above.
         Some(p) => Some(unsafe { &mut *p }),
         None => {
@@ -271,15 +275,19 @@ static UDP_QUEUE_ZERO: PerCpuArray<UdpQueue> = PerCpuArray::with_max_entries(1, 
 
 #[inline(always)]
 fn udp_queued(sk: u64, key: u32, rx_ns: u64, queued_ns: u64) {
-    let q = match UDP_QUEUES.get_ptr_mut(&sk) {
+    let q = match UDP_QUEUES.get_ptr_mut(sk) {
         Some(q) => q,
         None => {
             let Some(zero) = UDP_QUEUE_ZERO.get_ptr(0) else {
                 return;
             };
+            #[expect(
+                clippy::needless_borrows_for_generic_args,
+                reason = "by value the zeroed value would be copied onto the 512-byte BPF stack"
+            )]
             // SAFETY: a map value, valid for the call.
-            let _ = UDP_QUEUES.insert(&sk, unsafe { &*zero }, 0);
-            let Some(q) = UDP_QUEUES.get_ptr_mut(&sk) else {
+            let _ = UDP_QUEUES.insert(sk, unsafe { &*zero }, 0);
+            let Some(q) = UDP_QUEUES.get_ptr_mut(sk) else {
                 return;
             };
             q
@@ -309,7 +317,7 @@ pub fn received(sk: u64, ret: i32, flags: i32) {
     if !stats() || ret < 0 || flags & MSG_PEEK != 0 {
         return;
     }
-    let Some(q) = UDP_QUEUES.get_ptr_mut(&sk) else {
+    let Some(q) = UDP_QUEUES.get_ptr_mut(sk) else {
         return;
     };
     // SAFETY: as in udp_queued.

@@ -52,7 +52,7 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
         return Ok(0);
     }
     let o = offsets();
-    let w = skb::where_(skb, &o)?;
+    let w = skb::where_(skb, o)?;
     let (data, ethertype) = (w.data, w.ethertype);
     let Ok(flow) = parse_flow(data, ethertype) else {
         // Not IP (ARP, LLDP, ...): never a journey, not an error.
@@ -76,7 +76,7 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
         read::<u32>(dev, o.dev_ifindex).unwrap_or(0)
     };
     if dev != c.dev || ifindex != c.ifindex {
-        let (name, netns) = skb::device(dev, &o);
+        let (name, netns) = skb::device(dev, o);
         c.dev = dev;
         c.ifindex = ifindex;
         c.ifname = name;
@@ -132,7 +132,7 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
     };
     // SAFETY: per-CPU scratch slot, only this program on this CPU uses it.
     let ev = unsafe { &mut *ev };
-    let (len, data_len) = skb::lengths(skb, &o)?;
+    let (len, data_len) = skb::lengths(skb, o)?;
     let mac_header = w.mac_header;
     let mac_len = if skb::header_unset(mac_header) || mac_header > nh_off {
         0

@@ -27,7 +27,7 @@ pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent
     if !tally::journeys() || emit::softirq_unwatched() {
         return false;
     }
-    let Some(journey) = tracked(skb, &offsets()) else {
+    let Some(journey) = tracked(skb, offsets()) else {
         return false;
     };
     let Some(mut entry) = emit::reserve::<SkbEvent>() else {

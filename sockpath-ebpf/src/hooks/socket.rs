@@ -66,7 +66,7 @@ pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEve
     }
     let o = offsets();
     let f = watched::get();
-    if !sock::ports_match(sk, &f, &o) {
+    if !sock::ports_match(sk, &f, o) {
         return;
     }
     let Some(mut entry) = emit::reserve::<SockEvent>() else {
@@ -74,7 +74,7 @@ pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEve
     };
     // SAFETY: reserved memory of the right size; every field is written below.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
-    sock::info_into(&mut ev.sock, sk, &o);
+    sock::info_into(&mut ev.sock, sk, o);
     if !sock_matches(&f, &ev.sock) {
         entry.discard(emit::RB_FLAGS);
         return;
@@ -112,7 +112,7 @@ pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
     }
     let o = offsets();
     let skb: u64 = ctx.arg(1);
-    let Some(journey) = tracked(skb, &o) else {
+    let Some(journey) = tracked(skb, o) else {
         return 0;
     };
     let sk: u64 = ctx.arg(0);
@@ -123,7 +123,7 @@ pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     let (flags, _) = emit::current_journey();
     fill(ev, SockWhat::TcpRcv, flags, journey);
-    sock::info_into(&mut ev.sock, sk, &o);
+    sock::info_into(&mut ev.sock, sk, o);
     ev.skb = skb;
     entry.submit(emit::RB_FLAGS);
     0
@@ -142,7 +142,7 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
 pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     sock_event(sk, SockWhat::ErrorReport, |ev| {
-        ev.arg0 = sock::sk_err(sk, &offsets());
+        ev.arg0 = sock::sk_err(sk, offsets());
     });
     0
 }

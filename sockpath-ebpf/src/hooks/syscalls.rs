@@ -63,6 +63,7 @@ fn read_sockaddr(ptr: u64, len: u64) -> SockAddrRaw {
         a.addr[..4].copy_from_slice(&head[4..8]);
     } else if a.family == AF_INET6 && len >= 24 {
         // sockaddr_in6: family, port, flowinfo (4 bytes), then the address at offset 8.
+        // SAFETY: bpf_probe_read_user checks the user address and fails instead of faulting.
         if let Ok(addr) = unsafe { bpf_probe_read_user((ptr + 8) as *const [u8; 16]) } {
             a.addr = addr;
         }
@@ -135,8 +136,8 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     ev.ret = 0;
     ev.args = [0; 4];
     ev.addr = SockAddrRaw::default();
-    sock::info_into(&mut ev.sock, 0, &o);
-    sock::info_into(&mut ev.other, 0, &o);
+    sock::info_into(&mut ev.sock, 0, o);
+    sock::info_into(&mut ev.other, 0, o);
     ev._pad = [0; 3];
 
     if kind == SyscallKind::Socket {
@@ -147,8 +148,8 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
         ev.args = [family, arg(ctx, 1), arg(ctx, 2), 0];
     } else {
         let fd = arg(ctx, 0) as i64;
-        let sk = fd_to_sock(fd, &o);
-        if sk == 0 || !wanted_at_all(ctx, kind, sk, &o, &f) {
+        let sk = fd_to_sock(fd, o);
+        if sk == 0 || !wanted_at_all(ctx, kind, sk, o, &f) {
             return Ok(());
         }
         ev.fd = fd as i32;
@@ -167,9 +168,13 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
                 }
                 _ => ev.args = [arg(ctx, 1), 0, 0, 0],
             }
+            #[expect(
+                clippy::needless_borrows_for_generic_args,
+                reason = "by value the event would be copied onto the 512-byte BPF stack"
+            )]
             return PENDING_SYSCALLS.insert(pid_tgid as u32, &*ev, 0);
         }
-        sock::info_into(&mut ev.sock, sk, &o);
+        sock::info_into(&mut ev.sock, sk, o);
         let si = &ev.sock;
         if !is_inet(si) {
             return Ok(());
@@ -207,6 +212,10 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
             ev.other = ev.sock;
         }
     }
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value the event would be copied onto the 512-byte BPF stack"
+    )]
     PENDING_SYSCALLS.insert(pid_tgid as u32, &*ev, 0)
 }
 
@@ -232,7 +241,7 @@ fn try_sys_exit(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> {
     ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
     let o = offsets();
     let f = watched::get();
-    let send = decide(kind, ev, &o, &f);
+    let send = decide(kind, ev, o, &f);
     if send && tally::journeys() {
         ev.header = emit::header(
             EventKind::Syscall,

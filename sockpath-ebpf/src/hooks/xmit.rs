@@ -37,12 +37,12 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
     };
     let state = read::<u8>(req, o.skc_state).unwrap_or(0);
     if state != sock::TCP_NEW_SYN_RECV {
-        if answered_without_socket(req, state, &o) {
-            answer(skb, req, flags, journey, &o);
+        if answered_without_socket(req, state, o) {
+            answer(skb, req, flags, journey, o);
         }
         return 0;
     }
-    let listener = sock::request_listener(req, &o);
+    let listener = sock::request_listener(req, o);
     let Some(mut entry) = emit::reserve::<SockEvent>() else {
         return 0;
     };
@@ -60,8 +60,8 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
     ev.arg1 = 0;
     ev.arg2 = 0;
     ev.skb = skb;
-    sock::info_into(&mut ev.sock, listener, &o);
-    sock::info_into(&mut ev.other, req, &o);
+    sock::info_into(&mut ev.sock, listener, o);
+    sock::info_into(&mut ev.other, req, o);
     ev.comm = emit::comm();
     ev.call = CallInfo::default();
     entry.submit(emit::RB_FLAGS);

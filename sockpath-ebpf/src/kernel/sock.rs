@@ -69,10 +69,10 @@ pub fn info_into(si: &mut SockInfo, sk: u64, o: &KernelOffsets) {
             si.lport = u16::from_be(read::<u16>(sk, o.inet_sport).unwrap_or(0));
         }
         si.protocol = read::<u16>(sk, o.sk_protocol).unwrap_or(0);
-        if si.state == TCP_LISTEN || si.protocol == IPPROTO_UDP as u16 {
-            if read::<u64>(sk, o.sk_reuseport_cb).unwrap_or(0) != 0 {
-                si.flags |= SOCK_REUSEPORT;
-            }
+        if (si.state == TCP_LISTEN || si.protocol == IPPROTO_UDP as u16)
+            && read::<u64>(sk, o.sk_reuseport_cb).unwrap_or(0) != 0
+        {
+            si.flags |= SOCK_REUSEPORT;
         }
         if let Ok(sock) = read_ptr(sk, o.sk_socket) {
             si.ino = read::<u64>(sock, o.socket_ino).unwrap_or(0);
