@@ -19,6 +19,7 @@ pub mod annotate;
 mod api;
 pub mod cli;
 mod client;
+mod counts;
 pub mod daemon;
 mod decode;
 pub mod demo;

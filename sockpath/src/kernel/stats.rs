@@ -7,7 +7,7 @@ use aya::{
 };
 use sockpath_ebpf::stats::{PortStats, MAP_STATS};
 
-use crate::stats::model::Totals;
+use crate::counts::model::Totals;
 
 /// The statistics map, and what it held at the last `take`.
 pub struct KernelStats {
@@ -36,7 +36,7 @@ impl KernelStats {
             };
             let port = t.ports.entry(key).or_default();
             for v in per_cpu.iter() {
-                crate::stats::model::add(port, v);
+                crate::counts::model::add(port, v);
             }
         }
         t

@@ -1,10 +1,10 @@
-//! The kernel's per-port statistics (`crate::stats::model::Totals`) as the metrics' families:
+//! The kernel's per-port statistics (`crate::counts::model::Totals`) as the metrics' families:
 //! packets by outcome and drop reason, the stage latency histograms, accept-queue overflows.
 
 use sockpath_ebpf::stats::{key_parts, outcome, stage, PortStats as KernelPort};
 
 use super::{PacketCount, PortStats, StageLatency};
-use crate::stats::{
+use crate::counts::{
     model::{count, Totals},
     view::LISTEN_OVERFLOW,
 };
@@ -80,7 +80,7 @@ fn port_stats(
     };
     PortStats {
         port,
-        proto: crate::stats::view::proto_name(proto),
+        proto: crate::counts::view::proto_name(proto),
         packets,
         latency,
         accept_overflows,

@@ -5,9 +5,7 @@
 //! `model` sums and subtracts the kernel's readings, `view` puts one interval in words, `table`
 //! prints it.
 
-pub mod model;
 pub mod table;
-pub mod view;
 
 use std::{
     io::Write as _,
@@ -18,8 +16,12 @@ use clap::Args;
 use serde::Serialize;
 use sockpath_ebpf::config::counter;
 
-use self::{model::Totals, table::Heading, view::PortView};
+use self::table::Heading;
 use crate::{
+    counts::{
+        model::Totals,
+        view::{self, PortView},
+    },
     filter::{FilterArgs, KernelSet, WatchFilter, DEFAULT_SNAPLEN},
     kernel::{self, facts::KernelFacts, names::KernelNames, probes, Kernel, Mode},
     usage::UsageError,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::view::PortView;
+use crate::counts::view::PortView;
 
 /// What heads one interval's table.
 pub struct Heading<'a> {
@@ -145,7 +145,7 @@ pub fn render(h: &Heading<'_>, ports: &[PortView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::view::StageView;
+    use crate::counts::view::StageView;
 
     fn port(port: u16, proto: &str, direction: &'static str) -> PortView {
         PortView {

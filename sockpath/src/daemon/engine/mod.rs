@@ -245,7 +245,7 @@ impl Engine {
         };
         let (live, stats) = stats;
         let ports =
-            crate::stats::view::ports(&stats.snapshot(), &|r| live.names.drop_reason(r as i32));
+            crate::counts::view::ports(&stats.snapshot(), &|r| live.names.drop_reason(r as i32));
         Ok(typed_line(
             "stats",
             &serde_json::json!({
