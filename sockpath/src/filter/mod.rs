@@ -20,11 +20,7 @@ pub use self::{
     kernel_set::KernelSet,
     ports::{parse_port_range, PortRange, PortSet},
 };
-use crate::{
-    decode::Socket,
-    journey::model::{Journey, Owner},
-    packet::Headers,
-};
+use crate::{decode::Socket, packet::Headers};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Proto {
@@ -215,23 +211,14 @@ impl WatchFilter {
         self.owners.matches(pid, comm)
     }
 
-    fn owner_is(&self, o: Option<&Owner>) -> bool {
-        o.is_some_and(|o| self.owners.matches(o.pid, &o.comm))
-    }
-
-    /// A finished journey belongs to a watched owner: the process holding the socket it reached,
-    /// the one that read or accepted it, or one of the `related` processes the assembler found
-    /// (the holders of the other sockets it reached, a listener's for a connection still in
-    /// its accept queue, which has no file yet). A packet that reached no socket has no owner.
-    pub fn journey_matches(&self, j: &Journey, related: &[Owner]) -> bool {
-        if self.owners.is_empty() {
-            return true;
-        }
-        self.owner_is(j.socket.as_ref().and_then(|s| s.owner.as_ref()))
-            || j.outcome
-                .pid
-                .is_some_and(|pid| self.owner_matches(pid, j.outcome.comm.as_deref().unwrap_or("")))
-            || related.iter().any(|o| self.owner_is(Some(o)))
+    /// One of `owners` (pid, comm), the processes a finished journey concerns, is a watched
+    /// owner; every journey is watched without `--pid`/`--comm`, and none that concerns no
+    /// process is with them.
+    pub fn any_owner_matches<'a>(&self, owners: impl IntoIterator<Item = (u32, &'a str)>) -> bool {
+        self.owners.is_empty()
+            || owners
+                .into_iter()
+                .any(|(pid, comm)| self.owners.matches(pid, comm))
     }
 
     /// A short description for the start-up line: "port 4000, tcp, on lo".

@@ -9,10 +9,7 @@ use sockpath_ebpf::{
 };
 
 use super::*;
-use crate::{
-    journey::model::{Outcome, OutcomeData, OutcomeKind, SocketView},
-    packet::fixture::{tcp4, udp4},
-};
+use crate::packet::fixture::{tcp4, udp4};
 
 fn sock(family: u16, l: u16, r: u16, laddr: IpAddr, raddr: IpAddr) -> Socket {
     Socket {
@@ -110,77 +107,6 @@ fn owner_filter_by_pid_or_comm() {
     assert!(!o.matches(300, "server"));
     assert_eq!(o.describe(), "owned by pid 100, 200 or comm nginx");
     assert_eq!(owners(&[7], &[]).describe(), "owned by pid 7");
-}
-
-fn journey(owner: Option<(u32, &str)>, reader: Option<(u32, &str)>) -> Journey {
-    let mut outcome = Outcome::new(OutcomeKind::Read, OutcomeData::Read { payload: 6 });
-    if let Some((pid, comm)) = reader {
-        outcome.pid = Some(pid);
-        outcome.comm = Some(comm.into());
-    }
-    Journey {
-        id: 1,
-        kernel_id: 1,
-        ts_ns: 0,
-        ts: crate::journey::model::Timestamp(0),
-        cpu: 0,
-        iface: "lo".into(),
-        ifindex: 1,
-        netns: 0,
-        wire_len: 60,
-        headers: None,
-        stages: Vec::new(),
-        socket: Some(SocketView {
-            proto: "tcp",
-            local: "127.0.0.1:4000".into(),
-            remote: "127.0.0.1:51000".into(),
-            state: "ESTABLISHED",
-            sk: crate::journey::model::Hex(1),
-            ino: 1,
-            netns: 0,
-            owner: owner.map(|(pid, comm)| Owner {
-                pid,
-                comm: comm.into(),
-                fd: 3,
-            }),
-        }),
-        state_changes: Vec::new(),
-        outcome,
-        complete: true,
-        incomplete_reason: None,
-        frame: Vec::new(),
-        mac_len: 14,
-    }
-}
-
-#[test]
-fn journeys_belong_to_the_socket_holder_or_the_reader() {
-    let f = WatchFilter {
-        owners: owners(&[100], &["nginx"]),
-        ..Default::default()
-    };
-    assert!(f.journey_matches(&journey(Some((100, "server")), None), &[]));
-    assert!(f.journey_matches(&journey(Some((555, "nginx")), None), &[]));
-    assert!(!f.journey_matches(&journey(Some((200, "other")), None), &[]));
-    // Still in the accept queue: no holder, but the process that accepted it.
-    assert!(f.journey_matches(&journey(None, Some((100, "server"))), &[]));
-    assert!(!f.journey_matches(&journey(None, Some((200, "other"))), &[]));
-    assert!(!f.journey_matches(&journey(None, None), &[]));
-    assert!(WatchFilter::default().journey_matches(&journey(None, None), &[]));
-    // A connection in A's listener's accept queue, or a socket A closed: A's, by the holders the
-    // assembler found.
-    let listener = Owner {
-        pid: 100,
-        comm: "server".into(),
-        fd: 3,
-    };
-    assert!(f.journey_matches(&journey(None, None), &[listener]));
-    let other = Owner {
-        pid: 200,
-        comm: "other".into(),
-        fd: 3,
-    };
-    assert!(!f.journey_matches(&journey(None, None), &[other]));
 }
 
 #[test]

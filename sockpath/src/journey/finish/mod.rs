@@ -3,7 +3,7 @@
 
 use super::{
     build, model,
-    model::{Item, Owner},
+    model::{Item, Journey, Owner},
     obs::Obs,
     open::Open,
     Assembler,
@@ -81,7 +81,7 @@ impl Assembler {
             self.related_owners(&o)
         };
         let mut j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
-        if !self.cfg.filter.journey_matches(&j, &related) {
+        if !self.cfg.filter.any_owner_matches(owners_of(&j, &related)) {
             self.journeys.left_out(id, seq);
             return;
         }
@@ -134,3 +134,26 @@ impl Assembler {
         v
     }
 }
+
+/// The processes a finished journey concerns: the one holding the socket it reached, the one
+/// that read or accepted it, and the `related` ones the assembler found (the holders of the
+/// other sockets it reached, a listener's for a connection still in its accept queue, which has
+/// no file yet). A packet that reached no socket concerns none.
+fn owners_of<'a>(j: &'a Journey, related: &'a [Owner]) -> impl Iterator<Item = (u32, &'a str)> {
+    let holder = j
+        .socket
+        .as_ref()
+        .and_then(|s| s.owner.as_ref())
+        .map(|o| (o.pid, &*o.comm));
+    let taker = j
+        .outcome
+        .pid
+        .map(|pid| (pid, j.outcome.comm.as_deref().unwrap_or("")));
+    holder
+        .into_iter()
+        .chain(taker)
+        .chain(related.iter().map(|o| (o.pid, &*o.comm)))
+}
+
+#[cfg(test)]
+mod tests;
