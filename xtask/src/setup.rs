@@ -4,7 +4,8 @@
 //!   (jemalloc, sockpath's allocator, is built from C), and the tools
 //!   the tests and the benchmark drive (iproute2, tcpdump, tshark, iperf3, netcat, bpftool,
 //!   prometheus).
-//! - rustup's nightly toolchain with rust-src (eBPF programs are built with -Z build-std=core).
+//! - rustup's nightly toolchain with rust-src (eBPF programs are built with -Z build-std=core)
+//!   and clippy (the eBPF programs are checked with it).
 //! - bpf-linker 0.13 built against LLVM 22 (a plain `cargo install bpf-linker` fails here).
 
 use std::process::Command;
@@ -58,6 +59,8 @@ fn nightly() -> anyhow::Result<()> {
             "minimal",
             "--component",
             "rust-src",
+            "--component",
+            "clippy",
         ]))?;
     }
     let components = output(Command::new("rustup").args([
@@ -68,14 +71,17 @@ fn nightly() -> anyhow::Result<()> {
         "nightly",
     ]))
     .unwrap_or_default();
-    if !components.lines().any(|l| l.starts_with("rust-src")) {
-        run(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+    // rust-src for build-std; clippy to check the eBPF programs (`cargo xtask test`).
+    for component in ["rust-src", "clippy"] {
+        if !components.lines().any(|l| l.starts_with(component)) {
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
     }
     Ok(())
 }
