@@ -170,6 +170,15 @@ impl Watch {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// Whether it printed, so far, a line of type `kind` for which `f` holds.
+    pub fn printed(&self, kind: &str, f: impl Fn(&Value) -> bool) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["type"] == kind && f(v))
+    }
+
     /// Lines of type `kind` it printed so far.
     pub fn count(&self, kind: &str) -> usize {
         self.lines

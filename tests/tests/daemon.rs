@@ -133,6 +133,13 @@ fn members_of_the_group_watch_without_root_and_each_gets_only_its_own_journeys()
     wait_until("both connections accepted", || {
         peer_a.accepted().len() == 1 && peer_b.accepted().len() == 1
     });
+    // Each peer reads its connection to the end and closes it after the accept: its calls reach
+    // its watcher some time later (seconds under qemu's emulation), and a watcher stopped
+    // before that has none of them.
+    wait_while_growing("each peer's calls at its watcher", 2, || {
+        usize::from(wa.printed("syscall", |s| s["pid"] == peer_a.pid))
+            + usize::from(wb.printed("syscall", |s| s["pid"] == peer_b.pid))
+    });
     let ra = wa.stop();
     // SIGTERM while b still watches: b is sent its summary, and nothing stays attached.
     std::thread::sleep(Duration::from_millis(300));
