@@ -32,9 +32,10 @@ use report::{GuestReport, Outcome};
 
 pub use packages::vm_packages;
 
-/// Boots after a guest lockup before the kernel's run fails. TCG guests have wedged (a CPU stuck
-/// in the kernel for minutes) on 6.1 in one boot of several CI runs, never twice in a row so far;
-/// each boot after one costs the whole kernel's run again (about 12 minutes).
+/// Boots after a guest lockup or panic before the kernel's run fails. TCG guests have wedged (a
+/// CPU stuck in the kernel for minutes) on 6.1, and 6.12 once panicked on an int3 at a patched
+/// tracepoint site, in one boot of several CI runs, never twice in a row so far; each boot
+/// after one costs the whole kernel's run again (about 12 minutes).
 const BOOTS_AFTER_LOCKUP: usize = 2;
 
 #[derive(clap::Args, Debug)]
@@ -151,8 +152,8 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
                 break;
             }
             eprintln!(
-                "xtask vm: kernel {}: the emulated kernel locked up (a CPU stuck for minutes); \
-                 booting it again ({boot} of {BOOTS_AFTER_LOCKUP})",
+                "xtask vm: kernel {}: the emulated kernel locked up (a CPU stuck for minutes) \
+                 or panicked; booting it again ({boot} of {BOOTS_AFTER_LOCKUP})",
                 spec.label
             );
             let dir = vm_root.join(spec.label);

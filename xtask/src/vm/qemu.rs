@@ -34,6 +34,13 @@ pub struct Boot {
 /// timeout cannot run then, and the VM would sit until the time limit.
 const LOCKUP_GIVE_UP_S: u64 = 120;
 
+/// The guest kernel panicked. Under TCG this has been the emulator's fault, not the kernel's:
+/// 6.12 took an `int3` trap at a tracepoint site in handle_softirqs that the kernel had finished
+/// patching (a stale translation of the patched code), while tests attached and detached.
+pub fn guest_panicked(line: &str) -> bool {
+    line.contains("Kernel panic - not syncing")
+}
+
 /// Seconds from `watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [sockpath:157]`.
 pub fn lockup_seconds(line: &str) -> Option<u64> {
     let rest = line.split("soft lockup - CPU#").nth(1)?;
@@ -99,6 +106,11 @@ pub fn boot(
                     let _ = child.kill();
                     break;
                 }
+                if guest_panicked(&line) {
+                    // qemu ends by itself (panic=-1, -no-reboot); the rest of the console
+                    // is the panic's.
+                    locked_up = true;
+                }
             }
             // Both pipes closed: qemu is gone.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -128,7 +140,7 @@ pub fn boot(
     if locked_up {
         writeln!(
             file,
-            "xtask vm: killed qemu: a guest CPU was stuck for {LOCKUP_GIVE_UP_S} s"
+            "xtask vm: the guest locked up (a CPU stuck for {LOCKUP_GIVE_UP_S} s) or panicked"
         )?;
     }
     Ok(Boot {
@@ -171,6 +183,10 @@ mod tests {
             Some(45)
         );
         assert_eq!(lockup_seconds("test lifecycle ... ok"), None);
+        assert!(guest_panicked(
+            "[  648.161040] Kernel panic - not syncing: Fatal exception in interrupt"
+        ));
+        assert!(!guest_panicked("test panics_are_reported ... ok"));
         assert_eq!(
             lockup_seconds("rcu: INFO: rcu_preempt self-detected stall on CPU"),
             None
