@@ -74,12 +74,22 @@ pub fn unique() -> u32 {
     NEXT.fetch_add(1, Ordering::SeqCst)
 }
 
-/// A port nobody on this machine uses now (the kernel picks it).
+/// A port nobody on this machine uses now (the kernel picks it), free for
+/// both TCP and UDP, and never handed out twice in one test process: two
+/// draws from the kernel's ephemeral range can repeat, and a test that
+/// watches twenty ports must get twenty different ones.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    // A TCP port the kernel chose, checked free for UDP too (tests watch both).
-    let p = l.local_addr().unwrap().port();
-    drop(u);
-    p
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let p = l.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&p) {
+            given.push(p);
+            return p;
+        }
+    }
 }
