@@ -12,7 +12,16 @@
 //!   summary follows, and the daemon closes the connection.
 //! - `{"request":"probes"}`: `{"type":"probes","kernel":..,"attach_ms":..,"stages":[..]}`, what
 //!   `sockpath probes --json` prints.
-//! - `{"request":"stats"}`: `{"type":"stats",..}`, the in-kernel statistics.
+//! - `{"request":"stats"}`: `{"type":"stats",..}`, the in-kernel statistics in words, for every
+//!   port the daemon counts, since it attached.
+//! - `{"request":"count","filter":{..}}`: what `sockpath stats` asks. The filter's ports are
+//!   counted in the kernel while the connection lasts; the reply is `{"type":"counting",
+//!   "kernel":..,"attach_ms":..,"hooks":[..],"attached":N,"drop_reasons":[..]}` (the kernel's
+//!   name of each drop reason slot). Then `{"request":"reading"}`, as
+//!   often as wanted, gets `{"type":"reading","events_lost":N,"stats_full":N,"totals":{"ports":
+//!   [{"key":..,"counts":[..],"drops":[[reason,n],..],"hist":[{"buckets":[[bucket,n],..],
+//!   "sum_ns":..,"max_ns":..},..]},..]}}`: the raw counters of the filter's ports since the count
+//!   began (`counts::wire`), from which the client takes differences and percentiles.
 //!
 //! A request that is not JSON, not an object, of another version, unknown, or with fields the
 //! request does not have, gets `{"type":"error","error":"..."}` and the connection stays open.
@@ -22,12 +31,14 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::counts::wire::WireTotals;
+
 /// The version of the API this daemon speaks.
 pub const API_VERSION: u32 = 1;
 /// Longest request line taken; a longer one is an error and ends the connection.
 pub const MAX_REQUEST: usize = 64 << 10;
 
-const REQUESTS: &str = "hello, watch, stop, probes, stats";
+const REQUESTS: &str = "hello, watch, stop, probes, stats, count, reading";
 
 #[derive(Debug, PartialEq)]
 pub enum Request {
@@ -36,6 +47,16 @@ pub enum Request {
     Stop,
     Probes,
     Stats,
+    Count(CountRequest),
+    Reading,
+}
+
+/// What `sockpath stats` asks the daemon to count.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    #[serde(default)]
+    pub filter: FilterSpec,
 }
 
 /// What a watcher asks for: `sockpath watch`'s filter and output options that the daemon serves.
@@ -127,6 +148,10 @@ pub fn parse(line: &str) -> Result<Request, ApiError> {
         "stop" => no_fields(&obj).map(|()| Request::Stop),
         "probes" => no_fields(&obj).map(|()| Request::Probes),
         "stats" => no_fields(&obj).map(|()| Request::Stats),
+        "reading" => no_fields(&obj).map(|()| Request::Reading),
+        "count" => serde_json::from_value(Value::Object(obj))
+            .map(Request::Count)
+            .map_err(|e| ApiError(format!("invalid count request: {e}"))),
         "watch" => serde_json::from_value(Value::Object(obj))
             .map(Request::Watch)
             .map_err(|e| ApiError(format!("invalid watch request: {e}"))),
@@ -141,6 +166,7 @@ impl Request {
     pub fn to_line(&self) -> String {
         let mut v = match self {
             Request::Watch(w) => serde_json::to_value(w).unwrap_or_default(),
+            Request::Count(c) => serde_json::to_value(c).unwrap_or_default(),
             _ => Value::Object(serde_json::Map::new()),
         };
         if let Value::Object(o) = &mut v {
@@ -150,6 +176,8 @@ impl Request {
                 Request::Stop => "stop",
                 Request::Probes => "probes",
                 Request::Stats => "stats",
+                Request::Count(_) => "count",
+                Request::Reading => "reading",
             };
             o.insert("api".into(), API_VERSION.into());
             o.insert("request".into(), name.into());
@@ -183,6 +211,23 @@ pub enum Reply {
     Frame {
         mac_len: u16,
         data: String,
+    },
+    /// The answer to `count`: the filter's ports are counted from now.
+    Counting {
+        kernel: String,
+        attach_ms: f64,
+        /// One line per stage, as `sockpath probes` describes it.
+        hooks: Vec<String>,
+        /// Stages with a hook attached.
+        attached: usize,
+        /// The kernel's name of each drop reason slot of the readings.
+        drop_reasons: Vec<String>,
+    },
+    /// The answer to `reading`: the raw counters since the count began.
+    Reading {
+        events_lost: u64,
+        stats_full: u64,
+        totals: WireTotals,
     },
 }
 
@@ -256,6 +301,8 @@ mod tests {
         assert!(err(r#"{"request":"watch","filter":{"ports":80}}"#).contains("invalid watch"));
         assert!(err(r#"{"request":"watch","filter":{"addr":"nowhere"}}"#).contains("invalid"));
         assert!(err(r#"{"request":"watch","hold_ms":-1}"#).contains("invalid"));
+        assert!(err(r#"{"request":"count","hold_ms":1}"#).contains("invalid count request"));
+        assert!(err(r#"{"request":"reading","filter":{}}"#).contains("no field \"filter\""));
     }
 
     #[test]
@@ -272,11 +319,21 @@ mod tests {
             hold_ms: 500,
             frames: true,
         };
+        let c = CountRequest {
+            filter: FilterSpec {
+                ports: vec!["53".into(), "8000-8010".into()],
+                proto: Some("udp".into()),
+                ..FilterSpec::default()
+            },
+        };
         for r in [
             Request::Hello,
             Request::Stop,
             Request::Probes,
             Request::Stats,
+            Request::Reading,
+            Request::Count(CountRequest::default()),
+            Request::Count(c),
             Request::Watch(w),
         ] {
             let line = r.to_line();

@@ -448,3 +448,137 @@ fn probes_through_the_daemon_print_what_a_standalone_run_prints() {
     // Asked while nobody watched, the daemon attached for the answer and detached again.
     d.wait_for(0, false);
 }
+
+/// The port's object (packets to it) in a `sockpath stats --json` "total" line.
+fn stats_port(r: &Report, port: u16) -> Value {
+    assert_eq!(r.exit_code, Some(0), "{}", r.stderr);
+    let total = r
+        .other
+        .iter()
+        .find(|v| v["type"] == "total")
+        .unwrap_or_else(|| panic!("no total: {:?}\n{}", r.other, r.stderr));
+    total["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["port"] == port && p["proto"] == "udp" && p["direction"] == "to")
+        .unwrap_or_else(|| panic!("no entry for {port}/udp in {total}"))
+        .clone()
+}
+
+#[test]
+fn stats_through_the_daemon_count_what_a_standalone_run_counts_without_root() {
+    const READ: u64 = 40;
+    const CLOSED: u64 = 5;
+    let d = Daemon::start(&[]);
+    let ns = Netns::new("dstats");
+    let (open, closed) = (free_port(), free_port());
+    let args = [
+        "stats".to_string(),
+        "--json".into(),
+        "--interval".into(),
+        "0.2".into(),
+        "--proto".into(),
+        "udp".into(),
+        "--port".into(),
+        open.to_string(),
+        "--port".into(),
+        closed.to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A member of the group, through the daemon; and root with programs of its own beside it:
+    // the witness of what a standalone run counts.
+    let through = {
+        let mut c = Command::new(bin());
+        c.args(&args).arg("--daemon").arg(&d.socket);
+        User::Member.apply(&mut c);
+        Watch::spawn(c)
+    };
+    let alone = {
+        let mut c = Command::new(bin());
+        c.args(&args).arg("--standalone");
+        Watch::spawn(c)
+    };
+    assert_eq!(through.start["type"], "start", "{}", through.start);
+    // The daemon attached for the count alone: nobody watches.
+    assert_eq!(d.wait_for(0, true)["attached"], true);
+    ns.run(move || {
+        let rx = UdpSocket::bind(("127.0.0.1", open)).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 64];
+        for i in 0..READ {
+            tx.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", open))
+                .unwrap();
+            rx.recv_from(&mut buf).unwrap();
+        }
+        for _ in 0..CLOSED {
+            tx.send_to(b"anyone?", ("127.0.0.1", closed)).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let (rt, ra) = (through.stop(), alone.stop());
+    for r in [&rt, &ra] {
+        let p = stats_port(r, open);
+        for (field, want) in [
+            ("matched", READ),
+            ("queued", READ),
+            ("read", READ),
+            ("dropped", 0),
+        ] {
+            assert_eq!(p[field], want, "{field} of {p}");
+        }
+        let c = stats_port(r, closed);
+        for (field, want) in [
+            ("matched", CLOSED),
+            ("dropped", CLOSED),
+            ("icmp_sent", CLOSED),
+        ] {
+            assert_eq!(c[field], want, "{field} of {c}");
+        }
+        assert_eq!(
+            c["drops"],
+            serde_json::json!([["NO_SOCKET", CLOSED]]),
+            "{c}"
+        );
+    }
+    // The same counts and stages, port by port; the latencies themselves differ (two sets of
+    // programs timed the same packets).
+    for port in [open, closed] {
+        let (t, a) = (stats_port(&rt, port), stats_port(&ra, port));
+        for field in [
+            "matched",
+            "queued",
+            "read",
+            "dropped",
+            "icmp_sent",
+            "consumed",
+            "drops",
+        ] {
+            assert_eq!(t[field], a[field], "{field}: daemon {t}\nalone {a}");
+        }
+        let stages = |p: &Value| -> Vec<(String, u64)> {
+            p["latency"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["stage"].as_str().unwrap().to_string(),
+                        s["count"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(stages(&t), stages(&a), "daemon {t}\nalone {a}");
+    }
+    // The count ended with its client: nothing is left attached.
+    d.wait_for(0, false);
+    assert_eq!(wait_detached(), 0, "nobody counts: nothing attached");
+    assert!(d.log().contains("stopped counting"), "{}", d.log());
+    // Owners select sockets, which the daemon does not count by: a usage error, exit code 2.
+    let out = d.run(User::Member, &["stats", "--pid", "1", "--duration", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--standalone"), "{err}");
+}

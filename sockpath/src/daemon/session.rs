@@ -135,6 +135,8 @@ async fn session(stream: UnixStream, id: u64, shared: &Shared) {
     }
     tracing::info!("client {id} connected: {peer}");
     let mut buf = Vec::new();
+    // Whether this connection asked `count`: its ports leave the kernel's set when it ends.
+    let mut counting = false;
     while let Some(line) = read_request(&mut rd, &mut buf).await {
         let line = match line {
             Ok(l) => l,
@@ -166,6 +168,20 @@ async fn session(stream: UnixStream, id: u64, shared: &Shared) {
             },
             Ok(Request::Probes) => answer(ask(shared, |reply| Control::Probes { reply }).await),
             Ok(Request::Stats) => answer(ask(shared, |reply| Control::Stats { reply }).await),
+            Ok(Request::Count(request)) => {
+                let r = ask(shared, |reply| Control::Count {
+                    id,
+                    peer,
+                    request,
+                    reply,
+                })
+                .await;
+                counting |= matches!(r, Ok(Ok(_)));
+                answer(r)
+            }
+            Ok(Request::Reading) => {
+                answer(ask(shared, |reply| Control::Reading { id, reply }).await)
+            }
             Ok(Request::Stop) => {
                 Reply::error("nothing to stop: this connection is not watching").line()
             }
@@ -196,6 +212,9 @@ async fn session(stream: UnixStream, id: u64, shared: &Shared) {
         if send(&mut wr, &reply).await.is_err() {
             break;
         }
+    }
+    if counting {
+        let _ = shared.control.send(Control::Uncount { id });
     }
     tracing::info!("client {id} ({peer}) disconnected");
 }

@@ -52,6 +52,14 @@ impl KernelNames {
             .unwrap_or_else(|| format!("reason {v}"))
     }
 
+    /// The name of every drop reason slot the statistics count
+    /// (`sockpath_ebpf::stats::drop_slot`), for a client that reads them elsewhere.
+    pub fn drop_reason_slots(&self) -> Vec<String> {
+        (0..sockpath_ebpf::stats::DROP_REASONS)
+            .map(|r| self.drop_reason(r as i32))
+            .collect()
+    }
+
     pub fn reset_reason(&self, v: i32) -> String {
         self.reset_reasons
             .get(&(v as u64))

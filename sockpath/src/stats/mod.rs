@@ -1,10 +1,12 @@
 //! `sockpath stats`: counts and latencies kept in the kernel (`sockpath_ebpf::stats`), per
 //! watched port, read every interval and printed as a table (like top) or as JSON Lines.
 //! Nothing per packet crosses the ring buffer: the cost on a busy port is the programs' own.
+//! With a daemon running, the daemon counts (`source`): no root needed.
 //!
 //! `model` sums and subtracts the kernel's readings, `view` puts one interval in words, `table`
 //! prints it.
 
+mod source;
 pub mod table;
 
 use std::{
@@ -14,16 +16,17 @@ use std::{
 
 use clap::Args;
 use serde::Serialize;
-use sockpath_ebpf::config::counter;
 
-use self::table::Heading;
+use self::{
+    source::{Reading, Source},
+    table::Heading,
+};
 use crate::{
     counts::{
         model::Totals,
         view::{self, PortView},
     },
-    filter::{FilterArgs, KernelSet, WatchFilter, DEFAULT_SNAPLEN},
-    kernel::{self, facts::KernelFacts, names::KernelNames, probes, Kernel, Mode},
+    filter::{FilterArgs, WatchFilter, DEFAULT_SNAPLEN},
     usage::UsageError,
 };
 
@@ -78,7 +81,7 @@ struct Start<'a> {
 
 /// One interval's object of `--json` ("interval"), and the totals' ("total").
 #[derive(Serialize)]
-struct Reading<'a> {
+struct ReadingLine<'a> {
     time: String,
     seconds: f64,
     packets_matched: u64,
@@ -90,52 +93,41 @@ struct Reading<'a> {
 /// `sockpath stats`.
 pub fn command(args: StatsArgs, started: Instant) -> anyhow::Result<()> {
     let filter = args.filter()?;
-    if args.via.daemon.is_some() {
-        return Err(UsageError(
-            "sockpath stats does not go through a daemon yet: run it as root (it loads programs of its own), without --daemon".into(),
-        )
-        .into());
-    }
     crate::watch::runtime()?.block_on(run(args, filter, started))
 }
 
 async fn run(args: StatsArgs, filter: WatchFilter, started: Instant) -> anyhow::Result<()> {
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    kernel::check_privileges()?;
-    kernel::raise_memlock();
-    let facts = KernelFacts::read()?;
-    kernel::ensure_tracefs()?;
-    // The ring buffer carries nothing in this mode: the smallest the kernel takes.
-    let mut kernel = Kernel::load_mode(
-        &facts,
-        &KernelSet::of([&filter]),
-        filter.snaplen,
-        4096,
-        Mode::STATS,
-    )?;
-    let names = facts.names.clone();
-    drop(facts);
-    crate::live::release_free_memory();
-    let attach_ms = started.elapsed().as_secs_f64() * 1e3;
-    let hooks = probes::describe(&kernel.stages);
-    let release = kernel::kernel_release();
+    // A running daemon counts for us (no root needed); without one, programs of our own.
+    let (mut source, info) = match crate::client::connect(&args.via)? {
+        Some(_) if !filter.owners.is_empty() => {
+            return Err(UsageError(
+                "through the daemon sockpath stats counts by port: --pid and --comm need --standalone (as root)".into(),
+            )
+            .into())
+        }
+        Some(daemon) => Source::daemon(daemon, &filter, started).await?,
+        None => Source::own(&filter, started)?,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let start = Start {
             filter: &filter.describe(),
-            kernel: &release,
-            attach_ms,
+            kernel: &info.release,
+            attach_ms: info.attach_ms,
             interval_s: args.interval,
-            hooks: &hooks,
+            hooks: &info.hooks,
         };
         json_line(&mut out, "start", &start)?;
     } else {
         writeln!(
             out,
-            "sockpath stats: {}, on kernel {release}; {} hooks attached in {attach_ms:.0} ms; every {} s",
+            "sockpath stats: {}, on kernel {}; {} hooks attached in {:.0} ms; every {} s",
             filter.describe(),
-            kernel.stages.iter().filter(|s| s.chosen.is_some()).count(),
+            info.release,
+            info.attached,
+            info.attach_ms,
             args.interval,
         )?;
     }
@@ -143,8 +135,11 @@ async fn run(args: StatsArgs, filter: WatchFilter, started: Instant) -> anyhow::
 
     let began = Instant::now();
     let mut last = began;
-    let mut lost_before = 0u64;
-    let mut full_before = 0u64;
+    let mut before = Reading {
+        totals: Totals::default(),
+        events_lost: 0,
+        stats_full: 0,
+    };
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs_f64(args.interval),
         Duration::from_secs_f64(args.interval),
@@ -168,39 +163,41 @@ async fn run(args: StatsArgs, filter: WatchFilter, started: Instant) -> anyhow::
             _ = tick.tick() => {}
         }
         let now = Instant::now();
-        let lost = kernel.lost();
-        let full = kernel.counter(counter::STATS_FULL);
-        let Some(stats) = kernel.stats_mut() else {
-            anyhow::bail!("the programs were loaded without statistics");
-        };
-        let (delta, totals) = stats.take();
+        let reading = source.read().await?;
         let seconds = now.duration_since(last).as_secs_f64();
         // A stop right on an interval's end has nothing left to say.
         if !stopping || seconds >= 0.001 {
             print(
                 &mut out,
                 &args,
-                &names,
+                &info.drop_reasons,
                 "interval",
                 seconds,
-                &delta,
-                lost - lost_before,
-                full - full_before,
+                &reading.totals.since(&before.totals),
+                reading.events_lost.saturating_sub(before.events_lost),
+                reading.stats_full.saturating_sub(before.stats_full),
             )?;
         }
         last = now;
-        lost_before = lost;
-        full_before = full;
         if stopping {
             let total_s = now.duration_since(began).as_secs_f64();
             print(
-                &mut out, &args, &names, "total", total_s, &totals, lost, full,
+                &mut out,
+                &args,
+                &info.drop_reasons,
+                "total",
+                total_s,
+                &reading.totals,
+                reading.events_lost,
+                reading.stats_full,
             )?;
             break;
         }
+        before = reading;
     }
-    // Detach before exiting: nothing of sockpath stays in the kernel.
-    drop(kernel);
+    // Detach (or leave the daemon's count) before exiting: nothing of sockpath stays in the
+    // kernel for this run.
+    drop(source);
     Ok(())
 }
 
@@ -211,17 +208,22 @@ async fn run(args: StatsArgs, filter: WatchFilter, started: Instant) -> anyhow::
 fn print(
     out: &mut impl std::io::Write,
     args: &StatsArgs,
-    names: &KernelNames,
+    drop_reasons: &[String],
     what: &str,
     seconds: f64,
     t: &Totals,
     events_lost: u64,
     stats_full: u64,
 ) -> anyhow::Result<()> {
-    let reason = |r: usize| names.drop_reason(r as i32);
+    let reason = |r: usize| {
+        drop_reasons
+            .get(r)
+            .cloned()
+            .unwrap_or_else(|| format!("reason {r}"))
+    };
     let ports = view::ports(t, &reason);
     if args.json {
-        let r = Reading {
+        let r = ReadingLine {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             seconds,
             packets_matched: ports.iter().map(|p| p.matched).sum(),

@@ -70,13 +70,9 @@ impl Engine {
         let facts = KernelFacts::read()?;
         kernel::ensure_tracefs()?;
         let filters = self.filters();
-        // The metrics' ports are counted in the kernel (statistics) besides the watchers'
-        // journeys.
-        let mode = if self.cfg.metrics.is_some() {
-            Mode::BOTH
-        } else {
-            Mode::JOURNEYS
-        };
+        // Statistics are kept whoever attached the programs, so a `sockpath stats` client
+        // (or the metrics) can join a watch already running without attaching again.
+        let mode = Mode::BOTH;
         let mut kernel = union::load(
             &facts,
             &filters,
@@ -116,13 +112,14 @@ impl Engine {
         self.watchers
             .values()
             .map(|w| &w.filter)
+            .chain(self.counters.values().map(|c| &c.filter))
             .chain(self.cfg.metrics.iter())
             .collect()
     }
 
     /// The kernel's set after a watcher left: narrower, or nothing attached at all.
     pub(super) fn narrow(&mut self) {
-        if self.watchers.is_empty() && self.cfg.metrics.is_none() {
+        if self.watchers.is_empty() && self.counters.is_empty() && self.cfg.metrics.is_none() {
             self.detach();
             return;
         }

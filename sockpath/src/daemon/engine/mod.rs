@@ -10,8 +10,9 @@
 //! client: items go to each watcher's bounded queue, which drops and counts what does not fit.
 //!
 //! `live` attaches and detaches the programs and keeps the kernel's set; `watchers` starts and
-//! finishes each watcher's pipeline.
+//! finishes each watcher's pipeline; `counters` serves `sockpath stats` clients.
 
+mod counters;
 mod live;
 mod watchers;
 
@@ -20,12 +21,13 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 
 use self::{
+    counters::Counter,
     live::{Counters, Live},
     watchers::Watcher,
 };
 use super::{access::Peer, owners::ProcCache, owners::SharedOwners, queue::ClientQueue};
 use crate::{
-    api::{typed_line, WatchRequest},
+    api::{typed_line, CountRequest, WatchRequest},
     filter::WatchFilter,
     journey::clock::monotonic_ns,
     live::{BATCH, DRAIN, TICK},
@@ -61,6 +63,21 @@ pub enum Control {
     Stats {
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
+    /// A `sockpath stats` client: its ports are counted from now; the reply is its
+    /// `counting` line.
+    Count {
+        id: u64,
+        peer: Peer,
+        request: CountRequest,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    },
+    /// The counting client's reading, as a line.
+    Reading {
+        id: u64,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    },
+    /// The counting client's connection is gone.
+    Uncount { id: u64 },
 }
 
 /// The daemon's settings for the kernel side.
@@ -76,6 +93,7 @@ pub struct Engine {
     cfg: EngineConfig,
     live: Option<Live>,
     watchers: BTreeMap<u64, Watcher>,
+    counters: BTreeMap<u64, Counter>,
     /// What the kernel's counters held in earlier attachments (for the metrics).
     carried: Counters,
     procs: ProcCache,
@@ -87,6 +105,7 @@ impl Engine {
             cfg,
             live: None,
             watchers: BTreeMap::new(),
+            counters: BTreeMap::new(),
             carried: Counters::default(),
             procs: ProcCache::default(),
         }
@@ -164,6 +183,18 @@ impl Engine {
             Control::Stats { reply } => {
                 let _ = reply.send(self.stats_line());
             }
+            Control::Count {
+                id,
+                peer,
+                request,
+                reply,
+            } => {
+                let _ = reply.send(self.count(id, peer, &request));
+            }
+            Control::Reading { id, reply } => {
+                let _ = reply.send(self.reading(id));
+            }
+            Control::Uncount { id } => self.uncount(id),
         }
     }
 
@@ -239,7 +270,7 @@ impl Engine {
             .and_then(|l| l.kernel.stats().map(|s| (l, s)))
         else {
             return Err(
-                "this daemon keeps no in-kernel statistics: start it with --metrics ADDR:PORT and --metrics-port PORT"
+                "nothing is counted now: the daemon has programs attached only while someone watches or counts (sockpath watch, sockpath stats) or for its metrics ports (--metrics-port)"
                     .into(),
             );
         };
