@@ -33,7 +33,7 @@ fn select(t: &Totals, f: &WatchFilter) -> Totals {
             (f.ports.is_empty() || f.ports.contains(port))
                 && f.proto.is_none_or(|p| p.number() == proto)
         })
-        .map(|(k, v)| (*k, v.clone()))
+        .map(|(k, v)| (*k, *v))
         .collect();
     Totals { ports }
 }
