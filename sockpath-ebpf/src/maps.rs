@@ -178,9 +178,10 @@ pub static RX_CTX: PerCpuArray<RxCtx> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static PACKET_SCRATCH: PerCpuArray<PacketEvent> = PerCpuArray::with_max_entries(1, 0);
 
-/// Scratch space for building a syscall event at entry.
+/// A zeroed syscall event to start each call's entry in PENDING_SYSCALLS from (too big for the
+/// 512-byte BPF stack). Never written.
 #[map]
-pub static SYSCALL_SCRATCH: PerCpuArray<SyscallEvent> = PerCpuArray::with_max_entries(1, 0);
+pub static SYSCALL_ZERO: PerCpuArray<SyscallEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// Syscalls in flight, by thread id: filled at entry, completed and sent at exit (which always
 /// comes, even for a thread killed in the call), so a plain hash map without LRU upkeep.

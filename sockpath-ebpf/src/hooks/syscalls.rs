@@ -24,7 +24,7 @@ use crate::{
     emit,
     hooks::socket::watch_current,
     kernel::{offsets, sock, task::fd_to_sock},
-    maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_SCRATCH, WATCHED_TGIDS},
+    maps::{PENDING_SYSCALLS, SYSCALL_KINDS, SYSCALL_ZERO, WATCHED_TGIDS},
     tally,
     watched::{self, Watched},
 };
@@ -127,96 +127,107 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let o = offsets();
-    let ev = SYSCALL_SCRATCH.get_ptr_mut(0).ok_or(-1)?;
-    // SAFETY: per-CPU scratch slot.
-    let ev = unsafe { &mut *ev };
-    ev.kind = kind as u8;
-    ev.enter_ns = now;
-    ev.fd = -1;
-    ev.ret = 0;
-    ev.args = [0; 4];
-    ev.addr = SockAddrRaw::default();
-    sock::info_into(&mut ev.sock, 0, o);
-    sock::info_into(&mut ev.other, 0, o);
-    ev._pad = [0; 3];
-
-    if kind == SyscallKind::Socket {
+    let tid = pid_tgid as u32;
+    // Which socket the call is about, decided before anything is written: most calls on the
+    // machine stop here.
+    let (fd, sk) = if kind == SyscallKind::Socket {
         let family = arg(ctx, 0);
         if family != AF_INET as u64 && family != AF_INET6 as u64 {
             return Ok(());
         }
-        ev.args = [family, arg(ctx, 1), arg(ctx, 2), 0];
+        (-1, 0)
     } else {
         let fd = arg(ctx, 0) as i64;
         let sk = fd_to_sock(fd, o);
         if sk == 0 || !wanted_at_all(ctx, kind, sk, o, &f) {
             return Ok(());
         }
-        ev.fd = fd as i32;
-        if matches!(
-            kind,
-            SyscallKind::Bind | SyscallKind::Connect | SyscallKind::Listen | SyscallKind::Shutdown
-        ) {
-            // What these calls are about is read at exit, after the call changed the socket
-            // (`decide`); at entry only which socket (wanted_at_all saw it is an IP one). A
-            // full read here cost every connect() on the machine a dozen probe reads.
-            ev.sock.sk = sk;
-            match kind {
-                SyscallKind::Bind | SyscallKind::Connect => {
-                    ev.addr = read_sockaddr(arg(ctx, 1), arg(ctx, 2));
-                    ev.args = [arg(ctx, 2), 0, 0, 0];
-                }
-                _ => ev.args = [arg(ctx, 1), 0, 0, 0],
-            }
-            #[expect(
-                clippy::needless_borrows_for_generic_args,
-                reason = "by value the event would be copied onto the 512-byte BPF stack"
-            )]
-            return PENDING_SYSCALLS.insert(pid_tgid as u32, &*ev, 0);
-        }
-        sock::info_into(&mut ev.sock, sk, o);
-        let si = &ev.sock;
-        if !is_inet(si) {
-            return Ok(());
-        }
-        let wanted = sock_matches(&f, si) || f.owner_matches();
+        (fd, sk)
+    };
+    let ev = pending(tid)?;
+    ev.kind = kind as u8;
+    ev.enter_ns = now;
+    ev.fd = -1;
+    sock::info_into(&mut ev.sock, 0, o);
+    sock::info_into(&mut ev.other, 0, o);
+
+    if kind == SyscallKind::Socket {
+        ev.args = [arg(ctx, 0), arg(ctx, 1), arg(ctx, 2), 0];
+        return Ok(());
+    }
+    ev.fd = fd as i32;
+    if matches!(
+        kind,
+        SyscallKind::Bind | SyscallKind::Connect | SyscallKind::Listen | SyscallKind::Shutdown
+    ) {
+        // What these calls are about is read at exit, after the call changed the socket
+        // (`decide`); at entry only which socket (wanted_at_all saw it is an IP one). A full
+        // read here cost every connect() on the machine a dozen probe reads.
+        ev.sock.sk = sk;
         match kind {
-            SyscallKind::Setsockopt => {
-                let optlen = arg(ctx, 4);
-                let mut val = 0u64;
-                if optlen >= 4 {
-                    // SAFETY: user memory read through the helper.
-                    val = unsafe { bpf_probe_read_user(arg(ctx, 3) as *const u32) }.unwrap_or(0)
-                        as u64;
-                }
-                ev.args = [arg(ctx, 1), arg(ctx, 2), val, optlen];
-                if !wanted && !sock_undecided(&ev.sock) {
-                    return Ok(());
-                }
+            SyscallKind::Bind | SyscallKind::Connect => {
+                ev.addr = read_sockaddr(arg(ctx, 1), arg(ctx, 2));
+                ev.args = [arg(ctx, 2), 0, 0, 0];
             }
-            SyscallKind::Accept | SyscallKind::Accept4 => {
-                if !wanted {
-                    return Ok(());
-                }
-                ev.args = [arg(ctx, 1), 0, arg(ctx, 3), 0];
+            _ => ev.args = [arg(ctx, 1), 0, 0, 0],
+        }
+        return Ok(());
+    }
+    sock::info_into(&mut ev.sock, sk, o);
+    if !is_inet(&ev.sock) {
+        return discard(tid);
+    }
+    let wanted = sock_matches(&f, &ev.sock) || f.owner_matches();
+    match kind {
+        SyscallKind::Setsockopt => {
+            let optlen = arg(ctx, 4);
+            let mut val = 0u64;
+            if optlen >= 4 {
+                // SAFETY: user memory read through the helper.
+                val = unsafe { bpf_probe_read_user(arg(ctx, 3) as *const u32) }.unwrap_or(0) as u64;
             }
-            _ => {
-                // close: nothing more to read.
-                if !wanted && !sock_undecided(&ev.sock) {
-                    return Ok(());
-                }
+            ev.args = [arg(ctx, 1), arg(ctx, 2), val, optlen];
+            if !wanted && !sock_undecided(&ev.sock) {
+                return discard(tid);
             }
         }
-        if kind == SyscallKind::Accept || kind == SyscallKind::Accept4 {
+        SyscallKind::Accept | SyscallKind::Accept4 => {
+            if !wanted {
+                return discard(tid);
+            }
+            ev.args = [arg(ctx, 1), 0, arg(ctx, 3), 0];
             // The listener goes to `other`; `sock` will hold the accepted socket.
             ev.other = ev.sock;
         }
+        _ => {
+            // close: nothing more to read.
+            if !wanted && !sock_undecided(&ev.sock) {
+                return discard(tid);
+            }
+        }
     }
-    #[expect(
-        clippy::needless_borrows_for_generic_args,
-        reason = "by value the event would be copied onto the 512-byte BPF stack"
-    )]
-    PENDING_SYSCALLS.insert(pid_tgid as u32, &*ev, 0)
+    Ok(())
+}
+
+/// This thread's event in flight, zeroed. It is built in place, in the entry of the thread's
+/// own key, never in a per-CPU buffer: syscall tracepoints are preemptible on kernels with
+/// faultable syscall tracepoints and full or lazy preemption (Debian's 7.x), and another
+/// thread's call on the same CPU would overwrite a shared buffer halfway through.
+#[inline(always)]
+fn pending(tid: u32) -> Result<&'static mut SyscallEvent, i32> {
+    let zero = SYSCALL_ZERO.get_ptr(0).ok_or(-1)?;
+    // SAFETY: SYSCALL_ZERO is never written: it stays all zeros.
+    PENDING_SYSCALLS.insert(tid, unsafe { &*zero }, 0)?;
+    let ev = PENDING_SYSCALLS.get_ptr_mut(tid).ok_or(-1)?;
+    // SAFETY: entries are keyed by thread id; only this thread touches its own.
+    Ok(unsafe { &mut *ev })
+}
+
+/// The call is not followed after all.
+#[inline(always)]
+fn discard(tid: u32) -> Result<(), i32> {
+    let _ = PENDING_SYSCALLS.remove(tid);
+    Ok(())
 }
 
 /// Return from any followed socket call.
