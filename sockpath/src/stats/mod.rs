@@ -165,15 +165,17 @@ async fn run(args: StatsArgs, filter: WatchFilter, started: Instant) -> anyhow::
         let now = Instant::now();
         let reading = source.read().await?;
         let seconds = now.duration_since(last).as_secs_f64();
-        // A stop right on an interval's end has nothing left to say.
-        if !stopping || seconds >= 0.001 {
+        let delta = reading.totals.since(&before.totals);
+        // A stop right on an interval's end (--duration a multiple of --interval) has nothing
+        // left to say: no near-empty last interval.
+        if !stopping || seconds >= 0.01 * args.interval || !delta.is_empty() {
             print(
                 &mut out,
                 &args,
                 &info.drop_reasons,
                 "interval",
                 seconds,
-                &reading.totals.since(&before.totals),
+                &delta,
                 reading.events_lost.saturating_sub(before.events_lost),
                 reading.stats_full.saturating_sub(before.stats_full),
             )?;
