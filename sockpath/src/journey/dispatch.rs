@@ -166,6 +166,20 @@ impl Assembler {
             }
             SockKind::ReceiveReset { sock } => {
                 if let Some(id) = self.socket_event(&meta, &sock, None) {
+                    // A connection a process holds (it has a file) and that was past its
+                    // handshake: its reader learns of the reset from its next read, which the
+                    // journey waits for. A connect() in progress learns from connect(), which
+                    // the connect pairing tells; an orphan has no reader.
+                    let reader = sock.ino != 0
+                        && !matches!(
+                            sock.tcp_state(),
+                            Some(TcpState::SynSent | TcpState::SynRecv | TcpState::Listen)
+                        );
+                    if reader {
+                        if let Some(o) = self.journeys.get_mut(id) {
+                            self.reads.reset(o, sock.sk);
+                        }
+                    }
                     self.add(id, ts, Obs::ReceiveReset { ts, sock });
                 }
             }
@@ -216,7 +230,20 @@ impl Assembler {
                     o.accept_queue = accept_queue;
                 }
             }
-            SockKind::Destroy { .. } => {}
+            SockKind::Destroy { sock } => {
+                // Closed by its owner without a read after the reset: nothing more to wait for.
+                if let Some(id) = self.reads.destroyed(sock.sk) {
+                    if let Some(o) = self.journeys.get_mut(id) {
+                        o.awaiting = false;
+                        o.last = o.last.max(ts);
+                        o.obs.push(Obs::ClosedAfterReset {
+                            ts,
+                            comm,
+                            pid: meta.pid,
+                        });
+                    }
+                }
+            }
         }
     }
 

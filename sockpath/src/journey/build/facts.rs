@@ -6,6 +6,7 @@ use crate::{decode::Socket, kernel::names::KernelNames, packet::Headers};
 
 pub const LISTEN: u8 = 10;
 pub const SYN_RECV: u8 = 3;
+pub const SYN_SENT: u8 = 2;
 pub const ESTABLISHED: u8 = 1;
 
 /// What the observations say, gathered once for the stages and the outcome.

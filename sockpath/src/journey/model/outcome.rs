@@ -97,6 +97,21 @@ pub enum TimeWaitAnswer {
     Nothing,
 }
 
+/// What the user of a connection a RST reset did next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterReset {
+    /// Its read failed with this error (errno name); the outcome's process fields say whose
+    /// and which call.
+    ReadFailed { errno: String },
+    /// Its owner (this process) closed it without a read.
+    Closed { comm: String, pid: u32 },
+    /// No read while sockpath waited.
+    NotRead,
+    /// Nothing to tell: a connect() in progress (the connect fields tell it), or a socket no
+    /// process holds.
+    Nothing,
+}
+
 /// The connect() a packet completed or refused: what it returned, in which process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connect {
@@ -158,8 +173,14 @@ pub enum OutcomeData {
         queue: Option<(u32, u32)>,
         retransmission: Option<Retransmission>,
     },
-    /// An RST reset the connection; the error reported is the reason.
-    ResetReceived { connect: Option<Connect> },
+    /// An RST reset the connection `socket` (as it was when the RST came: its owner); the
+    /// error reported is the reason; `after`: what its user did next. The kernel frees the RST
+    /// as a drop (TCP_RESET on the kernels that give reasons): not the packet's story.
+    ResetReceived {
+        socket: Option<SocketView>,
+        connect: Option<Connect>,
+        after: AfterReset,
+    },
     /// Dropped (the reason, the answers sent are fields); `no_socket`: no socket wanted it, for
     /// the packet's destination `dst`.
     Dropped {

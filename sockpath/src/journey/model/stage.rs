@@ -157,6 +157,11 @@ pub enum StageData {
     Read { bytes: u64, reader: Caller },
     /// The reader saw end of file (read() = 0) after this FIN.
     EndOfFile { reader: Caller },
+    /// The reader's read failed with this error (errno name), which this RST set.
+    ReadFailed { reader: Caller, errno: String },
+    /// tcp_destroy_sock: the socket this RST reset was closed by this process, no read after
+    /// the reset.
+    ClosedAfterReset { comm: String, pid: u32 },
     /// accept() or accept4() returned the connection this packet completed.
     Accepted { caller: Caller },
     /// The connect() this packet completed or refused returned `ret`.

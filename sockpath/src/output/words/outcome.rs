@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
-use super::{addr, connect, owner, process, who, R};
+use super::{addr, connect, failed_read, owner, process, sock, who, R};
 use crate::{
-    journey::model::{Outcome, OutcomeData, TimeWaitAnswer, Transition},
+    journey::model::{AfterReset, Outcome, OutcomeData, TimeWaitAnswer, Transition},
     text::{int, uint},
 };
 
@@ -188,12 +188,40 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
             }
             Ok(())
         }
-        OutcomeData::ResetReceived { connect: c } => {
+        OutcomeData::ResetReceived {
+            socket,
+            connect: c,
+            after,
+        } => {
             w.write_str("connection reset")?;
+            if let Some(s) = socket {
+                w.write_str(" on ")?;
+                sock(w, s)?;
+            }
             if let Some(e) = &o.reason {
                 write!(w, ": {e} reported to the socket's user")?;
             }
-            connect(w, c.as_ref())
+            connect(w, c.as_ref())?;
+            match after {
+                AfterReset::ReadFailed { errno } => {
+                    w.write_str("; ")?;
+                    failed_read(
+                        w,
+                        o.comm.as_deref().unwrap_or_default(),
+                        o.pid.unwrap_or_default(),
+                        o.syscall,
+                        o.fd,
+                        errno,
+                    )
+                }
+                AfterReset::Closed { comm, pid } => {
+                    w.write_str("; closed by ")?;
+                    process(w, comm, *pid)?;
+                    w.write_str(" without a read after the reset")
+                }
+                AfterReset::NotRead => w.write_str("; no read of the error while sockpath waited"),
+                AfterReset::Nothing => Ok(()),
+            }
         }
         OutcomeData::Dropped {
             no_socket,
