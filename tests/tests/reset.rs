@@ -37,14 +37,16 @@ fn linger_zero(s: &TcpStream) {
 enum Reader {
     Blocked,
     Later,
+    /// Never: the owner closes the socket without a read after the RST.
+    Never,
 }
 
-/// What the reading side did: its fd, the system call it read with, what that returned, and
-/// the reading thread's name (the comm the kernel reports for it).
+/// What the reading side did: its fd, the system call it read with and what that returned
+/// (None: it closed without a read), and the reading thread's name (the comm the kernel
+/// reports for it).
 struct Side {
     fd: i32,
-    syscall: &'static str,
-    err: std::io::Error,
+    read: Option<(&'static str, std::io::Error)>,
     comm: String,
 }
 
@@ -57,33 +59,32 @@ fn abort_and_read(mut c: TcpStream, s: TcpStream, when: Reader) -> Side {
     let reader = std::thread::spawn(move || {
         let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
         let mut buf = [0u8; 64];
-        let (syscall, err) = match when {
+        let read = match when {
             Reader::Blocked => {
                 // SAFETY: a valid fd and a buffer of the length passed.
                 let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
                 assert_eq!(n, -1, "the read fails");
-                ("read", std::io::Error::last_os_error())
+                Some(("read", std::io::Error::last_os_error()))
             }
             Reader::Later => {
                 // Long after the RST came and reset the socket.
                 std::thread::sleep(Duration::from_millis(300));
-                ("recvfrom", c.read(&mut buf).expect_err("the read fails"))
+                Some(("recvfrom", c.read(&mut buf).expect_err("the read fails")))
+            }
+            Reader::Never => {
+                std::thread::sleep(Duration::from_millis(300));
+                None
             }
         };
         // Keep the socket open until the read's result is known.
         drop(c);
-        (syscall, err, comm.trim().to_string())
+        (read, comm.trim().to_string())
     });
     // A blocked reader is in read() by now.
     std::thread::sleep(Duration::from_millis(200));
     drop(s);
-    let (syscall, err, comm) = reader.join().unwrap();
-    Side {
-        fd,
-        syscall,
-        err,
-        comm,
-    }
+    let (read, comm) = reader.join().unwrap();
+    Side { fd, read, comm }
 }
 
 fn stage<'a>(j: &'a Value, name: &str) -> Option<&'a Value> {
@@ -102,12 +103,9 @@ fn check_rst(
 ) {
     let dump = r.dump();
     assert_eq!(r.exit_code, Some(0), "{dump}");
-    assert_eq!(
-        side.err.kind(),
-        ErrorKind::ConnectionReset,
-        "{:?}",
-        side.err
-    );
+    if let Some((_, err)) = &side.read {
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err:?}");
+    }
     assert_eq!(
         r.journeys.len(),
         captured.len(),
@@ -157,27 +155,44 @@ fn check_rst(
     );
     assert!(stage(j, "tcp_receive_reset").is_some(), "{dump}");
 
-    // The outcome: the reset, the error, and the owner's read that returned it.
+    // The outcome: the reset, the error, and the owner's read that returned it (or its close).
     let out = &j["outcome"];
     assert_eq!(out["kind"], "reset_received", "{dump}");
     assert_eq!(out["reason"], "ECONNRESET", "{dump}");
-    assert_eq!(out["pid"], me, "{dump}");
-    assert_eq!(out["fd"], side.fd, "{dump}");
-    assert_eq!(out["syscall"], side.syscall, "{dump}");
-    assert_eq!(out["comm"], side.comm, "{dump}");
-    let call = format!(
-        "{}({}) = -1 ECONNRESET in {}[{me}]",
-        side.syscall, side.fd, side.comm
-    );
-    let failed =
-        stage(j, "read fails").unwrap_or_else(|| panic!("no failed read in the journey\n{dump}"));
-    assert_eq!(failed["detail"], call, "{dump}");
     let text = out["text"].as_str().unwrap();
-    assert!(text.ends_with(&format!("; {call}")), "{text}\n{dump}");
     assert!(
         text.starts_with(&format!("connection reset on {to} <- {from} ESTABLISHED (")),
         "{text}\n{dump}"
     );
+    let Some((syscall, _)) = &side.read else {
+        let closed = format!(
+            "closed by {}[{me}] without a read after the reset",
+            side.comm
+        );
+        assert!(text.ends_with(&format!("; {closed}")), "{text}\n{dump}");
+        let stage = stage(j, "tcp_destroy_sock")
+            .unwrap_or_else(|| panic!("no close in the journey\n{dump}"));
+        assert_eq!(
+            stage["detail"],
+            format!("{closed}: the error went unread"),
+            "{dump}"
+        );
+        assert_eq!(out["pid"], Value::Null, "{dump}");
+        return;
+    };
+    assert!(stage(j, "tcp_destroy_sock").is_none(), "{dump}");
+    assert_eq!(out["pid"], me, "{dump}");
+    assert_eq!(out["fd"], side.fd, "{dump}");
+    assert_eq!(out["syscall"], *syscall, "{dump}");
+    assert_eq!(out["comm"], side.comm, "{dump}");
+    let call = format!(
+        "{syscall}({}) = -1 ECONNRESET in {}[{me}]",
+        side.fd, side.comm
+    );
+    let failed =
+        stage(j, "read fails").unwrap_or_else(|| panic!("no failed read in the journey\n{dump}"));
+    assert_eq!(failed["detail"], call, "{dump}");
+    assert!(text.ends_with(&format!("; {call}")), "{text}\n{dump}");
 }
 
 fn on_loopback(when: Reader) {
@@ -210,6 +225,11 @@ fn a_reset_names_the_blocked_reader_whose_read_failed() {
 #[test]
 fn a_reset_names_the_later_read_that_failed() {
     on_loopback(Reader::Later);
+}
+
+#[test]
+fn a_reset_names_the_owner_that_closed_without_reading() {
+    on_loopback(Reader::Never);
 }
 
 #[test]

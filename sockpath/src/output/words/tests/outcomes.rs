@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{addr, change, listener};
+use super::{addr, change, listener, view};
 use crate::journey::model::{
-    Connect, ConsumedWhy, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer,
-    Transition,
+    AfterReset, Connect, ConsumedWhy, Outcome, OutcomeData, OutcomeKind, Retransmission,
+    SocketView, TimeWaitAnswer, Transition,
 };
 
 fn outcome(kind: OutcomeKind, data: OutcomeData, f: impl FnOnce(&mut Outcome)) -> Outcome {
@@ -19,6 +19,16 @@ fn reader(o: &mut Outcome) {
     o.comm = Some("nc".into());
     o.syscall = Some("read");
     o.fd = Some(4);
+}
+
+/// The connection nc[100] holds as fd 4.
+fn conn() -> SocketView {
+    view(
+        "127.0.0.1:4000",
+        "127.0.0.1:4444",
+        "ESTABLISHED",
+        Some(("nc", 100, 4)),
+    )
 }
 
 fn refused() -> Option<Connect> {
@@ -160,7 +170,11 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
         (
             outcome(
                 K::ResetReceived,
-                OutcomeData::ResetReceived { connect: refused() },
+                OutcomeData::ResetReceived {
+                    socket: None,
+                    connect: refused(),
+                    after: AfterReset::Nothing,
+                },
                 |o| o.reason = Some("ECONNREFUSED".into()),
             ),
             "connection reset: ECONNREFUSED reported to the socket's user; connect() returned -1 ECONNREFUSED in client[200]",
@@ -168,10 +182,58 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
         (
             outcome(
                 K::ResetReceived,
-                OutcomeData::ResetReceived { connect: None },
+                OutcomeData::ResetReceived {
+                    socket: None,
+                    connect: None,
+                    after: AfterReset::Nothing,
+                },
                 |_| {},
             ),
             "connection reset",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived {
+                    socket: Some(conn()),
+                    connect: None,
+                    after: AfterReset::ReadFailed {
+                        errno: "ECONNRESET".into(),
+                    },
+                },
+                |o| {
+                    reader(o);
+                    o.reason = Some("ECONNRESET".into());
+                },
+            ),
+            "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[100] fd 4): ECONNRESET reported to the socket's user; read(4) = -1 ECONNRESET in nc[100]",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived {
+                    socket: Some(conn()),
+                    connect: None,
+                    after: AfterReset::Closed {
+                        comm: "nc".into(),
+                        pid: 100,
+                    },
+                },
+                |o| o.reason = Some("ECONNRESET".into()),
+            ),
+            "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[100] fd 4): ECONNRESET reported to the socket's user; closed by nc[100] without a read after the reset",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived {
+                    socket: Some(conn()),
+                    connect: None,
+                    after: AfterReset::NotRead,
+                },
+                |_| {},
+            ),
+            "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[100] fd 4); no read of the error while sockpath waited",
         ),
         (
             outcome(

@@ -314,6 +314,27 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
             "end of file read by nc[100] = 0",
         ),
         (
+            StageData::ReadFailed {
+                reader: caller("nc", Some("read"), Some(4)),
+                errno: "ECONNRESET".into(),
+            },
+            "read(4) = -1 ECONNRESET in nc[100]",
+        ),
+        (
+            StageData::ReadFailed {
+                reader: caller("nc", None, None),
+                errno: "ECONNRESET".into(),
+            },
+            "a read failed with ECONNRESET in nc[100]",
+        ),
+        (
+            StageData::ClosedAfterReset {
+                comm: "nc".into(),
+                pid: 100,
+            },
+            "closed by nc[100] without a read after the reset: the error went unread",
+        ),
+        (
             StageData::Accepted {
                 caller: caller("server", None, Some(5)),
             },
