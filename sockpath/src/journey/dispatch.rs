@@ -166,16 +166,10 @@ impl Assembler {
             }
             SockKind::ReceiveReset { sock } => {
                 if let Some(id) = self.socket_event(&meta, &sock, None) {
-                    // A connection a process holds (it has a file) and that was past its
-                    // handshake: its reader learns of the reset from its next read, which the
-                    // journey waits for. A connect() in progress learns from connect(), which
-                    // the connect pairing tells; an orphan has no reader.
-                    let reader = sock.ino != 0
-                        && !matches!(
-                            sock.tcp_state(),
-                            Some(TcpState::SynSent | TcpState::SynRecv | TcpState::Listen)
-                        );
-                    if reader {
+                    // Its reader learns of the reset from its next read, which the journey
+                    // waits for (a connect() in progress learns from connect(), which the
+                    // connect pairing tells).
+                    if super::reads::reset_reaches_reader(&sock) {
                         if let Some(o) = self.journeys.get_mut(id) {
                             self.reads.reset(o, sock.sk);
                         }

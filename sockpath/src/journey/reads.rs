@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
+use sockpath_ebpf::event::TcpState;
 
 use super::{
     model::{Item, Note, Timestamp},
@@ -49,11 +50,17 @@ enum TakenKind {
     Failed(i32),
 }
 
-/// The errors tcp_reset() sets on a socket (sk_err), which its reader's next read returns:
-/// ECONNRESET in ESTABLISHED and the other synchronized states, EPIPE in CLOSE_WAIT, and
-/// ECONNREFUSED in SYN_SENT (that one connect() reports).
-fn reset_error(ret: i32) -> bool {
-    matches!(-ret, libc::ECONNRESET | libc::EPIPE | libc::ECONNREFUSED)
+/// Whether the RST that reset `sock` (as tcp_receive_reset saw it, before the reset) is told to
+/// a reader by its next read: the socket has a file (a process holds it; an orphan has no
+/// reader) and had not received a FIN (after one, reads return end of file, not the error).
+/// tcp_reset() sets ECONNRESET in these states; a connect() in progress (SYN_SENT) gets
+/// ECONNREFUSED from connect(), and CLOSE_WAIT's EPIPE goes to a writer.
+pub(crate) fn reset_reaches_reader(sock: &Socket) -> bool {
+    sock.ino != 0
+        && matches!(
+            sock.tcp_state(),
+            Some(TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2)
+        )
 }
 
 /// Per socket, the journeys whose packets wait for a reader.
@@ -214,7 +221,7 @@ impl Reads {
             return;
         }
         if ret < 0 {
-            if reset_error(ret) {
+            if -ret == libc::ECONNRESET {
                 if let Some(id) = self.resets.remove(&sock.sk) {
                     self.taken.push(Taken {
                         journey: id,

@@ -272,8 +272,8 @@ fn reset_received(
             comm: comm.clone(),
             pid,
         },
-        // The journey waited for a read only where a process held the socket.
-        (None, None) if connection && sock.ino != 0 => AfterReset::NotRead,
+        // The journey waited for a read only where one would have told the error.
+        (None, None) if super::super::reads::reset_reaches_reader(sock) => AfterReset::NotRead,
         (None, None) => AfterReset::Nothing,
     };
     let mut out = Outcome::new(

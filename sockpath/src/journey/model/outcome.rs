@@ -107,8 +107,8 @@ pub enum AfterReset {
     Closed { comm: String, pid: u32 },
     /// No read while sockpath waited.
     NotRead,
-    /// Nothing to tell: a connect() in progress (the connect fields tell it), or a socket no
-    /// process holds.
+    /// Nothing to tell: a connect() in progress (the connect fields tell it), a socket no
+    /// process holds, or one that had received a FIN (its reads return end of file).
     Nothing,
 }
 
