@@ -202,6 +202,7 @@ impl Assembler {
                 found,
                 tw_substate,
                 accept_queue,
+                syn_queue,
             } => {
                 // A lookup ran in the softirq processing the CPU's current packet. A socket
                 // found must fit the packet (the kernel also looks sockets up for other
@@ -222,6 +223,7 @@ impl Assembler {
                 }
                 if accept_queue.is_some() {
                     o.accept_queue = accept_queue;
+                    o.syn_queue = syn_queue;
                 }
             }
             SockKind::Destroy { sock } => {

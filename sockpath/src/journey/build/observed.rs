@@ -201,6 +201,11 @@ pub fn observed(
                 location: names.symbol(*location),
             },
         ),
+        Obs::Answer { .. } if facts::syn_cookie(o) => stage(
+            "SYN-ACK sent",
+            hooks.hook(StageId::SynAck),
+            StageData::SynCookieSent,
+        ),
         Obs::Answer { flags, .. } => stage(
             "answer sent",
             hooks.hook(StageId::SynAck),

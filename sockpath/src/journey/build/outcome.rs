@@ -167,6 +167,17 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
             OutcomeData::AcceptQueued { listener },
         );
     }
+    if let Some(h) = h.filter(|_| super::facts::syn_cookie(o)) {
+        return Outcome::new(
+            OutcomeKind::SynAckSent,
+            OutcomeData::SynCookie {
+                listener: super::lookup::listener_for(o, h, sockets)
+                    .map(|s| sockets.view_at(&s, o.t0)),
+                queue: o.accept_queue,
+                syn_queue: o.syn_queue,
+            },
+        );
+    }
     if let Some((l, _)) = synack {
         return Outcome::new(
             OutcomeKind::SynAckSent,
@@ -210,6 +221,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
                     listener: super::lookup::listener_for(o, h, sockets)
                         .map(|s| sockets.view_at(&s, o.t0)),
                     queue: o.accept_queue,
+                    syn_queue: o.syn_queue,
                     retransmission: None,
                 },
             );

@@ -164,14 +164,24 @@ pub enum OutcomeData {
         substate: Option<&'static str>,
         answer: TimeWaitAnswer,
     },
-    /// A SYN the listener took in and freed without answering: its accept queue (or, where the
-    /// kernel cannot tell which, its SYN queue) was full. `queue`: the accept queue's length and
-    /// limit as the lookup found it (kernels whose lookups are hooked); `retransmission`: this
-    /// SYN is the client's retransmission `n` of the SYN of journey `first`, `after_ns` later.
+    /// A SYN the listener took in and freed without answering: its SYN queue or its accept
+    /// queue was full. `queue`: the accept queue's length and limit as the lookup found it
+    /// (kernels whose lookups are hooked), `syn_queue` the SYN queue's length then (the same
+    /// limit); `retransmission`: this SYN is the client's retransmission `n` of the SYN of
+    /// journey `first`, `after_ns` later.
     SynNotAnswered {
         listener: Option<SocketView>,
         queue: Option<(u32, u32)>,
+        syn_queue: Option<u32>,
         retransmission: Option<Retransmission>,
+    },
+    /// The listener answered the SYN with a SYN cookie: a SYN-ACK from no socket, no request
+    /// socket kept. `queue`, `syn_queue`: the listener's queues as the lookup read them
+    /// (kernels whose lookups are hooked), as for `SynNotAnswered`.
+    SynCookie {
+        listener: Option<SocketView>,
+        queue: Option<(u32, u32)>,
+        syn_queue: Option<u32>,
     },
     /// An RST reset the connection `socket` (as it was when the RST came: its owner); the
     /// error reported is the reason; `after`: what its user did next. The kernel frees the RST

@@ -145,6 +145,8 @@ pub enum StageData {
         flags: Vec<&'static str>,
         time_wait: Option<&'static str>,
     },
+    /// A SYN-ACK carrying a SYN cookie sent in answer, from no socket (no request socket kept).
+    SynCookieSent,
     /// consume_skb: freed once the kernel was done with it, where (the symbol of the location;
     /// None on kernels whose tracepoint does not say) and, where it can be told, why.
     Consumed {

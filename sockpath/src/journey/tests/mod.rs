@@ -600,6 +600,7 @@ fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
                 found: Some(listener.clone()),
                 tw_substate: None,
                 accept_queue: Some((2, 1)),
+                syn_queue: Some(0),
             },
         )
     };
@@ -630,6 +631,48 @@ fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
             .ends_with("; retransmission 1 of the SYN of journey 1, 1.0 s after it"),
         "{}",
         j[1].outcome.text()
+    );
+}
+
+/// A SYN past a full SYN queue with SYN cookies on: the SYN-ACK leaves from no socket (the
+/// listener keeps no request socket), the SYN is freed as consumed.
+#[test]
+fn a_syn_answered_with_a_syn_cookie_names_the_full_syn_queue() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 18, tcp4(4444, 4000, 77, None, "S", &[])),
+            sock_ev(
+                MS + 1_000,
+                18,
+                true,
+                SockKind::Lookup {
+                    table: sockpath_ebpf::event::LookupTable::Listener,
+                    found: Some(listener),
+                    tw_substate: None,
+                    accept_queue: Some((0, 2)),
+                    syn_queue: Some(2),
+                },
+            ),
+            skb_ev(MS + 2_000, 18, SkbKind::Answer { flags: 0x12, sk: 0 }),
+            skb_ev(MS + 3_000, 18, SkbKind::Consumed { location: 0 }),
+        ],
+    );
+    let j = &j[0];
+    assert!(j.complete, "{:?}", j.incomplete_reason);
+    assert_eq!(j.outcome.kind, OutcomeKind::SynAckSent);
+    assert_eq!(
+        j.outcome.text(),
+        "listener 127.0.0.1:4000 answered with a SYN cookie: its SYN queue was full (2 of 2 \
+         handshakes in progress); no request socket kept: the client sees a plain SYN-ACK, and \
+         its ACK, if the cookie checks out, creates the connection"
+    );
+    let sent = j.stages.iter().find(|s| s.name == "SYN-ACK sent").unwrap();
+    assert_eq!(
+        sent.detail(),
+        "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket"
     );
 }
 

@@ -144,6 +144,9 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
                 None => w.write_str(" sent by TCP's control socket (no full socket)"),
             }
         }
+        StageData::SynCookieSent => w.write_str(
+            "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket",
+        ),
         StageData::Consumed { location, why } => {
             w.write_str("consumed")?;
             if let Some(l) = location {

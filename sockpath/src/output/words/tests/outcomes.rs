@@ -341,10 +341,85 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
         ),
         (
             outcome(
+                K::SynAckSent,
+                OutcomeData::SynCookie {
+                    listener: None,
+                    queue: None,
+                    syn_queue: None,
+                },
+                |_| {},
+            ),
+            "the listener answered with a SYN cookie: its SYN queue was full, or \
+             net.ipv4.tcp_syncookies=2; no request socket kept: the client sees a plain SYN-ACK, \
+             and its ACK, if the cookie checks out, creates the connection",
+        ),
+        (
+            outcome(
+                K::SynAckSent,
+                OutcomeData::SynCookie {
+                    listener: Some(listener()),
+                    queue: Some((0, 2)),
+                    syn_queue: Some(1),
+                },
+                |_| {},
+            ),
+            "listener 127.0.0.1:4000 (server[100] fd 3) answered with a SYN cookie though its SYN \
+             queue was not full (1 of 2): net.ipv4.tcp_syncookies=2; no request socket kept: the \
+             client sees a plain SYN-ACK, and its ACK, if the cookie checks out, creates the \
+             connection",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: Some(listener()),
+                    queue: Some((0, 2)),
+                    syn_queue: Some(2),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by listener 127.0.0.1:4000 (server[100] fd 3): SYN queue full (2 of \
+             2 handshakes in progress) and no SYN cookies (net.ipv4.tcp_syncookies): SYN dropped, \
+             the client sends it again when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
+                    queue: Some((3, 2)),
+                    syn_queue: Some(1),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: accept queue full (3 of 2): SYN dropped, the client \
+             sends it again when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
+                    queue: Some((0, 128)),
+                    syn_queue: Some(100),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: neither queue full as the lookup read them (accept \
+             queue 0 of 128, SYN queue 100): the SYN backlog's own check \
+             (net.ipv4.tcp_max_syn_backlog, without SYN cookies) or another: SYN dropped, the \
+             client sends it again when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
                 K::Dropped,
                 OutcomeData::SynNotAnswered {
                     listener: None,
                     queue: None,
+                    syn_queue: None,
                     retransmission: Some(Retransmission {
                         n: 2,
                         first: 7,

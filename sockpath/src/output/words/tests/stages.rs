@@ -257,6 +257,10 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
         ),
         (StageData::ResetReceived, "RST accepted: connection reset"),
         (
+            StageData::SynCookieSent,
+            "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket",
+        ),
+        (
             StageData::ErrorReported {
                 errno: "ECONNRESET".into(),
             },
