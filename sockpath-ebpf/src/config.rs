@@ -70,6 +70,9 @@ pub struct KernelOffsets {
     /// length and its limit (the listen() backlog, capped by net.core.somaxconn).
     pub sk_ack_backlog: u32,
     pub sk_max_ack_backlog: u32,
+    /// struct inet_connection_sock's icsk_accept_queue.qlen: a listener's SYN queue, the
+    /// request sockets of handshakes in progress (its limit is sk_max_ack_backlog too).
+    pub icsk_syn_qlen: u32,
     /// `FEATURE_*` bits: what this kernel's hooks pass. The verifier reads this read-only
     /// global as a constant and drops the branches for arguments a kernel does not have.
     pub features: u32,
@@ -150,7 +153,7 @@ mod pod {
     unsafe impl aya::Pod for super::FilterConfig {}
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 45 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 46 * 4);
 const _: () = assert!(core::mem::size_of::<FilterConfig>() == 8);
 
 /// Global variable names (EbpfLoader::override_global).

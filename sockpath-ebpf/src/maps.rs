@@ -61,6 +61,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     tw_substate: 0,
     sk_ack_backlog: 0,
     sk_max_ack_backlog: 0,
+    icsk_syn_qlen: 0,
     features: 0,
 });
 

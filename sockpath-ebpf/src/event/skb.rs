@@ -20,8 +20,9 @@ pub enum SkbWhat {
     /// caller (0 on kernels before 6.3, whose tracepoint does not pass it).
     Consumed = 7,
     /// A TCP segment the kernel sent in answer while processing the packet, from no full
-    /// socket (a time-wait socket, or TCP's per-CPU control socket): `arg0` = its TCP flags
-    /// byte, `sk` = the sending socket, `skb` = the segment sent.
+    /// socket (a time-wait socket, TCP's per-CPU control socket, or none at all: a SYN-ACK
+    /// carrying a SYN cookie): `arg0` = its TCP flags byte, `sk` = the sending socket (0: none),
+    /// `skb` = the segment sent.
     Answer = 8,
 }
 

@@ -75,7 +75,8 @@ pub enum SockWhat {
     Destroy = 9,
     /// A socket lookup returned (fexit/kretprobe): `arg0` = [`LookupTable`], `sock` = the socket
     /// found (sk 0: none); `arg1` = a time-wait socket's tw_substate, or a listener's accept
-    /// queue length (sk_ack_backlog) with `arg2` its limit (sk_max_ack_backlog).
+    /// queue length (sk_ack_backlog) with `arg2` its limit (sk_max_ack_backlog) and `skb` (no
+    /// sk_buff is named) its SYN queue length (icsk_accept_queue.qlen).
     Lookup = 10,
 }
 

@@ -47,9 +47,11 @@ fn looked_up(table: LookupTable, found: u64) {
     if ev.sock.state == sock::TCP_TIME_WAIT {
         ev.arg1 = read::<u8>(found, o.tw_substate).unwrap_or(0) as i32;
     } else if ev.sock.state == sock::TCP_LISTEN {
-        // The accept queue as the SYN finds it: a SYN that finds it full is dropped.
+        // The accept queue and the SYN queue as the SYN finds them: a SYN that finds either
+        // full is dropped (or, for the SYN queue with SYN cookies on, answered with a cookie).
         ev.arg1 = read::<u32>(found, o.sk_ack_backlog).unwrap_or(0) as i32;
         ev.arg2 = read::<u32>(found, o.sk_max_ack_backlog).unwrap_or(0);
+        ev.skb = read::<u32>(found, o.icsk_syn_qlen).unwrap_or(0) as u64;
     }
     entry.submit(emit::RB_FLAGS);
 }

@@ -32,13 +32,21 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
     }
     let o = offsets();
     let skb: u64 = ctx.arg(0);
-    let Ok(req) = read_ptr(skb, o.skb_sk) else {
+    // skb->sk, which may be NULL (read_ptr() would take that for a failed read).
+    let Ok(req) = read::<u64>(skb, o.skb_sk) else {
         return 0;
     };
+    if req == 0 {
+        // A SYN-ACK carrying a SYN cookie leaves owned by no socket (tcp_make_synack() leaves
+        // it unowned under a SYN flood), its request socket freed once it is sent: only a
+        // SYN-ACK is reported this way.
+        answer(skb, 0, SYN_ACK, flags, journey, o);
+        return 0;
+    }
     let state = read::<u8>(req, o.skc_state).unwrap_or(0);
     if state != sock::TCP_NEW_SYN_RECV {
         if answered_without_socket(req, state, o) {
-            answer(skb, req, flags, journey, o);
+            answer(skb, req, 0, flags, journey, o);
         }
         return 0;
     }
@@ -80,9 +88,13 @@ fn answered_without_socket(sk: u64, state: u8, o: &KernelOffsets) -> bool {
             && read::<u16>(sk, o.sk_protocol).unwrap_or(0) == IPPROTO_TCP as u16)
 }
 
-/// Reports the TCP segment `skb` sent by `sk` in answer to the CPU's current packet.
+/// TCP's SYN and ACK flags.
+const SYN_ACK: u8 = 0x12;
+
+/// Reports the TCP segment `skb` sent by `sk` in answer to the CPU's current packet, if its TCP
+/// flags include all of `needs`.
 #[inline(always)]
-fn answer(skb: u64, sk: u64, flags: u16, journey: u64, o: &KernelOffsets) {
+fn answer(skb: u64, sk: u64, needs: u8, flags: u16, journey: u64, o: &KernelOffsets) {
     let Ok(head) = read_ptr(skb, o.skb_head) else {
         return;
     };
@@ -101,6 +113,9 @@ fn answer(skb: u64, sk: u64, flags: u16, journey: u64, o: &KernelOffsets) {
     let Ok(tcp_flags) = read::<u8>(head + th as u64, 13) else {
         return;
     };
+    if tcp_flags & needs != needs {
+        return;
+    }
     let Some(mut entry) = emit::reserve::<SkbEvent>() else {
         return;
     };

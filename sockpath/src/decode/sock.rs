@@ -51,12 +51,13 @@ pub enum SockKind {
     Destroy { sock: Socket },
     /// A socket lookup in `table` returned `found` (None: no socket); `tw_substate`: the
     /// substate of a time-wait socket found; `accept_queue`: a listener's accept queue
-    /// (length, limit) when it was found.
+    /// (length, limit) when it was found, `syn_queue` its SYN queue's length (the same limit).
     Lookup {
         table: LookupTable,
         found: Option<Socket>,
         tw_substate: Option<u8>,
         accept_queue: Option<(u32, u32)>,
+        syn_queue: Option<u32>,
     },
 }
 
@@ -114,6 +115,7 @@ pub fn decode(meta: Meta, e: &SockEvent) -> Result<SockEv, DecodeError> {
                 .then_some(e.arg1 as u8),
             accept_queue: (sock.sk != 0 && sock.in_state(TcpState::Listen))
                 .then_some((e.arg1 as u32, e.arg2)),
+            syn_queue: (sock.sk != 0 && sock.in_state(TcpState::Listen)).then_some(e.skb as u32),
             found: (sock.sk != 0).then_some(sock),
         },
     };
@@ -199,6 +201,7 @@ mod tests {
                 found: None,
                 tw_substate: None,
                 accept_queue: None,
+                syn_queue: None,
             })
         );
     }

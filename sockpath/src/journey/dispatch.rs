@@ -166,6 +166,14 @@ impl Assembler {
             }
             SockKind::ReceiveReset { sock } => {
                 if let Some(id) = self.socket_event(&meta, &sock, None) {
+                    // Its reader learns of the reset from its next read, which the journey
+                    // waits for (a connect() in progress learns from connect(), which the
+                    // connect pairing tells).
+                    if super::reads::reset_reaches_reader(&sock) {
+                        if let Some(o) = self.journeys.get_mut(id) {
+                            self.reads.reset(o, sock.sk);
+                        }
+                    }
                     self.add(id, ts, Obs::ReceiveReset { ts, sock });
                 }
             }
@@ -194,6 +202,7 @@ impl Assembler {
                 found,
                 tw_substate,
                 accept_queue,
+                syn_queue,
             } => {
                 // A lookup ran in the softirq processing the CPU's current packet. A socket
                 // found must fit the packet (the kernel also looks sockets up for other
@@ -214,9 +223,23 @@ impl Assembler {
                 }
                 if accept_queue.is_some() {
                     o.accept_queue = accept_queue;
+                    o.syn_queue = syn_queue;
                 }
             }
-            SockKind::Destroy { .. } => {}
+            SockKind::Destroy { sock } => {
+                // Closed by its owner without a read after the reset: nothing more to wait for.
+                if let Some(id) = self.reads.destroyed(sock.sk) {
+                    if let Some(o) = self.journeys.get_mut(id) {
+                        o.awaiting = false;
+                        o.last = o.last.max(ts);
+                        o.obs.push(Obs::ClosedAfterReset {
+                            ts,
+                            comm,
+                            pid: meta.pid,
+                        });
+                    }
+                }
+            }
         }
     }
 

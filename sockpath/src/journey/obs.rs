@@ -76,6 +76,18 @@ pub(crate) enum Obs {
     Read(ReadObs),
     /// The reader saw end-of-file (read() = 0) after this FIN.
     Eof(ReadObs),
+    /// A read on the socket this RST reset failed with the error the reset set (`errno`,
+    /// positive: ECONNRESET).
+    ReadFailed {
+        r: ReadObs,
+        errno: i32,
+    },
+    /// The socket this RST reset was destroyed (closed by `comm[pid]`) before any read.
+    ClosedAfterReset {
+        ts: u64,
+        comm: String,
+        pid: u32,
+    },
     Accepted(ReadObs),
     /// The packet entered a receive-path function (fentry/kprobe).
     Hop {

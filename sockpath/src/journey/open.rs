@@ -34,6 +34,8 @@ pub(crate) struct Open {
     /// The listener's accept queue (length, limit) when the lookup found it (kernels whose
     /// lookups are hooked).
     pub accept_queue: Option<(u32, u32)>,
+    /// The listener's SYN queue length then (its limit is the accept queue's).
+    pub syn_queue: Option<u32>,
 }
 
 impl Open {
@@ -61,6 +63,7 @@ impl Open {
             evicted: false,
             tw_substate: None,
             accept_queue: None,
+            syn_queue: None,
             waits_on: Vec::new(),
         }
     }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
+use sockpath_ebpf::event::TcpState;
 
 use super::{
     model::{Item, Note, Timestamp},
@@ -33,10 +34,33 @@ fn seq_lt(a: u32, b: u32) -> bool {
 struct Taken {
     journey: u64,
     bytes: u64,
-    /// End of file: the read returned 0 after this packet's FIN.
-    eof: bool,
+    what: TakenKind,
     /// Nothing of the packet is left to read.
     done: bool,
+}
+
+/// What a read got of a packet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TakenKind {
+    /// Payload bytes.
+    Bytes,
+    /// End of file: the read returned 0 after this packet's FIN.
+    Eof,
+    /// The read failed with this error (positive errno), which this packet's RST set.
+    Failed(i32),
+}
+
+/// Whether the RST that reset `sock` (as tcp_receive_reset saw it, before the reset) is told to
+/// a reader by its next read: the socket has a file (a process holds it; an orphan has no
+/// reader) and had not received a FIN (after one, reads return end of file, not the error).
+/// tcp_reset() sets ECONNRESET in these states; a connect() in progress (SYN_SENT) gets
+/// ECONNREFUSED from connect(), and CLOSE_WAIT's EPIPE goes to a writer.
+pub(crate) fn reset_reaches_reader(sock: &Socket) -> bool {
+    sock.ino != 0
+        && matches!(
+            sock.tcp_state(),
+            Some(TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2)
+        )
 }
 
 /// Per socket, the journeys whose packets wait for a reader.
@@ -47,6 +71,8 @@ pub(crate) struct Reads {
     datagrams: FxHashMap<u64, VecDeque<u64>>,
     /// Socket -> journey of the FIN it received, for the reader's end-of-file.
     fins: FxHashMap<u64, u64>,
+    /// Socket -> journey of the RST that reset it, for the error its reader's next read gets.
+    resets: FxHashMap<u64, u64>,
     /// Accepted-to-be child socket -> journey of the ACK that created it.
     accepts: FxHashMap<u64, u64>,
     /// Thread -> the packet it last processed from a socket's backlog (tcp_probe outside
@@ -61,11 +87,12 @@ impl Reads {
     /// Sizes for `RUST_LOG=debug`.
     pub fn debug_sizes(&self) -> String {
         format!(
-            "segments={} dgrams={}/{} fins={} accepts={} backlog={}",
+            "segments={} dgrams={}/{} fins={} resets={} accepts={} backlog={}",
             self.segments.values().map(|v| v.len()).sum::<usize>(),
             self.datagrams.len(),
             self.datagrams.values().map(|v| v.len()).sum::<usize>(),
             self.fins.len(),
+            self.resets.len(),
             self.accepts.len(),
             self.backlog.len(),
         )
@@ -98,6 +125,23 @@ impl Reads {
             o.awaiting = true;
             self.datagrams.entry(sk).or_default().push_back(o.kernel_id);
         }
+    }
+
+    /// Packet `o`, a RST, reset socket `sk`, which a process holds: its reader's next read
+    /// fails with the error the reset set, and the journey waits for that read (or for the
+    /// socket's end, when its owner closes it without reading).
+    pub fn reset(&mut self, o: &mut Open, sk: u64) {
+        self.resets.insert(sk, o.kernel_id);
+        o.awaiting = true;
+        if !o.waits_on.contains(&sk) {
+            o.waits_on.push(sk);
+        }
+    }
+
+    /// Socket `sk` was destroyed: the journey of the RST that reset it, if it waited for a read
+    /// that can no longer come.
+    pub fn destroyed(&mut self, sk: u64) -> Option<u64> {
+        self.resets.remove(&sk)
     }
 
     /// The connection packet `o` completed waits in its listener's accept queue as `child`.
@@ -157,7 +201,7 @@ impl Reads {
             self.taken.push(Taken {
                 journey: id,
                 bytes: ret as u64,
-                eof: false,
+                what: TakenKind::Bytes,
                 done: true,
             });
             return;
@@ -170,13 +214,23 @@ impl Reads {
                 self.taken.push(Taken {
                     journey: id,
                     bytes: 0,
-                    eof: true,
+                    what: TakenKind::Eof,
                     done: false,
                 });
             }
             return;
         }
         if ret < 0 {
+            if -ret == libc::ECONNRESET {
+                if let Some(id) = self.resets.remove(&sock.sk) {
+                    self.taken.push(Taken {
+                        journey: id,
+                        bytes: 0,
+                        what: TakenKind::Failed(-ret),
+                        done: true,
+                    });
+                }
+            }
             return;
         }
         let Some(segs) = self.segments.get_mut(&sock.sk) else {
@@ -197,7 +251,7 @@ impl Reads {
             taken.push(Taken {
                 journey: seg.journey,
                 bytes: n,
-                eof: false,
+                what: TakenKind::Bytes,
                 done: upto == seg.end,
             });
             upto != seg.end
@@ -216,6 +270,9 @@ impl Reads {
             }
             if self.fins.get(sk) == Some(&id) {
                 self.fins.remove(sk);
+            }
+            if self.resets.get(sk) == Some(&id) {
+                self.resets.remove(sk);
             }
             if let Some(q) = self.datagrams.get_mut(sk) {
                 // Journeys finish in about the order they were queued: found near the front.
@@ -272,7 +329,12 @@ impl Assembler {
                 syscall: call.map(|c| c.kind.name()),
                 fd: call.map(|c| c.fd),
             };
-            self.push_read(t.journey, if t.eof { Obs::Eof(r) } else { Obs::Read(r) });
+            let obs = match t.what {
+                TakenKind::Bytes => Obs::Read(r),
+                TakenKind::Eof => Obs::Eof(r),
+                TakenKind::Failed(errno) => Obs::ReadFailed { r, errno },
+            };
+            self.push_read(t.journey, obs);
             if t.done {
                 if let Some(o) = self.journeys.get_mut(t.journey) {
                     o.awaiting = false;
@@ -304,7 +366,7 @@ impl Assembler {
             return;
         };
         let ts = match &obs {
-            Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => r.ts,
+            Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) | Obs::ReadFailed { r, .. } => r.ts,
             _ => o.last,
         };
         o.last = o.last.max(ts);
@@ -313,7 +375,8 @@ impl Assembler {
 
     /// Something happened to a journey already printed: a line of its own.
     fn late(&mut self, id: u64, obs: &Obs) {
-        let (Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r)) = obs else {
+        let (Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) | Obs::ReadFailed { r, .. }) = obs
+        else {
             return;
         };
         if self.journeys.is_hidden(id) {
@@ -322,6 +385,9 @@ impl Assembler {
         let what = match obs {
             Obs::Read(_) => format!("{} bytes of it read", r.bytes),
             Obs::Eof(_) => "end of file read".to_string(),
+            Obs::ReadFailed { errno, .. } => {
+                format!("a read failed with {}", super::names::errno(*errno as i64))
+            }
             _ => "accepted".to_string(),
         };
         let wall = self.clock.wall_ns(r.ts);

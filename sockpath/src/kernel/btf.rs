@@ -233,6 +233,7 @@ impl KernelBtf {
             tw_substate: self.sized("inet_timewait_sock", "tw_substate", 1)?,
             sk_ack_backlog: self.sized("sock", "sk_ack_backlog", 4)?,
             sk_max_ack_backlog: self.sized("sock", "sk_max_ack_backlog", 4)?,
+            icsk_syn_qlen: self.sized("inet_connection_sock", "icsk_accept_queue.qlen", 4)?,
             features: 0,
         })
     }

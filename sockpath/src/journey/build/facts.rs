@@ -6,6 +6,7 @@ use crate::{decode::Socket, kernel::names::KernelNames, packet::Headers};
 
 pub const LISTEN: u8 = 10;
 pub const SYN_RECV: u8 = 3;
+pub const SYN_SENT: u8 = 2;
 pub const ESTABLISHED: u8 = 1;
 
 /// What the observations say, gathered once for the stages and the outcome.
@@ -198,9 +199,23 @@ fn consumed_in_transport(symbol: &str, h: Option<&Headers>) -> bool {
 }
 
 /// Why a packet the kernel consumed was freed, as far as its headers and the other stages tell.
+/// A SYN answered with a SYN cookie: a SYN-ACK left for it from no socket (the listener kept
+/// no request socket).
+pub fn syn_cookie(o: &Open) -> bool {
+    o.headers
+        .as_ref()
+        .is_some_and(|h| h.proto == 6 && h.has_flag("SYN") && !h.has_flag("ACK"))
+        && o.obs
+            .iter()
+            .any(|x| matches!(x, Obs::Answer { flags, .. } if flags & SYN_ACK == SYN_ACK))
+}
+
+/// TCP's SYN and ACK flag bits.
+const SYN_ACK: u8 = 0x12;
+
 pub fn consumed_why(o: &Open) -> Option<ConsumedWhy> {
     let h = o.headers.as_ref()?;
-    let synack = o.obs.iter().any(|x| matches!(x, Obs::SynAck { .. }));
+    let synack = o.obs.iter().any(|x| matches!(x, Obs::SynAck { .. })) || syn_cookie(o);
     let read = o.obs.iter().any(|x| matches!(x, Obs::Read(_)));
     let established = o.obs.iter().any(|x| matches!(x, Obs::TcpRcv { .. }));
     if read {

@@ -77,10 +77,13 @@ pub fn place(x: &Obs) -> (Phase, u64) {
         | Obs::Drop { ts, .. }
         | Obs::Consumed { ts, .. }
         | Obs::Answer { ts, .. }
-        | Obs::QueueFail { ts, .. } => (Phase::Socket, *ts),
-        Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) | Obs::Connected { r, .. } => {
-            (Phase::Socket, r.ts)
-        }
+        | Obs::QueueFail { ts, .. }
+        | Obs::ClosedAfterReset { ts, .. } => (Phase::Socket, *ts),
+        Obs::Read(r)
+        | Obs::Eof(r)
+        | Obs::Accepted(r)
+        | Obs::Connected { r, .. }
+        | Obs::ReadFailed { r, .. } => (Phase::Socket, r.ts),
     }
 }
 
@@ -198,6 +201,11 @@ pub fn observed(
                 location: names.symbol(*location),
             },
         ),
+        Obs::Answer { .. } if facts::syn_cookie(o) => stage(
+            "SYN-ACK sent",
+            hooks.hook(StageId::SynAck),
+            StageData::SynCookieSent,
+        ),
         Obs::Answer { flags, .. } => stage(
             "answer sent",
             hooks.hook(StageId::SynAck),
@@ -231,6 +239,22 @@ pub fn observed(
             "read",
             hooks.hook(StageId::Read),
             StageData::EndOfFile { reader: caller(r) },
+        ),
+        Obs::ReadFailed { r, errno } => stage(
+            "read fails",
+            hooks.hook(StageId::Read),
+            StageData::ReadFailed {
+                reader: caller(r),
+                errno: names::errno(*errno as i64),
+            },
+        ),
+        Obs::ClosedAfterReset { comm, pid, .. } => stage(
+            "tcp_destroy_sock",
+            hooks.hook(StageId::Destroyed),
+            StageData::ClosedAfterReset {
+                comm: comm.clone(),
+                pid: *pid,
+            },
         ),
         Obs::Accepted(r) => stage(
             "accept",

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 
 use super::{
     super::{
-        model::{Connect, Outcome, OutcomeData, OutcomeKind, TimeWaitAnswer, Transition},
+        model::{
+            AfterReset, Connect, Outcome, OutcomeData, OutcomeKind, TimeWaitAnswer, Transition,
+        },
         names,
         sockets::SocketTable,
         Obs, Open, ReadObs,
     },
-    facts::{time_wait, Facts, ESTABLISHED, LISTEN, SYN_RECV},
+    facts::{time_wait, Facts, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
 /// The process fields of the one who read or accepted it.
@@ -100,6 +102,9 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         out.reset_sent = reset.is_some();
         return out;
     }
+    if let Some(out) = reset_received(o, sockets, connect.clone(), error.clone()) {
+        return out;
+    }
     // A packet queued on a socket its owner had closed is purged when the kernel destroys the
     // socket: the state change is the story, the purge a footnote.
     if let (Some((reason, _, _)), Some(states)) = (&drop, last_state) {
@@ -162,6 +167,17 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
             OutcomeData::AcceptQueued { listener },
         );
     }
+    if let Some(h) = h.filter(|_| super::facts::syn_cookie(o)) {
+        return Outcome::new(
+            OutcomeKind::SynAckSent,
+            OutcomeData::SynCookie {
+                listener: super::lookup::listener_for(o, h, sockets)
+                    .map(|s| sockets.view_at(&s, o.t0)),
+                queue: o.accept_queue,
+                syn_queue: o.syn_queue,
+            },
+        );
+    }
     if let Some((l, _)) = synack {
         return Outcome::new(
             OutcomeKind::SynAckSent,
@@ -169,14 +185,6 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
                 listener: sockets.view_at(l, o.t0),
             },
         );
-    }
-    if o.obs.iter().any(|x| matches!(x, Obs::ReceiveReset { .. })) {
-        let mut out = Outcome::new(
-            OutcomeKind::ResetReceived,
-            OutcomeData::ResetReceived { connect },
-        );
-        out.reason = error;
-        return out;
     }
     if let Some(states) = last_state {
         let out = Outcome::new(
@@ -213,6 +221,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
                     listener: super::lookup::listener_for(o, h, sockets)
                         .map(|s| sockets.view_at(&s, o.t0)),
                     queue: o.accept_queue,
+                    syn_queue: o.syn_queue,
                     retransmission: None,
                 },
             );
@@ -242,4 +251,54 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         return out;
     }
     Outcome::new(OutcomeKind::Unknown, OutcomeData::NothingObserved)
+}
+
+/// A RST the socket accepted (tcp_receive_reset): the connection it reset and what its user
+/// did next. The kernel frees the RST as a drop (TCP_RESET) once it has reset the socket; the
+/// reset is the story.
+fn reset_received(
+    o: &Open,
+    sockets: &SocketTable,
+    connect: Option<Connect>,
+    error: Option<String>,
+) -> Option<Outcome> {
+    let sock = o.obs.iter().find_map(|x| match x {
+        Obs::ReceiveReset { sock, .. } => Some(sock),
+        _ => None,
+    })?;
+    let failed = o.obs.iter().find_map(|x| match x {
+        Obs::ReadFailed { r, errno } => Some((r, *errno)),
+        _ => None,
+    });
+    let closed = o.obs.iter().find_map(|x| match x {
+        Obs::ClosedAfterReset { comm, pid, .. } => Some((comm, *pid)),
+        _ => None,
+    });
+    // A connection past its handshake (a connect() in progress is told by the connect fields).
+    let connection = sock.state != SYN_SENT;
+    let after = match (failed, closed) {
+        (Some((_, errno)), _) => AfterReset::ReadFailed {
+            errno: names::errno(errno as i64),
+        },
+        (None, Some((comm, pid))) => AfterReset::Closed {
+            comm: comm.clone(),
+            pid,
+        },
+        // The journey waited for a read only where one would have told the error.
+        (None, None) if super::super::reads::reset_reaches_reader(sock) => AfterReset::NotRead,
+        (None, None) => AfterReset::Nothing,
+    };
+    let mut out = Outcome::new(
+        OutcomeKind::ResetReceived,
+        OutcomeData::ResetReceived {
+            socket: connection.then(|| sockets.view_at(sock, o.t0)),
+            connect,
+            after,
+        },
+    );
+    out.reason = error.or_else(|| failed.map(|(_, e)| names::errno(e as i64)));
+    Some(match failed {
+        Some((r, _)) => with_reader(out, r),
+        None => out,
+    })
 }

@@ -119,7 +119,11 @@ impl Assembler {
                 | Obs::Lookup {
                     found: Some(sock), ..
                 } => sock,
-                Obs::Connected { r, .. } | Obs::Read(r) | Obs::Eof(r) | Obs::Accepted(r) => {
+                Obs::Connected { r, .. }
+                | Obs::Read(r)
+                | Obs::Eof(r)
+                | Obs::Accepted(r)
+                | Obs::ReadFailed { r, .. } => {
                     v.push(Owner {
                         pid: r.pid,
                         comm: r.comm.as_str().into(),

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 pub use self::{
     lookup::{ListenerWhy, Lookup},
-    outcome::{Connect, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer},
+    outcome::{
+        AfterReset, Connect, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer,
+    },
     records::{Note, StartInfo, Summary, SyscallRecord},
     socket::{Hex, Owner, SocketView},
     stage::{Caller, ConsumedWhy, Queue, RouteResult, Stage, StageData, Transition},

@@ -97,6 +97,21 @@ pub enum TimeWaitAnswer {
     Nothing,
 }
 
+/// What the user of a connection a RST reset did next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterReset {
+    /// Its read failed with this error (errno name); the outcome's process fields say whose
+    /// and which call.
+    ReadFailed { errno: String },
+    /// Its owner (this process) closed it without a read.
+    Closed { comm: String, pid: u32 },
+    /// No read while sockpath waited.
+    NotRead,
+    /// Nothing to tell: a connect() in progress (the connect fields tell it), a socket no
+    /// process holds, or one that had received a FIN (its reads return end of file).
+    Nothing,
+}
+
 /// The connect() a packet completed or refused: what it returned, in which process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connect {
@@ -149,17 +164,33 @@ pub enum OutcomeData {
         substate: Option<&'static str>,
         answer: TimeWaitAnswer,
     },
-    /// A SYN the listener took in and freed without answering: its accept queue (or, where the
-    /// kernel cannot tell which, its SYN queue) was full. `queue`: the accept queue's length and
-    /// limit as the lookup found it (kernels whose lookups are hooked); `retransmission`: this
-    /// SYN is the client's retransmission `n` of the SYN of journey `first`, `after_ns` later.
+    /// A SYN the listener took in and freed without answering: its SYN queue or its accept
+    /// queue was full. `queue`: the accept queue's length and limit as the lookup found it
+    /// (kernels whose lookups are hooked), `syn_queue` the SYN queue's length then (the same
+    /// limit); `retransmission`: this SYN is the client's retransmission `n` of the SYN of
+    /// journey `first`, `after_ns` later.
     SynNotAnswered {
         listener: Option<SocketView>,
         queue: Option<(u32, u32)>,
+        syn_queue: Option<u32>,
         retransmission: Option<Retransmission>,
     },
-    /// An RST reset the connection; the error reported is the reason.
-    ResetReceived { connect: Option<Connect> },
+    /// The listener answered the SYN with a SYN cookie: a SYN-ACK from no socket, no request
+    /// socket kept. `queue`, `syn_queue`: the listener's queues as the lookup read them
+    /// (kernels whose lookups are hooked), as for `SynNotAnswered`.
+    SynCookie {
+        listener: Option<SocketView>,
+        queue: Option<(u32, u32)>,
+        syn_queue: Option<u32>,
+    },
+    /// An RST reset the connection `socket` (as it was when the RST came: its owner); the
+    /// error reported is the reason; `after`: what its user did next. The kernel frees the RST
+    /// as a drop (TCP_RESET on the kernels that give reasons): not the packet's story.
+    ResetReceived {
+        socket: Option<SocketView>,
+        connect: Option<Connect>,
+        after: AfterReset,
+    },
     /// Dropped (the reason, the answers sent are fields); `no_socket`: no socket wanted it, for
     /// the packet's destination `dst`.
     Dropped {

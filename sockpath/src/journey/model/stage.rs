@@ -145,6 +145,8 @@ pub enum StageData {
         flags: Vec<&'static str>,
         time_wait: Option<&'static str>,
     },
+    /// A SYN-ACK carrying a SYN cookie sent in answer, from no socket (no request socket kept).
+    SynCookieSent,
     /// consume_skb: freed once the kernel was done with it, where (the symbol of the location;
     /// None on kernels whose tracepoint does not say) and, where it can be told, why.
     Consumed {
@@ -157,6 +159,11 @@ pub enum StageData {
     Read { bytes: u64, reader: Caller },
     /// The reader saw end of file (read() = 0) after this FIN.
     EndOfFile { reader: Caller },
+    /// The reader's read failed with this error (errno name), which this RST set.
+    ReadFailed { reader: Caller, errno: String },
+    /// tcp_destroy_sock: the socket this RST reset was closed by this process, no read after
+    /// the reset.
+    ClosedAfterReset { comm: String, pid: u32 },
     /// accept() or accept4() returned the connection this packet completed.
     Accepted { caller: Caller },
     /// The connect() this packet completed or refused returned `ret`.

@@ -326,6 +326,168 @@ fn third_ack_creates_the_child_and_accept_returns_it() {
     assert_eq!(j.state_changes[1].to, "ESTABLISHED");
 }
 
+/// The events of a RST that resets the server's connection `child` (journey 31): TCP receives
+/// it on the established socket, which accepts the reset, goes to CLOSE and reports
+/// ECONNRESET to its user.
+fn reset_of(child: &Socket) -> Vec<Event> {
+    let closed = || {
+        let mut s = child.clone();
+        s.state = Close as u8;
+        s
+    };
+    vec![
+        syscall(MS / 2, SERVER, SyscallKind::Accept4, 3, 4, child.clone()),
+        packet(MS, 31, tcp4(4444, 4000, 7, Some(9), "AR", &[])),
+        tcp_rcv(MS + 1_000, 31, true, child.clone()),
+        sock_ev(
+            MS + 2_000,
+            31,
+            true,
+            SockKind::ReceiveReset {
+                sock: child.clone(),
+            },
+        ),
+        state(MS + 3_000, 31, true, child.clone(), Established, Close),
+        sock_ev(
+            MS + 4_000,
+            31,
+            true,
+            SockKind::ErrorReport {
+                sock: closed(),
+                err: 104,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn a_reset_ends_with_the_read_that_failed_with_its_error() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, Established);
+    let mut closed = child.clone();
+    closed.state = Close as u8;
+    let call = Call {
+        kind: SyscallKind::Read,
+        fd: 4,
+        count: 64,
+        enter_ns: MS / 2,
+    };
+    let mut events = reset_of(&child);
+    // The blocked reader wakes with the error; its next read gets end of file, not this RST.
+    events.push(recv(
+        MS + 9_000,
+        closed.clone(),
+        -104,
+        7,
+        Some(call.clone()),
+    ));
+    events.push(recv(MS + 10_000, closed, 0, 7, Some(call)));
+    let (j, _) = run(&mut a, events);
+    let j = &j[0];
+    assert!(j.complete, "{:?}", j.incomplete_reason);
+    assert_eq!(j.outcome.kind, OutcomeKind::ResetReceived);
+    assert_eq!(j.outcome.reason.as_deref(), Some("ECONNRESET"));
+    assert_eq!(j.outcome.pid, Some(SERVER));
+    assert_eq!(j.outcome.fd, Some(4));
+    assert_eq!(
+        j.outcome.text(),
+        "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (server[100] fd 4): \
+         ECONNRESET reported to the socket's user; read(4) = -1 ECONNRESET in server[100]"
+    );
+    let failed = j.stages.iter().find(|s| s.name == "read fails").unwrap();
+    assert_eq!(failed.detail(), "read(4) = -1 ECONNRESET in server[100]");
+    assert_eq!(j.state_changes[0].from, "ESTABLISHED");
+    assert_eq!(j.state_changes[0].to, "CLOSE");
+}
+
+#[test]
+fn a_reset_waits_for_the_read_then_ends_with_it() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, Established);
+    let mut closed = child.clone();
+    closed.state = Close as u8;
+    for e in reset_of(&child) {
+        a.push(e);
+    }
+    a.tick(MS + 500 * MS);
+    let waiting = a
+        .take_ready()
+        .filter(|i| matches!(i, Item::Journey(_)))
+        .count();
+    assert_eq!(waiting, 0, "waits for the owner's read");
+    // A read long after the RST (not a blocked one): still the one the reset failed.
+    a.push(recv(MS + 600 * MS, closed, -104, 7, None));
+    a.tick(MS + 700 * MS);
+    let items: Vec<Item> = a.take_ready().collect();
+    let Some(Item::Journey(j)) = items.iter().find(|i| matches!(i, Item::Journey(_))) else {
+        panic!("the journey did not end with the read")
+    };
+    assert_eq!(
+        j.outcome.text(),
+        "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (server[100] fd 4): \
+         ECONNRESET reported to the socket's user; a read failed with ECONNRESET in server[100]"
+    );
+}
+
+#[test]
+fn a_reset_whose_socket_is_closed_unread_says_so() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, Established);
+    let mut closed = child.clone();
+    closed.state = Close as u8;
+    let mut events = reset_of(&child);
+    events.push(sock_ev(
+        MS + 9_000,
+        0,
+        false,
+        SockKind::Destroy { sock: closed },
+    ));
+    for e in events {
+        a.push(e);
+    }
+    // Done once the socket is gone, not after the hold time.
+    a.tick(MS + 100 * MS);
+    let items: Vec<Item> = a.take_ready().collect();
+    let Some(Item::Journey(j)) = items.iter().find(|i| matches!(i, Item::Journey(_))) else {
+        panic!("the journey waited on after its socket was closed")
+    };
+    assert_eq!(
+        j.outcome.text(),
+        "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (server[100] fd 4): \
+         ECONNRESET reported to the socket's user; closed by server[100] without a read after \
+         the reset"
+    );
+    let closed = j
+        .stages
+        .iter()
+        .find(|s| s.name == "tcp_destroy_sock")
+        .unwrap();
+    assert_eq!(
+        closed.detail(),
+        "closed by server[100] without a read after the reset: the error went unread"
+    );
+    golden::check(std::slice::from_ref(j), &[]);
+}
+
+#[test]
+fn a_reset_unread_ends_after_the_hold_time() {
+    let mut a = asm();
+    let child = sock(3, 6, 4000, 4444, Established);
+    for e in reset_of(&child) {
+        a.push(e);
+    }
+    a.tick(MS + 2_100 * MS);
+    let items: Vec<Item> = a.take_ready().collect();
+    let Some(Item::Journey(j)) = items.iter().find(|i| matches!(i, Item::Journey(_))) else {
+        panic!("journey not finished after the hold time")
+    };
+    assert!(j.complete);
+    assert!(j
+        .outcome
+        .text()
+        .ends_with("; no read of the error while sockpath waited"));
+}
+
 #[test]
 fn closed_port_gets_a_reset_and_a_drop_with_reason() {
     let mut a = asm();
@@ -438,6 +600,7 @@ fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
                 found: Some(listener.clone()),
                 tw_substate: None,
                 accept_queue: Some((2, 1)),
+                syn_queue: Some(0),
             },
         )
     };
@@ -468,6 +631,48 @@ fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
             .ends_with("; retransmission 1 of the SYN of journey 1, 1.0 s after it"),
         "{}",
         j[1].outcome.text()
+    );
+}
+
+/// A SYN past a full SYN queue with SYN cookies on: the SYN-ACK leaves from no socket (the
+/// listener keeps no request socket), the SYN is freed as consumed.
+#[test]
+fn a_syn_answered_with_a_syn_cookie_names_the_full_syn_queue() {
+    let mut a = asm();
+    let listener = sock(1, 6, 4000, 0, Listen);
+    let (j, _) = run(
+        &mut a,
+        vec![
+            packet(MS, 18, tcp4(4444, 4000, 77, None, "S", &[])),
+            sock_ev(
+                MS + 1_000,
+                18,
+                true,
+                SockKind::Lookup {
+                    table: sockpath_ebpf::event::LookupTable::Listener,
+                    found: Some(listener),
+                    tw_substate: None,
+                    accept_queue: Some((0, 2)),
+                    syn_queue: Some(2),
+                },
+            ),
+            skb_ev(MS + 2_000, 18, SkbKind::Answer { flags: 0x12, sk: 0 }),
+            skb_ev(MS + 3_000, 18, SkbKind::Consumed { location: 0 }),
+        ],
+    );
+    let j = &j[0];
+    assert!(j.complete, "{:?}", j.incomplete_reason);
+    assert_eq!(j.outcome.kind, OutcomeKind::SynAckSent);
+    assert_eq!(
+        j.outcome.text(),
+        "listener 127.0.0.1:4000 answered with a SYN cookie: its SYN queue was full (2 of 2 \
+         handshakes in progress); no request socket kept: the client sees a plain SYN-ACK, and \
+         its ACK, if the cookie checks out, creates the connection"
+    );
+    let sent = j.stages.iter().find(|s| s.name == "SYN-ACK sent").unwrap();
+    assert_eq!(
+        sent.detail(),
+        "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket"
     );
 }
 

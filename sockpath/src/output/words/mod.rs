@@ -107,6 +107,35 @@ fn sock<W: Write + ?Sized>(w: &mut W, v: &SocketView) -> R {
     owner(w, v)
 }
 
+/// `read(4) = -1 ECONNRESET in nc[123]`; `a read failed with ECONNRESET in nc[123]` when the
+/// call is not known (io_uring).
+fn failed_read<W: Write + ?Sized>(
+    w: &mut W,
+    comm: &str,
+    pid: u32,
+    syscall: Option<&str>,
+    fd: Option<i32>,
+    errno: &str,
+) -> R {
+    match syscall {
+        Some(c) => {
+            w.write_str(c)?;
+            w.write_char('(')?;
+            if let Some(fd) = fd {
+                w.write_str(int(fd).as_str())?;
+            }
+            w.write_str(") = -1 ")?;
+            w.write_str(errno)?;
+        }
+        None => {
+            w.write_str("a read failed with ")?;
+            w.write_str(errno)?;
+        }
+    }
+    w.write_str(" in ")?;
+    process(w, comm, pid)
+}
+
 /// `0`, or `-1 ECONNREFUSED`.
 fn syscall_result<W: Write + ?Sized>(w: &mut W, ret: i64) -> R {
     if ret >= 0 {

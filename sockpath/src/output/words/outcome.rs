@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
-use super::{addr, connect, owner, process, who, R};
+use super::{addr, connect, failed_read, owner, process, sock, who, R};
 use crate::{
-    journey::model::{Outcome, OutcomeData, TimeWaitAnswer, Transition},
+    journey::model::{AfterReset, Outcome, OutcomeData, TimeWaitAnswer, Transition},
     text::{int, uint},
 };
 
@@ -155,9 +155,40 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
             }
             Ok(())
         }
+        OutcomeData::SynCookie {
+            listener,
+            queue,
+            syn_queue,
+        } => {
+            match listener {
+                Some(l) => {
+                    w.write_str("listener ")?;
+                    w.write_str(&l.local)?;
+                    owner(w, l)?;
+                }
+                None => w.write_str("the listener")?,
+            }
+            w.write_str(" answered with a SYN cookie")?;
+            match (queue, syn_queue) {
+                (Some((_, max)), Some(syn)) if syn >= max => write!(
+                    w,
+                    ": its SYN queue was full ({syn} of {max} handshakes in progress)"
+                )?,
+                (Some((_, max)), Some(syn)) => write!(
+                    w,
+                    " though its SYN queue was not full ({syn} of {max}): net.ipv4.tcp_syncookies=2"
+                )?,
+                _ => w.write_str(": its SYN queue was full, or net.ipv4.tcp_syncookies=2")?,
+            }
+            w.write_str(
+                "; no request socket kept: the client sees a plain SYN-ACK, and its ACK, if the \
+                 cookie checks out, creates the connection",
+            )
+        }
         OutcomeData::SynNotAnswered {
             listener,
             queue,
+            syn_queue,
             retransmission,
         } => {
             w.write_str("SYN not answered by ")?;
@@ -169,9 +200,31 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
                 }
                 None => w.write_str("the listener")?,
             }
-            match queue {
-                Some((len, max)) => write!(w, ": accept queue full ({len} of {max})")?,
-                None => w.write_str(
+            // The kernel checks the SYN queue first (tcp_conn_request()): full, and without SYN
+            // cookies, the SYN is dropped; then the accept queue.
+            match (queue, syn_queue) {
+                (Some((_, max)), Some(syn)) if syn >= max => write!(
+                    w,
+                    ": SYN queue full ({syn} of {max} handshakes in progress) and no SYN cookies \
+                     (net.ipv4.tcp_syncookies)"
+                )?,
+                (Some((len, max)), _) if len > max => {
+                    write!(w, ": accept queue full ({len} of {max})")?
+                }
+                (Some((len, max)), syn) => {
+                    write!(
+                        w,
+                        ": neither queue full as the lookup read them (accept queue {len} of {max}"
+                    )?;
+                    if let Some(syn) = syn {
+                        write!(w, ", SYN queue {syn}")?;
+                    }
+                    w.write_str(
+                        "): the SYN backlog's own check (net.ipv4.tcp_max_syn_backlog, without \
+                         SYN cookies) or another",
+                    )?
+                }
+                (None, _) => w.write_str(
                     ": its accept queue or SYN queue was full (no hook at the listener here to \
                      read which)",
                 )?,
@@ -188,12 +241,40 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
             }
             Ok(())
         }
-        OutcomeData::ResetReceived { connect: c } => {
+        OutcomeData::ResetReceived {
+            socket,
+            connect: c,
+            after,
+        } => {
             w.write_str("connection reset")?;
+            if let Some(s) = socket {
+                w.write_str(" on ")?;
+                sock(w, s)?;
+            }
             if let Some(e) = &o.reason {
                 write!(w, ": {e} reported to the socket's user")?;
             }
-            connect(w, c.as_ref())
+            connect(w, c.as_ref())?;
+            match after {
+                AfterReset::ReadFailed { errno } => {
+                    w.write_str("; ")?;
+                    failed_read(
+                        w,
+                        o.comm.as_deref().unwrap_or_default(),
+                        o.pid.unwrap_or_default(),
+                        o.syscall,
+                        o.fd,
+                        errno,
+                    )
+                }
+                AfterReset::Closed { comm, pid } => {
+                    w.write_str("; closed by ")?;
+                    process(w, comm, *pid)?;
+                    w.write_str(" without a read after the reset")
+                }
+                AfterReset::NotRead => w.write_str("; no read of the error while sockpath waited"),
+                AfterReset::Nothing => Ok(()),
+            }
         }
         OutcomeData::Dropped {
             no_socket,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde::{Serialize, Serializer};
 use sockpath_ebpf::event::Hop;
 
-use super::{addr, caller, lookup, process, sock, syscall_result, R};
+use super::{addr, caller, failed_read, lookup, process, sock, syscall_result, R};
 use crate::{
     journey::model::{ConsumedWhy, Queue, RouteResult, StageData},
     text::{int, uint},
@@ -144,6 +144,9 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
                 None => w.write_str(" sent by TCP's control socket (no full socket)"),
             }
         }
+        StageData::SynCookieSent => w.write_str(
+            "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket",
+        ),
         StageData::Consumed { location, why } => {
             w.write_str("consumed")?;
             if let Some(l) = location {
@@ -167,6 +170,19 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
             w.write_str("end of file read by ")?;
             caller(w, reader)?;
             w.write_str(" = 0")
+        }
+        StageData::ReadFailed { reader, errno } => failed_read(
+            w,
+            &reader.comm,
+            reader.pid,
+            reader.syscall,
+            reader.fd,
+            errno,
+        ),
+        StageData::ClosedAfterReset { comm, pid } => {
+            w.write_str("closed by ")?;
+            process(w, comm, *pid)?;
+            w.write_str(" without a read after the reset: the error went unread")
         }
         StageData::Accepted { caller: c } => {
             w.write_str(c.syscall.unwrap_or("accept"))?;

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{addr, change, listener};
+use super::{addr, change, listener, view};
 use crate::journey::model::{
-    Connect, ConsumedWhy, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer,
-    Transition,
+    AfterReset, Connect, ConsumedWhy, Outcome, OutcomeData, OutcomeKind, Retransmission,
+    SocketView, TimeWaitAnswer, Transition,
 };
 
 fn outcome(kind: OutcomeKind, data: OutcomeData, f: impl FnOnce(&mut Outcome)) -> Outcome {
@@ -19,6 +19,16 @@ fn reader(o: &mut Outcome) {
     o.comm = Some("nc".into());
     o.syscall = Some("read");
     o.fd = Some(4);
+}
+
+/// The connection nc[100] holds as fd 4.
+fn conn() -> SocketView {
+    view(
+        "127.0.0.1:4000",
+        "127.0.0.1:4444",
+        "ESTABLISHED",
+        Some(("nc", 100, 4)),
+    )
 }
 
 fn refused() -> Option<Connect> {
@@ -160,7 +170,11 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
         (
             outcome(
                 K::ResetReceived,
-                OutcomeData::ResetReceived { connect: refused() },
+                OutcomeData::ResetReceived {
+                    socket: None,
+                    connect: refused(),
+                    after: AfterReset::Nothing,
+                },
                 |o| o.reason = Some("ECONNREFUSED".into()),
             ),
             "connection reset: ECONNREFUSED reported to the socket's user; connect() returned -1 ECONNREFUSED in client[200]",
@@ -168,10 +182,58 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
         (
             outcome(
                 K::ResetReceived,
-                OutcomeData::ResetReceived { connect: None },
+                OutcomeData::ResetReceived {
+                    socket: None,
+                    connect: None,
+                    after: AfterReset::Nothing,
+                },
                 |_| {},
             ),
             "connection reset",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived {
+                    socket: Some(conn()),
+                    connect: None,
+                    after: AfterReset::ReadFailed {
+                        errno: "ECONNRESET".into(),
+                    },
+                },
+                |o| {
+                    reader(o);
+                    o.reason = Some("ECONNRESET".into());
+                },
+            ),
+            "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[100] fd 4): ECONNRESET reported to the socket's user; read(4) = -1 ECONNRESET in nc[100]",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived {
+                    socket: Some(conn()),
+                    connect: None,
+                    after: AfterReset::Closed {
+                        comm: "nc".into(),
+                        pid: 100,
+                    },
+                },
+                |o| o.reason = Some("ECONNRESET".into()),
+            ),
+            "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[100] fd 4): ECONNRESET reported to the socket's user; closed by nc[100] without a read after the reset",
+        ),
+        (
+            outcome(
+                K::ResetReceived,
+                OutcomeData::ResetReceived {
+                    socket: Some(conn()),
+                    connect: None,
+                    after: AfterReset::NotRead,
+                },
+                |_| {},
+            ),
+            "connection reset on 127.0.0.1:4000 <- 127.0.0.1:4444 ESTABLISHED (nc[100] fd 4); no read of the error while sockpath waited",
         ),
         (
             outcome(
@@ -279,10 +341,85 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
         ),
         (
             outcome(
+                K::SynAckSent,
+                OutcomeData::SynCookie {
+                    listener: None,
+                    queue: None,
+                    syn_queue: None,
+                },
+                |_| {},
+            ),
+            "the listener answered with a SYN cookie: its SYN queue was full, or \
+             net.ipv4.tcp_syncookies=2; no request socket kept: the client sees a plain SYN-ACK, \
+             and its ACK, if the cookie checks out, creates the connection",
+        ),
+        (
+            outcome(
+                K::SynAckSent,
+                OutcomeData::SynCookie {
+                    listener: Some(listener()),
+                    queue: Some((0, 2)),
+                    syn_queue: Some(1),
+                },
+                |_| {},
+            ),
+            "listener 127.0.0.1:4000 (server[100] fd 3) answered with a SYN cookie though its SYN \
+             queue was not full (1 of 2): net.ipv4.tcp_syncookies=2; no request socket kept: the \
+             client sees a plain SYN-ACK, and its ACK, if the cookie checks out, creates the \
+             connection",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: Some(listener()),
+                    queue: Some((0, 2)),
+                    syn_queue: Some(2),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by listener 127.0.0.1:4000 (server[100] fd 3): SYN queue full (2 of \
+             2 handshakes in progress) and no SYN cookies (net.ipv4.tcp_syncookies): SYN dropped, \
+             the client sends it again when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
+                    queue: Some((3, 2)),
+                    syn_queue: Some(1),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: accept queue full (3 of 2): SYN dropped, the client \
+             sends it again when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
+                    queue: Some((0, 128)),
+                    syn_queue: Some(100),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: neither queue full as the lookup read them (accept \
+             queue 0 of 128, SYN queue 100): the SYN backlog's own check \
+             (net.ipv4.tcp_max_syn_backlog, without SYN cookies) or another: SYN dropped, the \
+             client sends it again when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
                 K::Dropped,
                 OutcomeData::SynNotAnswered {
                     listener: None,
                     queue: None,
+                    syn_queue: None,
                     retransmission: Some(Retransmission {
                         n: 2,
                         first: 7,

@@ -257,6 +257,10 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
         ),
         (StageData::ResetReceived, "RST accepted: connection reset"),
         (
+            StageData::SynCookieSent,
+            "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket",
+        ),
+        (
             StageData::ErrorReported {
                 errno: "ECONNRESET".into(),
             },
@@ -312,6 +316,27 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
                 reader: caller("nc", None, None),
             },
             "end of file read by nc[100] = 0",
+        ),
+        (
+            StageData::ReadFailed {
+                reader: caller("nc", Some("read"), Some(4)),
+                errno: "ECONNRESET".into(),
+            },
+            "read(4) = -1 ECONNRESET in nc[100]",
+        ),
+        (
+            StageData::ReadFailed {
+                reader: caller("nc", None, None),
+                errno: "ECONNRESET".into(),
+            },
+            "a read failed with ECONNRESET in nc[100]",
+        ),
+        (
+            StageData::ClosedAfterReset {
+                comm: "nc".into(),
+                pid: 100,
+            },
+            "closed by nc[100] without a read after the reset: the error went unread",
         ),
         (
             StageData::Accepted {

@@ -1,0 +1,267 @@
+//! A listener's SYN queue fills with handshakes that never complete: clients in one namespace
+//! send SYNs from an address that namespace does not own (IP_TRANSPARENT), so the server's
+//! SYN-ACKs reach it and are dropped there, unanswered. With `listen(fd, 2)` the SYN queue is
+//! full after two (three on kernels that count it full only past the limit); the next SYNs are
+//! dropped (net.ipv4.tcp_syncookies=0) or answered with a SYN cookie (=1). Each journey must say
+//! which, name the listener (the test's pid and fd) and, where the lookup is hooked, the SYN
+//! queue's length and limit; tcpdump's SYN-ACKs and the server namespace's ListenDrops and
+//! SyncookiesSent counters are the witnesses.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::Duration,
+};
+
+use serde_json::Value;
+use sockpath_tests::{free_port, stage_hook, Capture, Netns, VethPair, Watch};
+
+/// SYNs sent: enough to fill a SYN queue of 2 on either kind of kernel and go past it.
+const CLIENTS: usize = 5;
+
+/// The server namespace's TcpExt counter `name` (/proc/net/netstat).
+fn tcp_ext(ns: &Netns, name: &str) -> u64 {
+    let text = ns.exec(&["cat", "/proc/net/netstat"]);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    let (names, values) = (lines[0], lines[1]);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no {name} in /proc/net/netstat"));
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// A non-blocking connect() from `local`, an address this namespace does not own
+/// (IP_TRANSPARENT lets a socket send from it): its SYN leaves, the SYN-ACK is dropped here.
+fn connect_from_elsewhere(local: SocketAddr, remote: SocketAddr) -> OwnedFd {
+    let raw = |a: SocketAddr| {
+        let SocketAddr::V4(a) = a else {
+            panic!("IPv4 only")
+        };
+        libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        }
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on an fd owned here, with valid pointers and lengths.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_IP,
+            libc::IP_TRANSPARENT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "IP_TRANSPARENT: {}", std::io::Error::last_os_error());
+        let l = raw(local);
+        let rc = libc::bind(fd, (&l as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(rc, 0, "bind {local}: {}", std::io::Error::last_os_error());
+        let r = raw(remote);
+        let rc = libc::connect(fd, (&r as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(rc, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINPROGRESS)
+        );
+        owned
+    }
+}
+
+fn syns_past_a_full_syn_queue(cookies: bool) {
+    let pair = VethPair::new();
+    let port = free_port();
+    pair.b.exec(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.tcp_syncookies={}", u8::from(cookies)),
+    ]);
+    // The clients' address: in namespace a's subnet, owned by no one. Namespace b sends its
+    // SYN-ACKs to namespace a's device (a static neighbour), where they are not for a local
+    // address and, forwarding being off, are dropped.
+    let (prefix, _) = pair.a_addr.rsplit_once('.').unwrap();
+    let elsewhere = format!("{prefix}.3");
+    let a_mac = pair
+        .a
+        .exec(&["cat", &format!("/sys/class/net/{}/address", pair.a_if)]);
+    pair.b.exec(&[
+        "ip",
+        "neigh",
+        "add",
+        &elsewhere,
+        "lladdr",
+        a_mac.trim(),
+        "dev",
+        &pair.b_if,
+        "nud",
+        "permanent",
+    ]);
+    let cports: Vec<u16> = (0..CLIENTS).map(|_| free_port()).collect();
+    let drops_before = tcp_ext(&pair.b, "ListenDrops");
+    let cookies_before = tcp_ext(&pair.b, "SyncookiesSent");
+    let cap = Capture::start(&pair.b, &pair.b_if, &format!("tcp port {port}"));
+    let watch = Watch::start(&["--port", &port.to_string()]);
+
+    let server: SocketAddr = format!("{}:{port}", pair.b_addr).parse().unwrap();
+    let listener = pair.b.run(move || {
+        let l = TcpListener::bind(server).unwrap();
+        // SAFETY: a valid listening socket fd.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 2) }, 0);
+        l
+    });
+    let listener_fd = listener.as_raw_fd();
+    let from: Vec<SocketAddr> = cports
+        .iter()
+        .map(|p| format!("{elsewhere}:{p}").parse().unwrap())
+        .collect();
+    pair.a.run(move || {
+        let mut v = Vec::new();
+        for local in from {
+            v.push(connect_from_elsewhere(local, server));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Done before the first retransmission timers (1 s) fire on either side: closing a
+        // socket in SYN_SENT sends nothing, and stops its retransmissions.
+        std::thread::sleep(Duration::from_millis(200));
+        drop(v);
+    });
+    // Its request sockets go with it, silently.
+    drop(listener);
+
+    let r = watch.stop();
+    let captured = cap.stop();
+    let dump = r.dump();
+    let wire = captured.join("\n");
+    assert_eq!(r.exit_code, Some(0), "{dump}");
+    assert_eq!(
+        r.journeys.len(),
+        captured.len(),
+        "{dump}\ncaptured:\n{wire}"
+    );
+
+    // tcpdump's witness: each client's SYN, and which got a SYN-ACK.
+    let synack_to = |cport: u16| {
+        captured
+            .iter()
+            .any(|l| l.contains(&format!(".{port} > {elsewhere}.{cport}: Flags [S.]")))
+    };
+    for cport in &cports {
+        let syns = captured
+            .iter()
+            .filter(|l| l.contains(&format!("{elsewhere}.{cport} > ")) && l.contains("[S]"))
+            .count();
+        assert_eq!(syns, 1, "one SYN from port {cport}:\n{wire}");
+    }
+    let drops = tcp_ext(&pair.b, "ListenDrops") - drops_before;
+    let cookies_sent = tcp_ext(&pair.b, "SyncookiesSent") - cookies_before;
+
+    let me = std::process::id();
+    let hooked = stage_hook(&r.start, "socket lookup").is_some();
+    let syn_of = |cport: u16| -> &Value {
+        r.journeys
+            .iter()
+            .find(|j| j["sport"] == cport && j["src"] == *elsewhere)
+            .unwrap_or_else(|| panic!("no journey for the SYN from port {cport}\n{dump}"))
+    };
+    // The SYNs the listener took into its SYN queue: a plain SYN-ACK each, from a request
+    // socket.
+    let queued = cports
+        .iter()
+        .take_while(|p| synack_to(**p) && syn_of(**p)["outcome"]["kind"] == "syn_ack_sent")
+        .take_while(|p| {
+            !syn_of(**p)["outcome"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("SYN cookie")
+        })
+        .count();
+    assert!(
+        (2..=3).contains(&queued),
+        "the SYN queue of 2 takes 2 or 3 handshakes, took {queued}\n{dump}\n{wire}"
+    );
+    let past: Vec<u16> = cports[queued..].to_vec();
+    for cport in &past {
+        let j = syn_of(*cport);
+        assert_eq!(j["complete"], true, "{dump}");
+        let out = &j["outcome"];
+        let text = out["text"].as_str().unwrap();
+        let who = format!("listener {server} (");
+        assert!(text.contains(&who), "{text}\n{dump}");
+        assert!(
+            text.contains(&format!("[{me}] fd {listener_fd})")),
+            "{text}\n{dump}"
+        );
+        if cookies {
+            assert!(
+                synack_to(*cport),
+                "a SYN-ACK answered port {cport}:\n{wire}"
+            );
+            assert_eq!(out["kind"], "syn_ack_sent", "{dump}");
+            assert!(text.contains(" answered with a SYN cookie"), "{text}");
+            let sent = j["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == "SYN-ACK sent")
+                .unwrap_or_else(|| panic!("no SYN-ACK stage\n{dump}"));
+            assert_eq!(
+                sent["detail"],
+                "SYN-ACK with a SYN cookie sent, from no socket: the listener kept no request socket"
+            );
+            if hooked {
+                assert!(
+                    text.contains(&format!(
+                        ": its SYN queue was full ({queued} of 2 handshakes in progress)"
+                    )),
+                    "{text}"
+                );
+            }
+        } else {
+            assert!(!synack_to(*cport), "no SYN-ACK for port {cport}:\n{wire}");
+            assert_eq!(out["kind"], "dropped", "{dump}");
+            if hooked {
+                assert!(
+                    text.contains(&format!(
+                        ": SYN queue full ({queued} of 2 handshakes in progress) and no SYN \
+                         cookies"
+                    )),
+                    "{text}"
+                );
+            } else {
+                assert!(
+                    text.contains(": its accept queue or SYN queue was full"),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // The kernel's own count agrees.
+    if cookies {
+        assert_eq!(cookies_sent, past.len() as u64, "SyncookiesSent\n{dump}");
+    } else {
+        assert_eq!(drops, past.len() as u64, "ListenDrops\n{dump}");
+        assert_eq!(cookies_sent, 0);
+    }
+}
+
+#[test]
+fn syns_past_a_full_syn_queue_are_dropped_without_cookies() {
+    syns_past_a_full_syn_queue(false);
+}
+
+#[test]
+fn syns_past_a_full_syn_queue_are_answered_with_cookies() {
+    syns_past_a_full_syn_queue(true);
+}
