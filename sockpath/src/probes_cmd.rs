@@ -36,7 +36,12 @@ pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
     let report = match client::connect(&args.via)? {
         Some(daemon) => rt.block_on(from_daemon(daemon))?,
         None => {
-            let attached = watch::attach(&WatchFilter::default(), 64, started)?;
+            let attached = watch::attach(
+                &WatchFilter::default(),
+                64,
+                crate::kernel::Mode::JOURNEYS,
+                started,
+            )?;
             serde_json::json!({
                 "kernel": attached.info.kernel,
                 "attach_ms": attached.info.attach_ms,

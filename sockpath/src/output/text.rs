@@ -216,6 +216,45 @@ pub fn summary_text(s: &Summary) -> String {
         t.push_str(&format!(", {} malformed events", s.decode_errors));
     }
     t.push('\n');
+    if let Some(n) = s.sampled_one_in {
+        t.push_str(&sampled_text(n, s.sampled.as_ref()));
+    }
+    t
+}
+
+/// The summary's second line in a sampled session: what was followed, and what the kernel
+/// counted of every matched packet.
+fn sampled_text(n: u32, s: Option<&crate::journey::model::Sampled>) -> String {
+    let d = crate::journey::model::Sampled::default();
+    let s = s.unwrap_or(&d);
+    let c = &s.counted;
+    let mut t = format!(
+        "--- sampled one in {n}: {} journeys followed in full, {} told from their end only (drop, reset, ICMP error or full queue); the kernel counted every one of the {} matched packets: {} queued, {} to an accept queue, {} read, {} accepted, {} consumed, {} dropped",
+        s.followed,
+        s.told_at_end,
+        c.matched,
+        c.queued,
+        c.accept_queued,
+        c.read,
+        c.accepted,
+        c.consumed,
+        c.dropped,
+    );
+    if !c.drops.is_empty() {
+        let reasons: Vec<String> = c.drops.iter().map(|(r, k)| format!("{r} {k}")).collect();
+        t.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    t.push_str(&format!(
+        ", {} resets sent, {} ICMP errors sent, {} full queues",
+        c.reset_sent, c.icmp_sent, c.queue_full
+    ));
+    if c.uncounted > 0 {
+        t.push_str(&format!(
+            ", {} packets of ports the statistics had no room for",
+            c.uncounted
+        ));
+    }
+    t.push('\n');
     t
 }
 

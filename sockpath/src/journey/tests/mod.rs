@@ -82,6 +82,7 @@ fn packet(ts: u64, id: u64, frame: Vec<u8>) -> Event {
         mac_len: 14,
         ethertype: 0x0800,
         data: frame,
+        sampled_out: false,
     })
 }
 
