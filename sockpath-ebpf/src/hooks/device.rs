@@ -128,7 +128,11 @@ fn try_netif_receive_skb(skb: u64, c: &mut RxCtx) -> Result<u64, i32> {
             queued_ns: 0,
             key,
             counted: 0,
-            sample: if followed { SAMPLE_FOLLOWED } else { SAMPLE_OUT },
+            sample: if followed {
+                SAMPLE_FOLLOWED
+            } else {
+                SAMPLE_OUT
+            },
             _pad: 0,
         },
     );

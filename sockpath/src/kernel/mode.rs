@@ -99,6 +99,9 @@ mod tests {
         assert_eq!(Mode::BOTH.config().flags, MODE_JOURNEYS | MODE_STATS);
         assert_eq!(Mode::BOTH.config().sample_one_in, 0);
         let s = Mode::sampled(100).config();
-        assert_eq!((s.flags, s.sample_one_in), (MODE_JOURNEYS | MODE_STATS, 100));
+        assert_eq!(
+            (s.flags, s.sample_one_in),
+            (MODE_JOURNEYS | MODE_STATS, 100)
+        );
     }
 }

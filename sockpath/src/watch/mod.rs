@@ -19,13 +19,13 @@ use tokio::sync::oneshot;
 
 pub use self::args::{OutputArgs, WatchArgs};
 use crate::{
+    counts,
     filter::{KernelSet, WatchFilter},
     journey::{
         self,
         clock::{monotonic_ns, Clock},
         model::{Owner, Summary},
     },
-    counts,
     kernel::{self, facts::KernelFacts, probes, Kernel, Mode},
     live::{follow, release_free_memory, BATCH, DRAIN, TICK},
     output::{json::JsonSink, text::TextSink, Sink, StartInfo},
