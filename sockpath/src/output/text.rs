@@ -110,9 +110,8 @@ fn write_journey<W: Write>(w: &mut W, j: &Journey, sc: &mut Scratch) -> std::io:
         // Not among the one in N followed: only its end was seen, then its device receive.
         writeln!(
             w,
-            "  (journey {}; sampled out of one in {}: told from its end, nothing between followed)",
-            j.id,
-            j.sampled_one_in.unwrap_or(0)
+            "  (journey {}; sampled out: told from its end, nothing between followed)",
+            j.id
         )?;
     } else {
         writeln!(w, "  (journey {})", j.id)?;
@@ -365,9 +364,8 @@ mod tests {
         let text = journey_text(&j);
         let first = text.lines().next().unwrap();
         assert!(
-            first.ends_with(
-                "(journey 3; sampled out of one in 10: told from its end, nothing between followed)"
-            ),
+            first
+                .ends_with("(journey 3; sampled out: told from its end, nothing between followed)"),
             "{text}"
         );
         assert!(!text.contains("INCOMPLETE"), "{text}");
