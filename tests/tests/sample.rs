@@ -268,3 +268,45 @@ fn sample_refuses_a_count_that_is_not_a_positive_number() {
         "{err}"
     );
 }
+
+/// Refused TCP connections with one in 100 followed: the SYN of every refusal is told, its
+/// RST sent and its drop, though at most the first is followed.
+#[test]
+fn sample_tells_every_reset_sent() {
+    const REFUSED: u64 = 12;
+    let ns = Netns::new("sample-rst");
+    let closed = free_port();
+    let cap = Capture::start(&ns, "lo", &format!("tcp dst port {closed}"));
+    let watch = Watch::start(&["--port", &closed.to_string(), "--sample", "100"]);
+    ns.run(move || {
+        pin_to_cpu0();
+        let nobody: SocketAddr = format!("127.0.0.1:{closed}").parse().unwrap();
+        for _ in 0..REFUSED {
+            let e = std::net::TcpStream::connect(nobody).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+    });
+    // See the UDP test: tcpdump hands packets over a block at a time.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let wire = cap.stop();
+    let r = watch.stop();
+    assert_eq!(r.exit_code, Some(0), "{}", r.stderr);
+    assert_eq!(wire.len() as u64, REFUSED, "{wire:#?}");
+    let syns: Vec<&Value> = r
+        .with_flags(&["SYN"])
+        .into_iter()
+        .filter(|j| to_port(j, closed))
+        .collect();
+    assert_eq!(syns.len() as u64, REFUSED, "{}", r.dump());
+    for j in &syns {
+        assert_eq!(j["outcome"]["kind"], "dropped", "{j}");
+        assert_eq!(j["outcome"]["reset_sent"], true, "{j}");
+        assert_eq!(j["outcome"]["reason"], "NO_SOCKET", "{j}");
+        assert_eq!(j["complete"], true, "{j}");
+    }
+    // The first SYN was followed (the first matched packet on CPU 0); the other SYNs were not.
+    let told = syns.iter().filter(|j| j["sampled_out"] == true).count() as u64;
+    assert_eq!(told, REFUSED - 1, "{}", r.dump());
+    let c = &r.summary["sampled"]["counted"];
+    assert_eq!(c["reset_sent"], REFUSED, "{}", r.summary);
+}
