@@ -1,6 +1,7 @@
 //! Lost events at fixed small-UDP rates: the load tcpdump sustained in the side-by-side trials,
 //! and fractions of it, with sockpath (every packet, and one in 100 with `--sample 100`) and with
-//! every watcher falls behind somewhere; this says up to which rate each keeps everything.
+//! tcpdump watching the loaded port. At full speed every watcher falls behind somewhere; this
+//! says up to which rate each keeps everything.
 
 use std::{path::Path, time::Duration};
 
