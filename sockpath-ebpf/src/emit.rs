@@ -25,20 +25,36 @@ pub fn rx_ctx() -> Option<*mut RxCtx> {
     RX_CTX.get_ptr_mut(0)
 }
 
-/// `(CTX_NET_RX, journey)` while the CPU processes a watched packet in NET_RX; `(0, 0)` outside
-/// NET_RX; `(CTX_NET_RX, 0)` while it processes an unwatched one.
+/// `(CTX_NET_RX, journey)` while the CPU processes a followed packet in NET_RX; `(0, 0)` outside
+/// NET_RX; `(CTX_NET_RX, 0)` while it processes an unwatched one, or a watched one sampled out
+/// (`watch --sample N`).
 #[inline(always)]
 pub fn current_journey() -> (u16, u64) {
     match rx_ctx() {
         // SAFETY: per-CPU slot, read on the CPU that owns it.
         Some(c) => unsafe {
             if (*c).in_net_rx != 0 {
-                (CTX_NET_RX, (*c).journey)
+                if (*c).sampled_out != 0 {
+                    (CTX_NET_RX, 0)
+                } else {
+                    (CTX_NET_RX, (*c).journey)
+                }
             } else {
                 (0, 0)
             }
         },
         None => (0, 0),
+    }
+}
+
+/// Whether the CPU serves a NET_RX softirq for a watched packet that is not followed
+/// (`watch --sample N`): the socket hooks send nothing for it.
+#[inline(always)]
+pub fn softirq_sampled_out() -> bool {
+    match rx_ctx() {
+        // SAFETY: per-CPU slot, read on the CPU that owns it.
+        Some(c) => unsafe { (*c).in_net_rx != 0 && (*c).sampled_out != 0 },
+        None => false,
     }
 }
 

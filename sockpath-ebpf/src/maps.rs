@@ -128,7 +128,19 @@ pub struct Tracked {
     pub queued_ns: u64,
     pub key: u32,
     pub counted: u32,
+    /// `SAMPLE_*`: whether the packet's journey is followed (`watch --sample N`).
+    pub sample: u32,
+    pub _pad: u32,
 }
+
+/// `Tracked::sample`: the packet is followed, every hook reports it.
+pub const SAMPLE_FOLLOWED: u32 = 0;
+/// Matched but not among the one in N followed: only its end (drop, reset sent, ICMP error,
+/// full queue) is reported, by the first hook that sees it, which sends its device-receive
+/// event first (late, `CTX_SAMPLED_OUT`).
+pub const SAMPLE_OUT: u32 = 1;
+/// Sampled out, and its end was reported: the hooks after that report it too.
+pub const SAMPLE_TOLD: u32 = 2;
 
 pub const TRACKED_SLOTS: u32 = 1 << 16;
 
@@ -169,7 +181,12 @@ pub struct RxCtx {
     pub key: u32,
     pub slot: u32,
     pub queued: u32,
-    pub _pad: u32,
+    /// Non-zero while the packet `journey` names was matched but not followed
+    /// (`watch --sample N`): the socket, lookup and route hooks say nothing of it.
+    pub sampled_out: u32,
+    /// Matched packets still to let pass before the next followed one (`watch --sample N`):
+    /// per CPU, so that deciding costs no atomic operation.
+    pub sample_left: u64,
 }
 
 #[map]

@@ -63,6 +63,12 @@ pub fn journeys() -> bool {
     mode().flags & MODE_JOURNEYS != 0
 }
 
+/// Journeys follow one in this many matched packets (`watch --sample N`); 0 or 1: all.
+#[inline(always)]
+pub fn sample_one_in() -> u32 {
+    mode().sample_one_in
+}
+
 /// Statistics are counted.
 #[inline(always)]
 pub fn stats() -> bool {
@@ -160,7 +166,7 @@ pub fn queued(sk: u64) {
     }
     let (_, proto, _) = key_parts(c.key);
     if proto == IPPROTO_UDP {
-        udp_queued(sk, c.key, c.rx_ns, t);
+        udp_queued(sk, c.key, c.rx_ns, t, c.sampled_out != 0);
     }
     let listener = read::<u8>(sk, offsets().skc_state).unwrap_or(0) == TCP_LISTEN;
     if let Some(p) = port(c.key) {
@@ -253,6 +259,9 @@ pub struct UdpQueue {
     /// Slots taken and read so far (ring positions: `& (UDP_FIFO - 1)`).
     pushed: u32,
     popped: u32,
+    /// One bit per slot: the datagram was not followed (`watch --sample N`), so its read is not
+    /// reported either.
+    sampled_out: [u64; UDP_FIFO / 64],
     /// Datagrams queued while the ring was full, not recorded: the next reads take them, and
     /// nothing is recorded until they were read, so the ring's order stays the queue's.
     missing: u32,
@@ -274,7 +283,7 @@ static UDP_QUEUES: LruHashMap<u64, UdpQueue> = LruHashMap::with_max_entries(1024
 static UDP_QUEUE_ZERO: PerCpuArray<UdpQueue> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
-fn udp_queued(sk: u64, key: u32, rx_ns: u64, queued_ns: u64) {
+fn udp_queued(sk: u64, key: u32, rx_ns: u64, queued_ns: u64, sampled_out: bool) {
     let q = match UDP_QUEUES.get_ptr_mut(sk) {
         Some(q) => q,
         None => {
@@ -306,41 +315,56 @@ fn udp_queued(sk: u64, key: u32, rx_ns: u64, queued_ns: u64) {
         *r = rx_ns;
         *qu = queued_ns;
     }
+    if let Some(w) = q.sampled_out.get_mut(i / 64) {
+        let bit = 1u64 << (i & 63);
+        if sampled_out {
+            *w |= bit;
+        } else {
+            *w &= !bit;
+        }
+    }
     q.pushed = q.pushed.wrapping_add(1);
 }
 
 /// A reader's recvmsg on `sk` returned `ret` (`flags` its flags): for a watched UDP socket,
-/// a datagram read (not a peek, not an error), the oldest queued.
+/// a datagram read (not a peek, not an error), the oldest queued. Returns whether that datagram
+/// was sampled out (`watch --sample N`), so that its read is not reported; a read whose
+/// datagram is not known (queued while the ring was full) is reported.
 #[inline(always)]
-pub fn received(sk: u64, ret: i32, flags: i32) {
+pub fn received(sk: u64, ret: i32, flags: i32) -> bool {
     const MSG_PEEK: i32 = 2;
     if !stats() || ret < 0 || flags & MSG_PEEK != 0 {
-        return;
+        return false;
     }
     let Some(q) = UDP_QUEUES.get_ptr_mut(sk) else {
-        return;
+        return false;
     };
     // SAFETY: as in udp_queued.
     let q = unsafe { &mut *q };
     let Some(p) = port(q.key) else {
-        return;
+        return false;
     };
     add(p, outcome::READ);
     if q.missing > 0 {
         q.missing -= 1;
-        return;
+        return false;
     }
     if q.pushed == q.popped {
-        return;
+        return false;
     }
     let i = q.popped as usize & (UDP_FIFO - 1);
     q.popped = q.popped.wrapping_add(1);
+    let out = match q.sampled_out.get(i / 64) {
+        Some(w) => *w & (1u64 << (i & 63)) != 0,
+        None => false,
+    };
     let (Some(&rx_ns), Some(&queued_ns)) = (q.rx_ns.get(i), q.queued_ns.get(i)) else {
-        return;
+        return out;
     };
     let t = now();
     observe(p, stage::DEVICE_TO_READ, t.saturating_sub(rx_ns));
     observe(p, stage::QUEUE_TO_READ, t.saturating_sub(queued_ns));
+    out
 }
 
 /// The read of a watched packet, once.

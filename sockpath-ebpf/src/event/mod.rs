@@ -49,6 +49,11 @@ impl EventKind {
 /// The event was produced while the CPU was serving the NET_RX softirq, so it belongs to the
 /// packet that softirq was processing (the `journey` field is that packet's id).
 pub const CTX_NET_RX: u16 = 1;
+/// A packet event sent late, by the first hook that saw the packet's end (drop, reset sent, ICMP
+/// error, full queue): the packet was matched but not among the one in N followed
+/// (`watch --sample N`), so no stage before its end was reported. Its time is still the device
+/// receive's, where the kernel kept it.
+pub const CTX_SAMPLED_OUT: u16 = 2;
 
 /// Common prefix of every event.
 #[repr(C)]

@@ -6,30 +6,57 @@ use aya_ebpf::{
     EbpfContext,
 };
 use sockpath_ebpf::{
-    config::{FEATURE_CONSUME_LOCATION, FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
+    config::{counter, FEATURE_CONSUME_LOCATION, FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
     event::{EventKind, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT},
     stats::outcome,
 };
 
 use crate::{
     emit,
+    hooks::device::send_late_packet,
     kernel::{
         offsets, read,
-        skb::{tracked, untrack},
+        skb::{told, tracked_entry, untrack},
         sock,
     },
+    maps::{count, SAMPLE_OUT},
     tally,
 };
 
-/// Sends an event about `skb` if it is a tracked packet; `more` completes it.
+/// Sends an event about `skb` if it is a tracked packet; `more` completes it. Returns whether
+/// the packet is one whose journey the event belongs to (its tracking can then be let go of
+/// once it is freed).
+///
+/// A packet sampled out (`watch --sample N`) is reported from its end on: the first drop,
+/// reset sent, ICMP error or full queue sends its device-receive event late, then itself; its
+/// hops and its consumption are not reported.
 #[inline(always)]
 pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent)) -> bool {
     if !tally::journeys() || emit::softirq_unwatched() {
         return false;
     }
-    let Some(journey) = tracked(skb, offsets()) else {
+    let o = offsets();
+    let Some((slot, t)) = tracked_entry(skb, o) else {
         return false;
     };
+    if t.sample == SAMPLE_OUT {
+        let end = matches!(
+            what,
+            SkbWhat::Drop | SkbWhat::ResetSent | SkbWhat::IcmpSent | SkbWhat::QueueFail
+        );
+        if !end {
+            // Freed without an end worth telling: nothing more will name it.
+            if matches!(what, SkbWhat::Consumed) {
+                untrack(skb, o);
+            }
+            return false;
+        }
+        told(skb, slot);
+        if send_late_packet(skb, &t).is_err() {
+            count(counter::READ_ERRORS);
+        }
+    }
+    let journey = t.journey;
     let Some(mut entry) = emit::reserve::<SkbEvent>() else {
         return true;
     };

@@ -16,7 +16,7 @@ use sockpath_ebpf::{
 
 use crate::{
     emit,
-    kernel::{offsets, read, skb::tracked, sock},
+    kernel::{offsets, read, skb::tracked_followed, sock},
     maps::{SYSCALL_KINDS, WATCHED_TGIDS},
     tally, watched,
 };
@@ -61,7 +61,7 @@ pub(crate) fn sock_event(sk: u64, what: SockWhat, more: impl FnOnce(&mut SockEve
     if matches!(what, SockWhat::DataReady) {
         tally::queued(sk);
     }
-    if !tally::journeys() {
+    if !tally::journeys() || emit::softirq_sampled_out() {
         return;
     }
     let o = offsets();
@@ -112,7 +112,7 @@ pub fn tcp_probe(ctx: BtfTracePointContext) -> i32 {
     }
     let o = offsets();
     let skb: u64 = ctx.arg(1);
-    let Some(journey) = tracked(skb, o) else {
+    let Some(journey) = tracked_followed(skb, o) else {
         return 0;
     };
     let sk: u64 = ctx.arg(0);
@@ -158,7 +158,10 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
 /// A reader took `ret` bytes (or got an error) from `sk`.
 #[inline(always)]
 pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
-    tally::received(sk, ret, flags);
+    if tally::received(sk, ret, flags) {
+        // The read of a UDP datagram that was not followed (`watch --sample N`).
+        return;
+    }
     sock_event(sk, SockWhat::Recv, |ev| {
         ev.arg0 = ret;
         ev.arg1 = flags;

@@ -36,6 +36,7 @@ fn set(ctx: BtfTracePointContext, on: u32) -> i32 {
             (*c).in_net_rx = on;
             (*c).journey = 0;
             (*c).watched = 0;
+            (*c).sampled_out = 0;
         }
     }
     0

@@ -177,6 +177,7 @@ pub fn track(skb: u64, t: Tracked) {
         (*slot).queued_ns = t.queued_ns;
         (*slot).key = t.key;
         (*slot).counted = t.counted;
+        (*slot).sample = t.sample;
         core::ptr::write_volatile(&mut (*slot).skb, skb);
     }
 }
@@ -197,10 +198,13 @@ pub fn untrack(skb: u64, o: &KernelOffsets) {
     }
 }
 
-/// The journey id of `skb`, if it is a packet a journey was started for and it still is.
+/// The journey id of `skb` if it is a tracked packet whose hooks report it: followed, or
+/// sampled out and told at its end.
 #[inline(always)]
-pub fn tracked(skb: u64, o: &KernelOffsets) -> Option<u64> {
-    tracked_entry(skb, o).map(|(_, t)| t.journey)
+pub fn tracked_followed(skb: u64, o: &KernelOffsets) -> Option<u64> {
+    tracked_entry(skb, o)
+        .filter(|(_, t)| t.sample != crate::maps::SAMPLE_OUT)
+        .map(|(_, t)| t.journey)
 }
 
 /// `skb`'s slot in TRACKED and a copy of its entry, if it is a packet a journey was started
@@ -226,6 +230,19 @@ pub fn tracked_entry(skb: u64, o: &KernelOffsets) -> Option<(u32, Tracked)> {
         Some((index, t))
     } else {
         None
+    }
+}
+
+/// Marks `skb`'s entry (slot `index`) as sampled out and told: its end was reported.
+#[inline(always)]
+pub fn told(skb: u64, index: u32) {
+    if let Some(e) = TRACKED.get_ptr_mut(index) {
+        // SAFETY: a valid array slot, checked to still hold this packet.
+        unsafe {
+            if core::ptr::read_volatile(&(*e).skb) == skb {
+                (*e).sample = crate::maps::SAMPLE_TOLD;
+            }
+        }
     }
 }
 

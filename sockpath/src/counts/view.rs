@@ -75,6 +75,40 @@ pub fn ports(t: &Totals, drop_reason: &dyn Fn(usize) -> String) -> Vec<PortView>
     v
 }
 
+/// Every port's counts added up, as a sampled watch's summary gives them: each matched packet
+/// is counted under one port, so the sums count packets. `uncounted`: packets of ports the
+/// statistics had no room for.
+pub fn counted(
+    t: &Totals,
+    drop_reason: &dyn Fn(usize) -> String,
+    uncounted: u64,
+) -> crate::journey::model::Counted {
+    let mut c = crate::journey::model::Counted {
+        uncounted,
+        ..Default::default()
+    };
+    let mut drops: std::collections::BTreeMap<String, u64> = Default::default();
+    for p in ports(t, drop_reason) {
+        c.matched += p.matched;
+        c.queued += p.queued;
+        c.accept_queued += p.accept_queued;
+        c.read += p.read;
+        c.accepted += p.accepted;
+        c.consumed += p.consumed;
+        c.dropped += p.dropped;
+        c.reset_sent += p.reset_sent;
+        c.icmp_sent += p.icmp_sent;
+        c.queue_full += p.queue_full;
+        for (r, n) in p.drops {
+            *drops.entry(r).or_default() += n;
+        }
+    }
+    c.drops = drops.into_iter().collect();
+    c.drops
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    c
+}
+
 fn port_view(key: u32, p: &PortStats, drop_reason: &dyn Fn(usize) -> String) -> PortView {
     let (port, proto, from) = key_parts(key);
     let mut drops: Vec<(String, u64)> = p

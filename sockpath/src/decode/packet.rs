@@ -1,6 +1,6 @@
 //! Packet events: a packet at device receive, with the bytes the kernel captured of it.
 
-use sockpath_ebpf::event::{EventKind, PacketEvent, PACKET_EVENT_FIXED, SNAP_MAX};
+use sockpath_ebpf::event::{EventKind, PacketEvent, CTX_SAMPLED_OUT, PACKET_EVENT_FIXED, SNAP_MAX};
 
 use super::{
     header::{text, Meta},
@@ -21,6 +21,9 @@ pub struct PacketRx {
     pub ethertype: u16,
     /// From the link-layer header on, up to the snap length.
     pub data: Vec<u8>,
+    /// Matched but not followed (`watch --sample N`): sent late by the hook that saw the
+    /// packet's end, the stages before which were not reported (`CTX_SAMPLED_OUT`).
+    pub sampled_out: bool,
 }
 
 /// `bytes` is the whole record: the fixed part, then `cap_len` bytes of the packet (the kernel
@@ -52,5 +55,6 @@ pub fn decode(meta: Meta, bytes: &[u8]) -> Result<PacketRx, DecodeError> {
         mac_len: p.mac_len,
         ethertype: p.ethertype,
         data: data.to_vec(),
+        sampled_out: p.header.ctx & CTX_SAMPLED_OUT != 0,
     })
 }

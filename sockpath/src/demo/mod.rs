@@ -53,6 +53,7 @@ async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Summary> {
     let session = Session {
         filter: WatchFilter::port(args.port),
         output: args.output.clone(),
+        sample: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();

@@ -61,6 +61,8 @@ pub struct Config {
     pub max_open: usize,
     /// Which hook serves each stage on this kernel.
     pub hooks: HookChoice,
+    /// `watch --sample N`: the kernel follows one in N matched packets (None: all).
+    pub sample_one_in: Option<u32>,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             hold_ns: 2_000_000_000,
             max_open: 20_000,
             hooks: HookChoice::default(),
+            sample_one_in: None,
         }
     }
 }

@@ -279,6 +279,7 @@ mod tests {
             mac_len: 14,
             ethertype: 0x0800,
             data: Vec::new(),
+            sampled_out: false,
         };
         p.data = crate::packet::fixture::tcp4(1, 2, 3, None, "S", &[]);
         let headers = Headers::parse(p.ethertype, p.mac_len as usize, &p.data).ok();

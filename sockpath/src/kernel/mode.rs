@@ -11,21 +11,37 @@ pub struct Mode {
     pub journeys: bool,
     /// Per-port counters and latency histograms are kept in the kernel.
     pub stats: bool,
+    /// With journeys: follow one in this many matched packets in full (`watch --sample N`;
+    /// 0 or 1: all). Ends (drops, resets, ICMP errors, full queues) are told whatever it says.
+    pub sample_one_in: u32,
 }
 
 impl Mode {
     pub const JOURNEYS: Self = Self {
         journeys: true,
         stats: false,
+        sample_one_in: 0,
     };
     pub const STATS: Self = Self {
         journeys: false,
         stats: true,
+        sample_one_in: 0,
     };
     pub const BOTH: Self = Self {
         journeys: true,
         stats: true,
+        sample_one_in: 0,
     };
+
+    /// `watch --sample n`: journeys of one in `n` matched packets, and the statistics that
+    /// count every one of them exactly.
+    pub const fn sampled(n: u32) -> Self {
+        Self {
+            journeys: true,
+            stats: true,
+            sample_one_in: n,
+        }
+    }
 
     /// The `MODE` global the programs read.
     pub fn config(self) -> ModeConfig {
@@ -38,7 +54,7 @@ impl Mode {
         }
         ModeConfig {
             flags,
-            sample_one_in: 0,
+            sample_one_in: self.sample_one_in,
         }
     }
 
@@ -81,5 +97,11 @@ mod tests {
         assert!(Mode::STATS.wants(StageId::Consumed));
         assert_eq!(Mode::STATS.config().flags, MODE_STATS);
         assert_eq!(Mode::BOTH.config().flags, MODE_JOURNEYS | MODE_STATS);
+        assert_eq!(Mode::BOTH.config().sample_one_in, 0);
+        let s = Mode::sampled(100).config();
+        assert_eq!(
+            (s.flags, s.sample_one_in),
+            (MODE_JOURNEYS | MODE_STATS, 100)
+        );
     }
 }

@@ -260,6 +260,8 @@ mod tests {
             outcome: Outcome::new(OutcomeKind::Unknown, OutcomeData::NothingObserved),
             complete: true,
             incomplete_reason: None,
+            sampled_one_in: None,
+            sampled_out: false,
             frame,
             mac_len: 14,
         }

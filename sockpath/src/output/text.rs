@@ -106,7 +106,16 @@ fn write_journey<W: Write>(w: &mut W, j: &Journey, sc: &mut Scratch) -> std::io:
         }
         None => write!(w, "{} bytes, headers not parsed", j.wire_len)?,
     }
-    writeln!(w, "  (journey {})", j.id)?;
+    if j.sampled_out {
+        // Not among the one in N followed: only its end was seen, then its device receive.
+        writeln!(
+            w,
+            "  (journey {}; sampled out: told from its end, nothing between followed)",
+            j.id
+        )?;
+    } else {
+        writeln!(w, "  (journey {})", j.id)?;
+    }
     for st in &j.stages {
         sc.offset.clear();
         match st.offset_ns {
@@ -216,6 +225,45 @@ pub fn summary_text(s: &Summary) -> String {
         t.push_str(&format!(", {} malformed events", s.decode_errors));
     }
     t.push('\n');
+    if let Some(n) = s.sampled_one_in {
+        t.push_str(&sampled_text(n, s.sampled.as_ref()));
+    }
+    t
+}
+
+/// The summary's second line in a sampled session: what was followed, and what the kernel
+/// counted of every matched packet.
+fn sampled_text(n: u32, s: Option<&crate::journey::model::Sampled>) -> String {
+    let d = crate::journey::model::Sampled::default();
+    let s = s.unwrap_or(&d);
+    let c = &s.counted;
+    let mut t = format!(
+        "--- sampled one in {n}: {} journeys followed in full, {} told from their end only (drop, reset, ICMP error or full queue); the kernel counted every one of the {} matched packets: {} queued, {} to an accept queue, {} read, {} accepted, {} consumed, {} dropped",
+        s.followed,
+        s.told_at_end,
+        c.matched,
+        c.queued,
+        c.accept_queued,
+        c.read,
+        c.accepted,
+        c.consumed,
+        c.dropped,
+    );
+    if !c.drops.is_empty() {
+        let reasons: Vec<String> = c.drops.iter().map(|(r, k)| format!("{r} {k}")).collect();
+        t.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    t.push_str(&format!(
+        ", {} resets sent, {} ICMP errors sent, {} full queues",
+        c.reset_sent, c.icmp_sent, c.queue_full
+    ));
+    if c.uncounted > 0 {
+        t.push_str(&format!(
+            ", {} packets of ports the statistics had no room for",
+            c.uncounted
+        ));
+    }
+    t.push('\n');
     t
 }
 
@@ -262,6 +310,117 @@ mod tests {
             packet_line(&h),
             "127.0.0.1:4444 → 127.0.0.1:4000 TCP [SYN, ACK] Seq=7 Ack=9 Win=65495 Len=0"
         );
+    }
+
+    #[test]
+    fn a_sampled_out_journey_says_it_was_told_from_its_end() {
+        use crate::journey::model::{
+            HookKind, Outcome, OutcomeData, OutcomeKind, Stage, StageData, Timestamp,
+        };
+        let frame = crate::packet::fixture::udp4(40000, 4000, b"x");
+        let device = |offset| Stage {
+            name: "netif_receive_skb",
+            hook: HookKind::TpBtf,
+            hook_target: "netif_receive_skb",
+            offset_ns: Some(offset),
+            since_prev_ns: None,
+            data: StageData::Device {
+                ifname: "lo".into(),
+                ifindex: 1,
+                wire_len: 43,
+            },
+        };
+        let mut outcome = Outcome::new(
+            OutcomeKind::Dropped,
+            OutcomeData::Dropped {
+                no_socket: true,
+                dst: Some("127.0.0.1:4000".parse().unwrap()),
+                connect: None,
+            },
+        );
+        outcome.reason = Some("NO_SOCKET".into());
+        let j = Journey {
+            id: 3,
+            kernel_id: 3,
+            ts_ns: 0,
+            ts: Timestamp(0),
+            cpu: 0,
+            iface: "lo".into(),
+            ifindex: 1,
+            netns: 1,
+            wire_len: 43,
+            headers: Headers::parse(0x0800, 14, &frame).ok(),
+            stages: vec![device(0)],
+            socket: None,
+            state_changes: Vec::new(),
+            outcome,
+            complete: true,
+            incomplete_reason: None,
+            sampled_one_in: Some(10),
+            sampled_out: true,
+            frame: Vec::new(),
+            mac_len: 14,
+        };
+        let text = journey_text(&j);
+        let first = text.lines().next().unwrap();
+        assert!(
+            first
+                .ends_with("(journey 3; sampled out: told from its end, nothing between followed)"),
+            "{text}"
+        );
+        assert!(!text.contains("INCOMPLETE"), "{text}");
+        let followed = Journey {
+            sampled_out: false,
+            ..j
+        };
+        assert!(journey_text(&followed)
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("(journey 3)"));
+    }
+
+    #[test]
+    fn a_sampled_summary_gives_the_kernels_counts() {
+        use crate::journey::model::{Counted, Sampled};
+        let mut s = Summary {
+            packets_matched: 247,
+            journeys: 30,
+            complete: 30,
+            dropped: 12,
+            ..Summary::default()
+        };
+        assert_eq!(summary_text(&s).lines().count(), 1);
+        s.sampled_one_in = Some(10);
+        s.sampled = Some(Sampled {
+            followed: 25,
+            told_at_end: 5,
+            counted: Counted {
+                matched: 247,
+                queued: 202,
+                read: 202,
+                dropped: 45,
+                icmp_sent: 7,
+                queue_full: 38,
+                drops: vec![("SOCKET_RCVBUFF".into(), 38), ("NO_SOCKET".into(), 7)],
+                ..Counted::default()
+            },
+        });
+        let text = summary_text(&s);
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "--- sampled one in 10: 25 journeys followed in full, 5 told from their end only (drop, reset, ICMP error or full queue); the kernel counted every one of the 247 matched packets: 202 queued, 0 to an accept queue, 202 read, 0 accepted, 0 consumed, 45 dropped (SOCKET_RCVBUFF 38, NO_SOCKET 7), 0 resets sent, 7 ICMP errors sent, 38 full queues"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["sampled_one_in"], 10);
+        assert_eq!(json["sampled"]["counted"]["matched"], 247);
+        assert_eq!(
+            json["sampled"]["counted"]["drops"],
+            serde_json::json!([["SOCKET_RCVBUFF", 38], ["NO_SOCKET", 7]])
+        );
+        // Without sampling the JSON summary is what it was.
+        let plain = serde_json::to_value(Summary::default()).unwrap();
+        assert!(plain.get("sampled_one_in").is_none() && plain.get("sampled").is_none());
     }
 
     #[test]

@@ -39,10 +39,27 @@ pub struct WatchArgs {
     /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// Follow one in N matched packets in full (the first of every N on each CPU); every
+    /// drop, reset sent, ICMP error and full queue is still told, and the summary gives the
+    /// kernel's exact counts of all of them. For busy ports.
+    #[arg(long, value_name = "N", value_parser = sample_n)]
+    pub sample: Option<u32>,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub via: crate::client::Via,
+}
+
+/// `--sample`: a whole number of packets, at least 1 (1 follows every packet).
+pub fn sample_n(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("0: --sample N follows one in N packets; N must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a number of packets: --sample N follows one in N packets, N a whole number from 1 to {}",
+            u32::MAX
+        )),
+    }
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -68,5 +85,20 @@ impl WatchArgs {
             }
         }
         Ok(filter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_n;
+
+    #[test]
+    fn sample_takes_a_positive_whole_number() {
+        assert_eq!(sample_n("100"), Ok(100));
+        assert_eq!(sample_n("1"), Ok(1));
+        assert!(sample_n("0").unwrap_err().contains("at least 1"));
+        for bad in ["", "-3", "1.5", "ten", "4294967296"] {
+            assert!(sample_n(bad).unwrap_err().contains("not a number"), "{bad}");
+        }
     }
 }

@@ -19,13 +19,14 @@ use tokio::sync::oneshot;
 
 pub use self::args::{OutputArgs, WatchArgs};
 use crate::{
+    counts,
     filter::{KernelSet, WatchFilter},
     journey::{
         self,
         clock::{monotonic_ns, Clock},
         model::{Owner, Summary},
     },
-    kernel::{self, facts::KernelFacts, probes, Kernel},
+    kernel::{self, facts::KernelFacts, probes, Kernel, Mode},
     live::{follow, release_free_memory, BATCH, DRAIN, TICK},
     output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     pipeline::{Owners, Pipeline},
@@ -36,13 +37,27 @@ use crate::{
 /// `sockpath watch`: until Ctrl-C, SIGTERM or the end of --duration.
 pub fn command(args: WatchArgs, started: Instant) -> anyhow::Result<()> {
     let filter = args.filter()?;
+    // The daemon's programs serve all its watchers at once, and sampling is decided in them
+    // (a load-time setting): one watcher cannot have its own. A sampled watch loads programs of
+    // its own, and refuses a daemon named on the command line.
+    if args.sample.is_some() && args.via.daemon.is_some() {
+        return Err(UsageError(
+            "--sample does not go through a daemon (its programs follow every packet for all its watchers): run sockpath watch --sample as root, without --daemon".into(),
+        )
+        .into());
+    }
+    let via = crate::client::Via {
+        daemon: args.via.daemon.clone(),
+        standalone: args.via.standalone || args.sample.is_some(),
+    };
     runtime()?.block_on(async {
-        if let Some(daemon) = crate::client::connect(&args.via)? {
+        if let Some(daemon) = crate::client::connect(&via)? {
             return remote::run(daemon, &args, &filter, started).await;
         }
         let session = Session {
             filter,
             output: args.output.clone(),
+            sample: args.sample,
         };
         let stop = async {
             match args.duration {
@@ -64,6 +79,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct Session {
     pub filter: WatchFilter,
     pub output: OutputArgs,
+    /// `--sample N`.
+    pub sample: Option<u32>,
 }
 
 /// Everything needed before the first event: checks, kernel facts, programs attached.
@@ -73,16 +90,22 @@ pub struct Attached {
     pub info: StartInfo,
 }
 
-pub fn attach(filter: &WatchFilter, ring_kib: u32, started: Instant) -> anyhow::Result<Attached> {
+pub fn attach(
+    filter: &WatchFilter,
+    ring_kib: u32,
+    mode: Mode,
+    started: Instant,
+) -> anyhow::Result<Attached> {
     kernel::check_privileges()?;
     kernel::raise_memlock();
     let facts = KernelFacts::read()?;
     kernel::ensure_tracefs()?;
-    let kernel = Kernel::load(
+    let kernel = Kernel::load_mode(
         &facts,
         &KernelSet::of([filter]),
         filter.snaplen,
         ring_kib << 10,
+        mode,
     )?;
     let info = StartInfo {
         filter: filter.describe(),
@@ -136,19 +159,27 @@ pub async fn run(
         mut kernel,
         facts,
         info,
-    } = attach(&session.filter, session.output.ring_kib, started)?;
+    } = attach(
+        &session.filter,
+        session.output.ring_kib,
+        // Sampled, the statistics count every packet the journeys do not follow.
+        session.sample.map_or(Mode::JOURNEYS, Mode::sampled),
+        started,
+    )?;
     // Only the names outlive start-up; the kernel's BTF and symbol set (tens of MiB) go now,
     // and the heap they held goes back to the system.
     let names = {
         let f = facts;
         f.names
     };
+    let drop_names = session.sample.map(|_| names.drop_reasons.clone());
     release_free_memory();
 
     let cfg = journey::Config {
         filter: session.filter.clone(),
         hold_ns: session.output.hold_ms * 1_000_000,
         hooks: probes::choice(&kernel.stages),
+        sample_one_in: session.sample,
         ..journey::Config::default()
     };
     let mut pipeline = Pipeline::new(cfg, names, Clock::sample, sinks);
@@ -213,6 +244,24 @@ pub async fn run(
     summary.packets_matched = kernel.counter(counter::PACKETS_MATCHED);
     summary.read_errors = kernel.counter(counter::READ_ERRORS);
     summary.events_lost = lost;
+    if let (Some(n), Some(stats)) = (session.sample, kernel.stats()) {
+        let drop_names = drop_names.unwrap_or_default();
+        let reason = |r: usize| {
+            drop_names
+                .get(&(r as u64))
+                .cloned()
+                .unwrap_or_else(|| format!("reason {r}"))
+        };
+        let counted = counts::view::counted(
+            &stats.snapshot(),
+            &reason,
+            kernel.counter(counter::STATS_FULL),
+        );
+        let s = summary.sampled.get_or_insert_default();
+        s.followed = summary.journeys.saturating_sub(s.told_at_end);
+        s.counted = counted;
+        summary.sampled_one_in = Some(n);
+    }
     // Detach before printing the summary: nothing of sockpath stays in the kernel.
     drop(ring);
     drop(kernel);

@@ -1,6 +1,7 @@
 //! Lost events at fixed small-UDP rates: the load tcpdump sustained in the side-by-side trials,
-//! and fractions of it, with sockpath and with tcpdump watching the loaded port. At full speed
-//! every watcher falls behind somewhere; this says up to which rate each keeps everything.
+//! and fractions of it, with sockpath (every packet, and one in 100 with `--sample 100`) and with
+//! tcpdump watching the loaded port. At full speed every watcher falls behind somewhere; this
+//! says up to which rate each keeps everything.
 
 use std::{path::Path, time::Duration};
 
@@ -34,7 +35,11 @@ pub fn run(
     let mut rows = Vec::new();
     for f in FRACTIONS {
         let pps = tcpdump_pps * f;
-        for cond in [Condition::SockpathLoadedPort, Condition::Tcpdump] {
+        for cond in [
+            Condition::SockpathLoadedPort,
+            Condition::SockpathSampled,
+            Condition::Tcpdump,
+        ] {
             eprintln!("bench: small UDP at {pps:.0} packets/s / {}", cond.name());
             let w = Running::start(cond, sockpath, port, other, dir)?
                 .ok_or_else(|| anyhow::anyhow!("no watcher for {}", cond.name()))?;

@@ -116,7 +116,9 @@ pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
             };
             let ratio = base.map(|b| format!("{:.2}", rate / b)).unwrap_or_default();
             let lost: Option<String> = match cond {
-                Condition::SockpathOtherPort | Condition::SockpathLoadedPort => Some(
+                Condition::SockpathOtherPort
+                | Condition::SockpathLoadedPort
+                | Condition::SockpathSampled => Some(
                     ts.iter()
                         .filter_map(|t| t.cost.summary.as_ref()?["events_lost"].as_u64())
                         .sum::<u64>()

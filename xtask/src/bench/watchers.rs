@@ -1,5 +1,6 @@
 //! What watches the loaded port during a trial: nothing, sockpath filtering everything out
-//! (watching another port), sockpath watching the loaded port, or tcpdump capturing it.
+//! (watching another port), sockpath watching the loaded port (every packet, or one in 100
+//! with `--sample 100`), or tcpdump capturing it.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -20,14 +21,18 @@ pub enum Condition {
     SockpathOtherPort,
     #[value(name = "loaded-port")]
     SockpathLoadedPort,
+    /// `sockpath watch --sample 100` on the loaded port.
+    #[value(name = "sampled")]
+    SockpathSampled,
     Tcpdump,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 4] = [
+    pub const ALL: [Condition; 5] = [
         Condition::Nothing,
         Condition::SockpathOtherPort,
         Condition::SockpathLoadedPort,
+        Condition::SockpathSampled,
         Condition::Tcpdump,
     ];
 
@@ -36,6 +41,7 @@ impl Condition {
             Condition::Nothing => "nothing attached",
             Condition::SockpathOtherPort => "sockpath, other port",
             Condition::SockpathLoadedPort => "sockpath, loaded port",
+            Condition::SockpathSampled => "sockpath --sample 100, loaded port",
             Condition::Tcpdump => "tcpdump, loaded port",
         }
     }
@@ -127,6 +133,10 @@ impl Running {
                     &["--port", &port.to_string()],
                 )?))
             }
+            Condition::SockpathSampled => Ok(Some(Self::sockpath(
+                sockpath,
+                &["--port", &loaded.to_string(), "--sample", "100"],
+            )?)),
             Condition::Tcpdump => Ok(Some(Self::tcpdump(loaded, dir)?)),
         }
     }

@@ -63,6 +63,7 @@ pub(crate) fn journey(
     }
     let socket = f.delivered.map(|s| sockets.view_at(s, o.t0));
     let no_headers = f.h.is_none();
+    let sampled_out = o.pkt.as_ref().is_some_and(|p| p.sampled_out);
 
     let reason = if o.evicted {
         Some("given up on: too many journeys in flight")
@@ -100,6 +101,9 @@ pub(crate) fn journey(
         outcome,
         complete: reason.is_none(),
         incomplete_reason: reason.map(str::to_string),
+        // The assembler, which knows the session's sampling, says it.
+        sampled_one_in: None,
+        sampled_out,
         frame,
         mac_len,
     }

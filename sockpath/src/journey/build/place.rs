@@ -122,7 +122,10 @@ pub fn stages(
         });
     }
     placed.sort_by_key(|p| (p.ts, p.phase));
-    if let Some(h) = f.h {
+    // A packet sampled out was not followed until its end: what it passed before is not
+    // inferred either, the journey says it was not followed.
+    let sampled_out = o.pkt.as_ref().is_some_and(|p| p.sampled_out);
+    if let Some(h) = f.h.filter(|_| !sampled_out) {
         for phase in missing(f, &placed, early_demux(o, f, hooks)) {
             let at = placed
                 .iter()

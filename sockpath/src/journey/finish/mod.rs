@@ -81,6 +81,7 @@ impl Assembler {
             self.related_owners(&o)
         };
         let mut j = build::journey(o, &self.sockets, &self.names, &self.clock, &self.cfg.hooks);
+        j.sampled_one_in = self.cfg.sample_one_in;
         if !self.cfg.filter.any_owner_matches(owners_of(&j, &related)) {
             self.journeys.left_out(id, seq);
             return;
@@ -88,6 +89,9 @@ impl Assembler {
         self.journeys.finished(id, seq);
         self.syns.note(&mut j, t0);
         self.summary.journeys += 1;
+        if j.sampled_out {
+            self.summary.sampled.get_or_insert_default().told_at_end += 1;
+        }
         if j.complete {
             self.summary.complete += 1;
         } else {

@@ -48,6 +48,8 @@ fn journey(owner: Option<(u32, &str)>, reader: Option<(u32, &str)>) -> Journey {
         outcome,
         complete: true,
         incomplete_reason: None,
+        sampled_one_in: None,
+        sampled_out: false,
         frame: Vec::new(),
         mac_len: 14,
     }

@@ -24,7 +24,7 @@ pub use self::{
     outcome::{
         AfterReset, Connect, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer,
     },
-    records::{Note, StartInfo, Summary, SyscallRecord},
+    records::{Counted, Note, Sampled, StartInfo, Summary, SyscallRecord},
     socket::{Hex, Owner, SocketView},
     stage::{Caller, ConsumedWhy, Queue, RouteResult, Stage, StageData, Transition},
 };
@@ -96,6 +96,15 @@ pub struct Journey {
     /// Every stage this kernel can observe was observed, and no event was lost meanwhile.
     pub complete: bool,
     pub incomplete_reason: Option<String>,
+    /// `watch --sample N`: N, one in N matched packets followed in full. Absent without
+    /// sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_one_in: Option<u32>,
+    /// Not among the packets followed (`sampled_one_in`): told from its end (a drop, a reset or
+    /// an ICMP error sent, a full queue) on. Its device receive was read again at that end;
+    /// nothing between the two was observed, and none of it is inferred.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sampled_out: bool,
     /// The packet's bytes as the kernel saw them at device receive, from the link-layer header
     /// on, up to the snap length (for pcapng export; not in JSON).
     #[serde(skip)]

@@ -67,4 +67,47 @@ pub struct Summary {
     /// Journeys given up on while still waiting (memory bound), counted not kept.
     pub evicted: u64,
     pub decode_errors: u64,
+    /// `watch --sample N`: N, one in N matched packets followed in full. Absent without
+    /// sampling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled_one_in: Option<u32>,
+    /// With `sampled_one_in`: what was followed, and what the kernel counted of every matched
+    /// packet, followed or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<Sampled>,
+}
+
+/// What a sampled session (`watch --sample N`) followed, told and counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sampled {
+    /// Journeys followed in full (one in N of the matched packets).
+    pub followed: u64,
+    /// Journeys of packets not followed, told from their end on (a drop, a reset or an ICMP
+    /// error sent, a full queue).
+    pub told_at_end: u64,
+    /// What the kernel's statistics counted of every matched packet, followed or not,
+    /// summed over the watched ports: exact, nothing of it crossed the ring buffer.
+    pub counted: Counted,
+}
+
+/// Counts by outcome of every matched packet (`sockpath_ebpf::stats::outcome`); not exclusive
+/// (a datagram to a closed port is both an ICMP error sent and a drop).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counted {
+    pub matched: u64,
+    pub queued: u64,
+    pub accept_queued: u64,
+    pub read: u64,
+    pub accepted: u64,
+    pub consumed: u64,
+    pub dropped: u64,
+    pub reset_sent: u64,
+    pub icmp_sent: u64,
+    pub queue_full: u64,
+    /// Drops by the kernel's reason, most first.
+    pub drops: Vec<(String, u64)>,
+    /// Packets of ports the statistics had no room for (not in the counts above).
+    pub uncounted: u64,
 }

@@ -82,6 +82,7 @@ fn packet(ts: u64, id: u64, frame: Vec<u8>) -> Event {
         mac_len: 14,
         ethertype: 0x0800,
         data: frame,
+        sampled_out: false,
     })
 }
 
@@ -724,6 +725,38 @@ fn a_full_queue_names_the_tracepoint_that_saw_it() {
     };
     assert_eq!(target(&j[0]), Some("sock_rcvqueue_full"));
     assert_eq!(target(&j[1]), Some("udp_fail_queue_rcv_skb"));
+}
+
+/// `watch --sample N`: a packet not followed comes as its device receive, sent late by the
+/// hook that saw its end, then that end. The journey says so; nothing between is inferred,
+/// and it is not incomplete for it.
+#[test]
+fn a_sampled_out_packet_is_told_from_its_drop_without_inferred_stages() {
+    let mut a = asm();
+    let mut late = packet(MS, 41, udp4(5000, 4000, b"x"));
+    if let Event::Packet(p) = &mut late {
+        p.sampled_out = true;
+    }
+    let (j, _) = run(
+        &mut a,
+        vec![
+            late,
+            skb_ev(MS + 2_000, 41, SkbKind::IcmpSent { type_: 3, code: 3 }),
+            dropped(MS + 3_000, 41, 3),
+            // A followed one, for comparison: its missing stages are inferred.
+            packet(2 * MS, 42, udp4(5000, 4000, b"y")),
+            dropped(2 * MS + 3_000, 42, 3),
+        ],
+    );
+    let (out, followed) = (&j[0], &j[1]);
+    assert!(out.sampled_out && !followed.sampled_out);
+    assert!(out.complete, "{:?}", out.incomplete_reason);
+    assert_eq!(out.outcome.kind, OutcomeKind::Dropped);
+    assert_eq!(out.outcome.reason.as_deref(), Some("NO_SOCKET"));
+    assert!(out.stages.iter().all(|s| s.observed()), "{:?}", out.stages);
+    assert_eq!(out.stages[0].name, "netif_receive_skb");
+    assert_eq!(out.stages.last().unwrap().offset_ns, Some(3_000));
+    assert!(followed.stages.iter().any(|s| !s.observed()));
 }
 
 #[test]

@@ -60,6 +60,13 @@ pub fn write(out: &mut Vec<u8>, j: &Journey) {
     w.bool(j.complete);
     w.raw(b",\"incomplete_reason\":");
     w.opt_str(j.incomplete_reason.as_deref());
+    if let Some(n) = j.sampled_one_in {
+        w.raw(b",\"sampled_one_in\":");
+        w.num(n);
+    }
+    if j.sampled_out {
+        w.raw(b",\"sampled_out\":true");
+    }
     w.raw(b"}");
 }
 

@@ -110,6 +110,8 @@ fn unusual_journeys_are_written_as_serde_writes_them() {
         },
         complete: false,
         incomplete_reason: Some("lost \"events\"".into()),
+        sampled_one_in: None,
+        sampled_out: false,
         frame: Vec::new(),
         mac_len: 0,
     };
@@ -123,6 +125,10 @@ fn unusual_journeys_are_written_as_serde_writes_them() {
     j.socket = None;
     j.stages.clear();
     j.state_changes.clear();
+    assert_same_as_serde(&j);
+    j.sampled_one_in = Some(100);
+    assert_same_as_serde(&j);
+    j.sampled_out = true;
     assert_same_as_serde(&j);
 }
 
@@ -162,6 +168,8 @@ fn every_stage_and_outcome_is_written_as_serde_writes_it() {
         outcome: Outcome::new(OutcomeKind::Unknown, OutcomeData::NothingObserved),
         complete: true,
         incomplete_reason: None,
+        sampled_one_in: None,
+        sampled_out: false,
         frame: Vec::new(),
         mac_len: 0,
     };
