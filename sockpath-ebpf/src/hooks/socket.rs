@@ -175,14 +175,17 @@ pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
 /// context, whatever the system call (read, recvfrom, recvmsg, io_uring).
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
-    received(ctx.arg(0), ctx.arg(1), ctx.arg(2), task_regs);
+    received::<false>(ctx.arg(0), ctx.arg(1), ctx.arg(2));
     0
 }
 
-/// A reader took `ret` bytes (or got an error) from `sk`; `regs` finds the user registers it
-/// entered the kernel with (0: not found).
+/// A reader took `ret` bytes (or got an error) from `sk`. The user registers it entered the
+/// kernel with come from the top of its kernel stack if `FROM_STACK`, else from
+/// bpf_task_pt_regs: a constant, so a program has only the way it uses (a kernel without the
+/// helper refuses a program that calls it, reached or not). Not a closure: the BTF bpf-linker
+/// writes for a closure capturing a function is one the kernel refuses.
 #[inline(always)]
-pub(crate) fn received(sk: u64, ret: i32, flags: i32, regs: impl FnOnce() -> u64) {
+pub(crate) fn received<const FROM_STACK: bool>(sk: u64, ret: i32, flags: i32) {
     tally::received(sk, ret, flags);
     sock_event(sk, SockWhat::Recv, |ev| {
         ev.arg0 = ret;
@@ -190,7 +193,11 @@ pub(crate) fn received(sk: u64, ret: i32, flags: i32, regs: impl FnOnce() -> u64
         if ev.sock.protocol == IPPROTO_TCP as u16 {
             ev.arg2 = sock::tcp_copied_seq(sk, offsets());
         }
-        ev.call = current_call(regs());
+        ev.call = current_call(if FROM_STACK {
+            stack_regs()
+        } else {
+            task_regs()
+        });
         watch_current();
     });
 }

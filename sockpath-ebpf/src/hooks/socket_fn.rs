@@ -9,7 +9,7 @@ use aya_ebpf::{
 use sockpath_ebpf::event::SockWhat;
 
 use crate::{
-    hooks::socket::{received, sock_event, stack_regs, task_regs},
+    hooks::socket::{received, sock_event},
     kernel::{offsets, read_ptr},
 };
 
@@ -40,7 +40,7 @@ fn sk_of(socket: u64) -> u64 {
 #[fexit]
 pub fn fexit_inet_recvmsg(ctx: FExitContext) -> u32 {
     if let Ok(ret) = ctx.ret::<i64>() {
-        received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3), task_regs);
+        received::<false>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     }
     0
 }
@@ -49,7 +49,7 @@ pub fn fexit_inet_recvmsg(ctx: FExitContext) -> u32 {
 #[fexit]
 pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> u32 {
     if let Ok(ret) = ctx.ret::<i64>() {
-        received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3), task_regs);
+        received::<false>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     }
     0
 }
@@ -60,7 +60,7 @@ pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> u32 {
 #[fexit]
 pub fn fexit_inet_recvmsg_stack(ctx: FExitContext) -> u32 {
     let ret: i64 = ctx.arg(4);
-    received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3), stack_regs);
+    received::<true>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     0
 }
 
@@ -68,6 +68,6 @@ pub fn fexit_inet_recvmsg_stack(ctx: FExitContext) -> u32 {
 #[fexit]
 pub fn fexit_inet6_recvmsg_stack(ctx: FExitContext) -> u32 {
     let ret: i64 = ctx.arg(4);
-    received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3), stack_regs);
+    received::<true>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     0
 }

@@ -217,7 +217,10 @@ impl KernelBtf {
             sk_type: self.sized("sock", "sk_type", 2)?,
             sk_socket: self.sized("sock", "sk_socket", 8)?,
             sk_err: self.sized("sock", "sk_err", 4)?,
-            sk_flags: self.sized("sock", "sk_flags", 8)?,
+            // A field of struct sock up to 6.x, then sock_common's skc_flags (a union member).
+            sk_flags: self
+                .sized("sock", "sk_flags", 8)
+                .or_else(|_| skc("skc_flags", 8))?,
             sk_reuseport_cb: self.sized("sock", "sk_reuseport_cb", 8)?,
             inet_sport: self.sized("inet_sock", "inet_sport", 2)?,
             tcp_copied_seq: self.sized("tcp_sock", "copied_seq", 4)?,
