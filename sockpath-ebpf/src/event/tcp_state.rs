@@ -88,3 +88,24 @@ impl TcpState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_reports_the_error_tcp_reset_sets_for_the_state() {
+        assert_eq!(reset_error(TcpState::SynSent as u8), Some(111)); // ECONNREFUSED
+        assert_eq!(reset_error(TcpState::CloseWait as u8), Some(32)); // EPIPE
+        assert_eq!(reset_error(TcpState::Close as u8), None);
+        for s in [
+            TcpState::Established,
+            TcpState::FinWait1,
+            TcpState::FinWait2,
+            TcpState::LastAck,
+            TcpState::Closing,
+        ] {
+            assert_eq!(reset_error(s as u8), Some(104), "{s:?}"); // ECONNRESET
+        }
+    }
+}
