@@ -43,6 +43,8 @@ pub struct KernelOffsets {
     pub sk_type: u32,
     pub sk_socket: u32,
     pub sk_err: u32,
+    /// struct sock's sk_flags (enum sock_flags bits; SOCK_DEAD is bit 0).
+    pub sk_flags: u32,
     /// struct sock's sk_reuseport_cb: set when the socket is in a SO_REUSEPORT group.
     pub sk_reuseport_cb: u32,
     /// struct inet_sock's inet_sport: the local port, still set after inet_put_port() cleared
@@ -56,6 +58,9 @@ pub struct KernelOffsets {
     pub socket_ino: u32,
     // struct task_struct -> files_struct -> fdtable -> file -> inode
     pub task_files: u32,
+    /// task_struct's stack: the base of the task's kernel stack, whose top holds the user
+    /// registers the task entered the kernel with (read where bpf_task_pt_regs is missing).
+    pub task_stack: u32,
     pub files_fdt: u32,
     pub fdt_max_fds: u32,
     pub fdt_fd: u32,
@@ -153,7 +158,7 @@ mod pod {
     unsafe impl aya::Pod for super::FilterConfig {}
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 46 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 * 4);
 const _: () = assert!(core::mem::size_of::<FilterConfig>() == 8);
 
 /// Global variable names (EbpfLoader::override_global).

@@ -115,6 +115,9 @@ fn print(report: &Value, json: bool) -> anyhow::Result<()> {
             text(&s["kind"]),
             chosen
         );
+        if let Some(loses) = s["loses"].as_str() {
+            println!("{:<44} {:<11}   loses: {loses}", "", "");
+        }
         for (hook, why) in pairs(&s["partial"]) {
             println!("{:<44} {:<11}   without {hook}: {why}", "", "");
         }

@@ -20,7 +20,7 @@ use std::{
 pub use capture::{ports, Capture};
 pub use connect::connect_from;
 pub use daemon::{Daemon, User, NOBODY, TEST_GID};
-pub use hooks::{expect_hooks, stage_hook};
+pub use hooks::{drop_reason, expect_hooks, kernel_at_least, stage_hook};
 pub use netns::{Netns, VethPair};
 pub use peer::Peer;
 pub use programs::{loaded_programs, sockpath_programs_loaded, SOCKPATH_PROGRAMS};

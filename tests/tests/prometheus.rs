@@ -12,7 +12,7 @@ use std::{
 };
 
 use serde_json::Value;
-use sockpath_tests::{free_port, unique, Daemon, Netns};
+use sockpath_tests::{drop_reason, free_port, unique, Daemon, Netns};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -190,7 +190,7 @@ fn prometheus_scrapes_counts_that_match_the_traffic_sent() {
     prom.wait_for(&packets("queued", ""), N as f64);
     prom.wait_for(&packets("read", ""), N as f64);
     prom.wait_for(&packets("icmp_sent", ""), CLOSED as f64);
-    prom.wait_for(&packets("dropped", "NO_SOCKET"), CLOSED as f64);
+    prom.wait_for(&packets("dropped", drop_reason("NO_SOCKET")), CLOSED as f64);
     prom.wait_for(&packets("accepted", ""), 0.0);
     let latency = |stage: &str| {
         format!(
@@ -222,7 +222,7 @@ fn prometheus_scrapes_counts_that_match_the_traffic_sent() {
     assert_eq!(port["icmp_sent"], CLOSED, "{port}");
     assert_eq!(
         port["drops"],
-        serde_json::json!([["NO_SOCKET", CLOSED]]),
+        serde_json::json!([[drop_reason("NO_SOCKET"), CLOSED]]),
         "{port}"
     );
     let (code, log) = d.stop_with(libc::SIGTERM);

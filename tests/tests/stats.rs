@@ -9,7 +9,7 @@ use std::{
 };
 
 use serde_json::Value;
-use sockpath_tests::{bin, free_port, require_root, Netns, Report, Watch};
+use sockpath_tests::{bin, drop_reason, free_port, require_root, Netns, Report, Watch};
 
 /// `sockpath stats --json --standalone ARGS`, running until it printed its start line.
 fn stats(args: &[&str]) -> Watch {
@@ -134,7 +134,11 @@ fn stats_udp_datagrams_read_and_to_a_closed_port_are_counted_exactly() {
     ] {
         assert_eq!(c[field], want, "{field} of {c}");
     }
-    assert_eq!(c["drops"], serde_json::json!([["NO_SOCKET", m]]), "{c}");
+    assert_eq!(
+        c["drops"],
+        serde_json::json!([[drop_reason("NO_SOCKET"), m]]),
+        "{c}"
+    );
     assert_eq!(stage(c, "device -> drop").unwrap()["count"], m, "{c}");
     // The ICMP errors went to the sender's port: nothing else was counted.
     assert_eq!(total["packets_matched"], n + m, "{total}");
@@ -191,7 +195,11 @@ fn stats_tcp_connections_accepted_and_read_and_one_refused() {
     assert_eq!(c["matched"], 1, "{c}");
     assert_eq!(c["reset_sent"], 1, "{c}");
     assert_eq!(c["dropped"], 1, "{c}");
-    assert_eq!(c["drops"], serde_json::json!([["NO_SOCKET", 1]]), "{c}");
+    assert_eq!(
+        c["drops"],
+        serde_json::json!([[drop_reason("NO_SOCKET"), 1]]),
+        "{c}"
+    );
 }
 
 #[test]

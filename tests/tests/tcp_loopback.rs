@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::Value;
-use sockpath_tests::{connect_from, free_port, stage_hook, Capture, Netns, Watch};
+use sockpath_tests::{connect_from, drop_reason, free_port, stage_hook, Capture, Netns, Watch};
 
 struct Done {
     listener_fd: i32,
@@ -262,7 +262,7 @@ fn tcp_handshake_data_close_and_refused_on_loopback() {
         &dump,
     );
     assert_eq!(refused["outcome"]["kind"], "dropped");
-    assert_eq!(refused["outcome"]["reason"], "NO_SOCKET");
+    assert_eq!(refused["outcome"]["reason"], drop_reason("NO_SOCKET"));
     assert_eq!(refused["outcome"]["reset_sent"], true);
     assert!(
         refused["stages"]

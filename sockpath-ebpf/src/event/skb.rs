@@ -30,6 +30,10 @@ pub enum SkbWhat {
 /// tw_substate in the low byte.
 pub const DROP_AT_TIME_WAIT: i32 = 0x100;
 
+/// `SkbEvent::arg0` of a drop on a kernel whose kfree_skb tracepoint passes no reason (before
+/// 5.17): enum skb_drop_reason has no negative values.
+pub const DROP_REASON_NOT_GIVEN: i32 = -1;
+
 /// Receive-path functions whose entry a journey records (kernels with fentry or kprobes).
 #[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,3 +1,19 @@
+/// The error tcp_reset() reports to the user of a socket in `state` when a RST arrives, as
+/// kernels before 5.14 set it right after their tcp_receive_reset tracepoint (later ones trace
+/// the report itself, inet_sk_error_report): SYN_SENT gets ECONNREFUSED, CLOSE_WAIT EPIPE, a
+/// closed socket nothing, any other ECONNRESET.
+pub const fn reset_error(state: u8) -> Option<i32> {
+    const ECONNREFUSED: i32 = 111;
+    const EPIPE: i32 = 32;
+    const ECONNRESET: i32 = 104;
+    match state {
+        2 => Some(ECONNREFUSED),
+        8 => Some(EPIPE),
+        7 => None,
+        _ => Some(ECONNRESET),
+    }
+}
+
 /// A TCP socket's state, as `sk->sk_state` holds it (include/net/tcp_states.h). UDP sockets use
 /// two of these values too: CLOSE while unconnected, ESTABLISHED once connected.
 #[repr(u8)]
@@ -69,6 +85,27 @@ impl TcpState {
             Self::Listen => "LISTEN",
             Self::Closing => "CLOSING",
             Self::NewSynRecv => "NEW_SYN_RECV",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_reports_the_error_tcp_reset_sets_for_the_state() {
+        assert_eq!(reset_error(TcpState::SynSent as u8), Some(111)); // ECONNREFUSED
+        assert_eq!(reset_error(TcpState::CloseWait as u8), Some(32)); // EPIPE
+        assert_eq!(reset_error(TcpState::Close as u8), None);
+        for s in [
+            TcpState::Established,
+            TcpState::FinWait1,
+            TcpState::FinWait2,
+            TcpState::LastAck,
+            TcpState::Closing,
+        ] {
+            assert_eq!(reset_error(s as u8), Some(104), "{s:?}"); // ECONNRESET
         }
     }
 }

@@ -7,7 +7,9 @@ use aya_ebpf::{
 };
 use sockpath_ebpf::{
     config::{counter, FEATURE_CONSUME_LOCATION, FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
-    event::{EventKind, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT},
+    event::{
+        EventKind, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT, DROP_REASON_NOT_GIVEN,
+    },
     stats::outcome,
 };
 
@@ -117,6 +119,25 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
                 ev.arg1 = DROP_AT_TIME_WAIT | read::<u8>(ev.sk, o.tw_substate).unwrap_or(0) as i32;
             }
         }
+    });
+    if sent {
+        untrack(skb, offsets());
+    }
+    0
+}
+
+/// `TP_PROTO(struct sk_buff *skb, void *location)`: kfree_skb on kernels before 5.17, which pass
+/// no drop reason. Every kfree_skb() there is a drop (consume_skb() frees the rest); the
+/// location says where.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_no_reason(ctx: BtfTracePointContext) -> i32 {
+    let skb: u64 = ctx.arg(0);
+    // Counted in the statistics' first slot, which a kernel with reasons never uses (0 is
+    // SKB_NOT_DROPPED_YET there): user space names it "reason not given by this kernel".
+    tally::skb_outcome(outcome::DROPPED, skb, 0);
+    let sent = skb_event(SkbWhat::Drop, skb, |ev| {
+        ev.location = ctx.arg(1);
+        ev.arg0 = DROP_REASON_NOT_GIVEN;
     });
     if sent {
         untrack(skb, offsets());

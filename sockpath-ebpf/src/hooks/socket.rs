@@ -2,21 +2,21 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid,
+        bpf_get_current_pid_tgid, bpf_get_current_task,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use sockpath_ebpf::{
-    event::{CallInfo, EventKind, SockEvent, SockInfo, SockWhat, SyscallKind},
+    event::{reset_error, CallInfo, EventKind, SockEvent, SockInfo, SockWhat, SyscallKind},
     filter::sock_matches,
     net::IPPROTO_TCP,
 };
 
 use crate::{
     emit,
-    kernel::{offsets, read, skb::tracked_followed, sock},
+    kernel::{offsets, read, read_ptr, skb::tracked_followed, sock},
     maps::{SYSCALL_KINDS, WATCHED_TGIDS},
     tally, watched,
 };
@@ -136,6 +136,30 @@ pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// tcp_receive_reset on kernels without inet_sk_error_report (before 5.14): the same event as
+/// `tcp_receive_reset`, for the hook that pairs it with `tcp_reset_error`.
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn tcp_receive_reset_alone(ctx: BtfTracePointContext) -> i32 {
+    sock_event(ctx.arg(0), SockWhat::ReceiveReset, |_| {});
+    0
+}
+
+/// tcp_receive_reset again, for the error the reset reports to the socket's user: kernels
+/// before 5.14 fire it at the top of tcp_reset(), which then sets sk_err from the socket's
+/// state and reports it unless the socket is orphaned (see `reset_error`).
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn tcp_reset_error(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let o = offsets();
+    let state = read::<u8>(sk, o.skc_state).unwrap_or(0);
+    if let Some(err) = reset_error(state) {
+        if !sock::dead(sk, o) {
+            sock_event(sk, SockWhat::ErrorReport, |ev| ev.arg0 = err);
+        }
+    }
+    0
+}
+
 /// `TP_PROTO(const struct sock *sk)`: an error (sk->sk_err) is reported to the socket's user,
 /// e.g. ECONNREFUSED to a connect() after a RST.
 #[btf_tracepoint(function = "inet_sk_error_report")]
@@ -151,13 +175,17 @@ pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
 /// context, whatever the system call (read, recvfrom, recvmsg, io_uring).
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
-    received(ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    received::<false>(ctx.arg(0), ctx.arg(1), ctx.arg(2));
     0
 }
 
-/// A reader took `ret` bytes (or got an error) from `sk`.
+/// A reader took `ret` bytes (or got an error) from `sk`. The user registers it entered the
+/// kernel with come from the top of its kernel stack if `FROM_STACK`, else from
+/// bpf_task_pt_regs: a constant, so a program has only the way it uses (a kernel without the
+/// helper refuses a program that calls it, reached or not). Not a closure: the BTF bpf-linker
+/// writes for a closure capturing a function is one the kernel refuses.
 #[inline(always)]
-pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
+pub(crate) fn received<const FROM_STACK: bool>(sk: u64, ret: i32, flags: i32) {
     if tally::received(sk, ret, flags) {
         // The read of a UDP datagram that was not followed (`watch --sample N`).
         return;
@@ -168,21 +196,59 @@ pub(crate) fn received(sk: u64, ret: i32, flags: i32) {
         if ev.sock.protocol == IPPROTO_TCP as u16 {
             ev.arg2 = sock::tcp_copied_seq(sk, offsets());
         }
-        ev.call = current_call();
+        ev.call = current_call(if FROM_STACK {
+            stack_regs()
+        } else {
+            task_regs()
+        });
         watch_current();
     });
 }
 
-/// The system call the current thread is in, from the registers it entered the kernel with:
-/// which read-family call, its fd and byte count. Read this way rather than from the
-/// syscalls' own tracepoints, which would run for every read() on the machine, files and
-/// pipes included. A read not made by a followed system call (io_uring) gets no call.
+/// The current task's saved user registers, by the helper (5.15 and later).
 #[inline(always)]
-fn current_call() -> CallInfo {
+pub(crate) fn task_regs() -> u64 {
+    // SAFETY: helpers for tracing programs; the task pointer is the current one.
+    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
+}
+
+/// x86-64 `struct pt_regs`: its size, and the code segment (`cs`, at 136) of a task that
+/// entered the kernel from user space (`__USER_CS`).
+const PT_REGS_SIZE: u64 = 168;
+const PT_REGS_CS: u32 = 136;
+const USER_CS: u64 = 0x33;
+/// x86-64 kernel stacks: 16 KiB (THREAD_SIZE), 32 KiB with KASAN.
+const THREAD_SIZES: [u64; 2] = [16 << 10, 32 << 10];
+
+/// The current task's saved user registers where bpf_task_pt_regs is missing (before 5.15):
+/// where that helper finds them, at the top of the task's kernel stack (x86-64's
+/// task_pt_regs(): stack + THREAD_SIZE - sizeof(struct pt_regs), no padding on x86-64). The
+/// stack size is a build option, so each size is tried and kept only if the code segment
+/// found there is user space's.
+#[inline(always)]
+pub(crate) fn stack_regs() -> u64 {
+    // SAFETY: helper without preconditions.
+    let task = unsafe { bpf_get_current_task() };
+    let Ok(stack) = read_ptr(task, offsets().task_stack) else {
+        return 0;
+    };
+    for size in THREAD_SIZES {
+        let regs = stack + size - PT_REGS_SIZE;
+        if read::<u64>(regs, PT_REGS_CS) == Ok(USER_CS) {
+            return regs;
+        }
+    }
+    0
+}
+
+/// The system call the current thread is in, from the registers it entered the kernel with
+/// (`regs`, 0 when not found): which read-family call, its fd and byte count. Read this way
+/// rather than from the syscalls' own tracepoints, which would run for every read() on the
+/// machine, files and pipes included. A read not made by a followed system call (io_uring)
+/// gets no call.
+#[inline(always)]
+fn current_call(regs: u64) -> CallInfo {
     let mut call = CallInfo::default();
-    // SAFETY: helpers for tracing programs; the task pointer is the current one, its saved
-    // user registers are read through bpf_probe_read_kernel.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
     if regs == 0 {
         return call;
     }

@@ -40,7 +40,7 @@ fn sk_of(socket: u64) -> u64 {
 #[fexit]
 pub fn fexit_inet_recvmsg(ctx: FExitContext) -> u32 {
     if let Ok(ret) = ctx.ret::<i64>() {
-        received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
+        received::<false>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     }
     0
 }
@@ -49,7 +49,25 @@ pub fn fexit_inet_recvmsg(ctx: FExitContext) -> u32 {
 #[fexit]
 pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> u32 {
     if let Ok(ret) = ctx.ret::<i64>() {
-        received(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
+        received::<false>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     }
+    0
+}
+
+/// inet_recvmsg() on kernels without bpf_get_func_ret (5.17) and bpf_task_pt_regs (5.15): the
+/// return value is read where every fexit program finds it, after the function's four
+/// arguments, and the reader's registers at the top of its kernel stack.
+#[fexit]
+pub fn fexit_inet_recvmsg_stack(ctx: FExitContext) -> u32 {
+    let ret: i64 = ctx.arg(4);
+    received::<true>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
+    0
+}
+
+/// inet6_recvmsg() on the same kernels.
+#[fexit]
+pub fn fexit_inet6_recvmsg_stack(ctx: FExitContext) -> u32 {
+    let ret: i64 = ctx.arg(4);
+    received::<true>(sk_of(ctx.arg(0)), ret as i32, ctx.arg(3));
     0
 }

@@ -146,6 +146,12 @@ pub fn ports_match<F: FilterSet>(sk: u64, f: &F, o: &KernelOffsets) -> bool {
     false
 }
 
+/// Whether the socket is orphaned (SOCK_DEAD): its user closed it, nobody is told its errors.
+#[inline(always)]
+pub fn dead(sk: u64, o: &KernelOffsets) -> bool {
+    read::<u64>(sk, o.sk_flags).unwrap_or(0) & 1 != 0
+}
+
 /// TCP's copied_seq: the sequence number up to which the reader has consumed the stream.
 #[inline(always)]
 pub fn tcp_copied_seq(sk: u64, o: &KernelOffsets) -> u32 {

@@ -40,7 +40,8 @@ pub fn markdown() -> String {
 }
 
 fn programs(hook: &Hook) -> String {
-    hook.programs
+    let list = hook
+        .programs
         .iter()
         .map(|p| {
             let d = p.attach.describe();
@@ -51,7 +52,11 @@ fn programs(hook: &Hook) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    match hook.loses {
+        Some(loses) => format!("{list}; loses {loses}"),
+        None => list,
+    }
 }
 
 /// The hook's oldest kernel, and that of any optional program that needs a later one.

@@ -56,10 +56,15 @@ pub const CURRENT_TASK_BTF: Need = Need {
     what: "helper bpf_get_current_task_btf",
     since: kernel(5, 11),
 };
-/// Measured: 5.10 refuses a program calling it ("invalid func unknown#...").
 pub const TASK_PT_REGS: Need = Need {
     what: "helper bpf_task_pt_regs",
     since: kernel(5, 15),
+};
+/// aya's `FExitContext::ret()` calls it (helper 184). Measured: 5.10 refuses a program calling
+/// it ("invalid func unknown#184").
+pub const FUNC_RET: Need = Need {
+    what: "helper bpf_get_func_ret",
+    since: kernel(5, 17),
 };
 /// x86-64 trampolines for functions of up to 12 arguments came with "bpf, x86: allow function
 /// arguments up to 12 for TRACING" (bpf-next pull of 2023-07-13, on top of net-next-6.5: 6.6).
@@ -217,6 +222,16 @@ const fn program(name: &'static str, attach: Attach, point: Kernel) -> Program {
 pub const fn tp_btf(tracepoint: &'static str, args: usize, point: Kernel) -> Program {
     program(tracepoint, Attach::TpBtf { tracepoint, args }, point)
 }
+/// A second BTF-typed tracepoint program on `tracepoint` (each program is declared once), for a
+/// fallback that reads it differently.
+pub const fn tp_btf_named(
+    name: &'static str,
+    tracepoint: &'static str,
+    args: usize,
+    point: Kernel,
+) -> Program {
+    program(name, Attach::TpBtf { tracepoint, args }, point)
+}
 pub const fn tracepoint(name: &'static str, path: &'static str, point: Kernel) -> Program {
     program(name, Attach::Tracepoint { path }, point)
 }
@@ -252,7 +267,7 @@ pub const fn hop_kprobe(name: &'static str, hop: Hop) -> Program {
 pub const fn lookup_fexit(name: &'static str, function: &'static str, r: Reports) -> Program {
     fexit(name, function, OLD)
         .reports(r)
-        .needs(&[MANY_ARGUMENTS])
+        .needs(&[MANY_ARGUMENTS, FUNC_RET])
 }
 pub const fn lookup_kretprobe(name: &'static str, function: &'static str, r: Reports) -> Program {
     kretprobe(name, function, OLD).reports(r)
@@ -313,6 +328,9 @@ impl Program {
 #[derive(Debug)]
 pub struct Hook {
     pub programs: &'static [Program],
+    /// What the stage loses when this hook serves it instead of the stage's first one (None:
+    /// nothing, the same observations another way).
+    pub loses: Option<&'static str>,
 }
 
 impl Hook {

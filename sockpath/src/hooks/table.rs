@@ -17,14 +17,16 @@ use sockpath_ebpf::event::{Hop, LookupTable, QueueFullHook};
 use super::{
     program::{
         fentry, fexit, hop_fentry, hop_kprobe, kernel, kprobe, lookup_fexit, lookup_kretprobe,
-        syscalls, tp_btf, tracepoint, Hook, Reports, StageSpec, CURRENT_TASK_BTF, OLD,
-        TASK_PT_REGS,
+        syscalls, tp_btf, tp_btf_named, tracepoint, Hook, Reports, StageSpec, CURRENT_TASK_BTF,
+        FUNC_RET, OLD, TASK_PT_REGS,
     },
     StageId,
 };
 
 /// Needs of the read hooks: the reader's system call comes from its saved registers.
 const READER_REGS: &[super::program::Need] = &[CURRENT_TASK_BTF, TASK_PT_REGS];
+/// And of the fexit read hooks, which also take inet_recvmsg's return from bpf_get_func_ret.
+const READER_REGS_RET: &[super::program::Need] = &[CURRENT_TASK_BTF, TASK_PT_REGS, FUNC_RET];
 
 const V4_ESTABLISHED: Reports = Reports::Lookup(LookupTable::Established, 4);
 const V4_LISTENER: Reports = Reports::Lookup(LookupTable::Listener, 4);
@@ -41,6 +43,7 @@ pub static TABLE: &[StageSpec] = &[
         stage: StageId::DeviceReceive,
         name: "device receive (netif_receive_skb)",
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("netif_receive_skb", 1, OLD)],
         }],
         required: true,
@@ -50,6 +53,7 @@ pub static TABLE: &[StageSpec] = &[
         stage: StageId::Softirq,
         name: "NET_RX softirq context",
         hooks: &[Hook {
+            loses: None,
             programs: &[
                 tp_btf("softirq_entry", 1, OLD),
                 tp_btf("softirq_exit", 1, OLD),
@@ -67,6 +71,7 @@ pub static TABLE: &[StageSpec] = &[
         // fib*_lookup_table event" (July 2022, the 6.0 merge window; DepSurf: a __data_loc on
         // 5.19, char[16] on 6.2). Older kernels attach it but name a wrong device.
         hooks: &[Hook {
+            loses: None,
             programs: &[tracepoint(
                 "fib_table_lookup",
                 "fib/fib_table_lookup",
@@ -81,12 +86,14 @@ pub static TABLE: &[StageSpec] = &[
         name: "IP receive (ip_rcv)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[
                     hop_fentry("fentry_ip_rcv", Hop::IpRcv),
                     hop_fentry("fentry_ipv6_rcv", Hop::Ipv6Rcv).optional(),
                 ],
             },
             Hook {
+                loses: None,
                 programs: &[
                     hop_kprobe("kprobe_ip_rcv", Hop::IpRcv),
                     hop_kprobe("kprobe_ipv6_rcv", Hop::Ipv6Rcv).optional(),
@@ -101,12 +108,14 @@ pub static TABLE: &[StageSpec] = &[
         name: "local delivery (ip_local_deliver)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[
                     hop_fentry("fentry_ip_local_deliver", Hop::IpLocalDeliver),
                     hop_fentry("fentry_ip6_input", Hop::Ip6Input).optional(),
                 ],
             },
             Hook {
+                loses: None,
                 programs: &[
                     hop_kprobe("kprobe_ip_local_deliver", Hop::IpLocalDeliver),
                     hop_kprobe("kprobe_ip6_input", Hop::Ip6Input).optional(),
@@ -121,6 +130,7 @@ pub static TABLE: &[StageSpec] = &[
         name: "transport receive (tcp_v4_rcv, udp_rcv)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[
                     hop_fentry("fentry_tcp_v4_rcv", Hop::TcpV4Rcv),
                     hop_fentry("fentry_tcp_v6_rcv", Hop::TcpV6Rcv).optional(),
@@ -129,6 +139,7 @@ pub static TABLE: &[StageSpec] = &[
                 ],
             },
             Hook {
+                loses: None,
                 programs: &[
                     hop_kprobe("kprobe_tcp_v4_rcv", Hop::TcpV4Rcv),
                     hop_kprobe("kprobe_tcp_v6_rcv", Hop::TcpV6Rcv).optional(),
@@ -145,6 +156,7 @@ pub static TABLE: &[StageSpec] = &[
         name: "socket lookup (inet_lookup)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[
                     lookup_fexit(
                         "fexit_inet_lookup_established",
@@ -173,6 +185,7 @@ pub static TABLE: &[StageSpec] = &[
                 ],
             },
             Hook {
+                loses: None,
                 programs: &[
                     lookup_kretprobe(
                         "kretprobe_inet_lookup_established",
@@ -210,6 +223,7 @@ pub static TABLE: &[StageSpec] = &[
         name: "established receive (tcp_probe)",
         // DepSurf: absent from 4.15, (sk, skb) in 4.18.
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("tcp_probe", 2, kernel(4, 18))],
         }],
         required: false,
@@ -219,6 +233,7 @@ pub static TABLE: &[StageSpec] = &[
         stage: StageId::SynAck,
         name: "answer sent (SYN-ACK, time-wait ACK)",
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("net_dev_queue", 1, OLD)],
         }],
         required: false,
@@ -229,14 +244,17 @@ pub static TABLE: &[StageSpec] = &[
         name: "socket queue (sk_data_ready)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[fentry("fentry_sock_def_readable", "sock_def_readable", OLD)],
             },
             Hook {
+                loses: None,
                 programs: &[kprobe("kprobe_sock_def_readable", "sock_def_readable", OLD)],
             },
             // 6.3: DepSurf has it in 6.5, not in 6.2; the backports project stubs
             // trace_sk_data_ready() out below 6.3. Measured: absent on 6.1.
             Hook {
+                loses: None,
                 programs: &[tp_btf("sk_data_ready", 1, kernel(6, 3))],
             },
         ],
@@ -248,6 +266,7 @@ pub static TABLE: &[StageSpec] = &[
         name: "TCP state (inet_sock_set_state)",
         // DepSurf: absent from 4.15, (sk, oldstate, newstate) in 4.18.
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("inet_sock_set_state", 3, kernel(4, 18))],
         }],
         required: false,
@@ -258,17 +277,33 @@ pub static TABLE: &[StageSpec] = &[
         name: "read by a process",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[
-                    fexit("fexit_inet_recvmsg", "inet_recvmsg", OLD).needs(READER_REGS),
+                    fexit("fexit_inet_recvmsg", "inet_recvmsg", OLD).needs(READER_REGS_RET),
                     fexit("fexit_inet6_recvmsg", "inet6_recvmsg", OLD)
-                        .needs(READER_REGS)
+                        .needs(READER_REGS_RET)
                         .optional(),
+                ],
+            },
+            // Before 5.17 (no bpf_get_func_ret) and 5.15 (no bpf_task_pt_regs): the return
+            // value is the fexit context's slot after the arguments, the reader's registers
+            // are read where bpf_task_pt_regs finds them, at the top of its kernel stack.
+            Hook {
+                loses: Some(
+                    "nothing where the registers are found: the reader's call, fd and byte count are \
+                     read at the top of its kernel stack (x86-64 stacks of 16 or 32 KiB) instead of \
+                     by bpf_task_pt_regs (5.15); where not found, a read is told without its call",
+                ),
+                programs: &[
+                    fexit("fexit_inet_recvmsg_stack", "inet_recvmsg", OLD),
+                    fexit("fexit_inet6_recvmsg_stack", "inet6_recvmsg", OLD).optional(),
                 ],
             },
             // 6.3: "sock: add tracepoint for send recv length" (commit 6e6eda44b939), applied
             // to net-next in January 2023, the 6.3 cycle; DepSurf has it in 6.5, not in 6.2.
             // Measured: absent on 6.1 and 5.10.
             Hook {
+                loses: None,
                 programs: &[tp_btf("sock_recv_length", 3, kernel(6, 3)).needs(READER_REGS)],
             },
         ],
@@ -281,6 +316,7 @@ pub static TABLE: &[StageSpec] = &[
         // DepSurf: in 4.4 (skb, len). Attached only when statistics are counted: it runs for
         // every recvmsg on the machine. The consumed count comes from the consume stage.
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("skb_copy_datagram_iovec", 2, OLD)],
         }],
         required: false,
@@ -291,9 +327,20 @@ pub static TABLE: &[StageSpec] = &[
         name: "drop with reason (kfree_skb)",
         // The reason argument: 5.17 (lttng; DepSurf: two arguments in 5.15, three in 5.19).
         // The fourth (rx_sk, 6.11 by lttng) is read only where BTF shows it.
-        hooks: &[Hook {
-            programs: &[tp_btf("kfree_skb", 3, kernel(5, 17))],
-        }],
+        hooks: &[
+            Hook {
+                loses: None,
+                programs: &[tp_btf("kfree_skb", 3, kernel(5, 17))],
+            },
+            // Before 5.17 the tracepoint passes (skb, location) only (DepSurf: in 4.4).
+            Hook {
+                loses: Some(
+                    "the drop reason (5.17): a drop is told with its place only, \
+                     \"dropped at tcp_v4_rcv+0x99, reason not given by this kernel\"",
+                ),
+                programs: &[tp_btf_named("kfree_skb_no_reason", "kfree_skb", 2, OLD)],
+            },
+        ],
         required: false,
         without: "drops not seen",
     },
@@ -304,6 +351,7 @@ pub static TABLE: &[StageSpec] = &[
         // the location, came with "net: add location to trace_consume_skb()" (net-next-6.3);
         // it is read only where BTF shows it.
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("consume_skb", 1, OLD)],
         }],
         required: false,
@@ -314,12 +362,14 @@ pub static TABLE: &[StageSpec] = &[
         name: "reset sent (tcp_v4_send_reset)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[
                     fentry("fentry_tcp_v4_send_reset", "tcp_v4_send_reset", OLD),
                     fentry("fentry_tcp_v6_send_reset", "tcp_v6_send_reset", OLD).optional(),
                 ],
             },
             Hook {
+                loses: None,
                 programs: &[
                     kprobe("kprobe_tcp_v4_send_reset", "tcp_v4_send_reset", OLD),
                     kprobe("kprobe_tcp_v6_send_reset", "tcp_v6_send_reset", OLD).optional(),
@@ -329,6 +379,7 @@ pub static TABLE: &[StageSpec] = &[
             // TCP reset to be sent"; DepSurf: two arguments up to 6.8). Before it the
             // tracepoint also skipped the resets sent when no socket matched.
             Hook {
+                loses: None,
                 programs: &[tp_btf("tcp_send_reset", 3, kernel(6, 10))],
             },
         ],
@@ -338,15 +389,38 @@ pub static TABLE: &[StageSpec] = &[
     StageSpec {
         stage: StageId::ResetReceived,
         name: "reset received",
-        hooks: &[Hook {
-            programs: &[
-                // DepSurf: in 4.15.
-                tp_btf("tcp_receive_reset", 1, kernel(4, 15)).reports(Reports::ResetReceived),
-                // net-next-5.14 ("add trace points: socket errors via sk_error_report");
-                // DepSurf: absent from 5.13, in 5.15. Measured: absent on 5.10.
-                tp_btf("inet_sk_error_report", 1, kernel(5, 14)).reports(Reports::ErrorReport),
-            ],
-        }],
+        hooks: &[
+            Hook {
+                loses: None,
+                programs: &[
+                    // DepSurf: in 4.15.
+                    tp_btf("tcp_receive_reset", 1, kernel(4, 15)).reports(Reports::ResetReceived),
+                    // net-next-5.14 ("add trace points: socket errors via sk_error_report");
+                    // DepSurf: absent from 5.13, in 5.15. Measured: absent on 5.10.
+                    tp_btf("inet_sk_error_report", 1, kernel(5, 14)).reports(Reports::ErrorReport),
+                ],
+            },
+            // Before 5.14: the error a RST reports is told from the socket's state at
+            // tcp_receive_reset, as tcp_reset() sets it right after that tracepoint.
+            Hook {
+                loses: Some(
+                    "errors reported to a socket's user for other causes than a RST received \
+                     (inet_sk_error_report, 5.14); a RST's error is told from the socket's state \
+                     as tcp_reset() sets it",
+                ),
+                programs: &[
+                    tp_btf_named(
+                        "tcp_receive_reset_alone",
+                        "tcp_receive_reset",
+                        1,
+                        kernel(4, 15),
+                    )
+                    .reports(Reports::ResetReceived),
+                    tp_btf_named("tcp_reset_error", "tcp_receive_reset", 1, kernel(4, 15))
+                        .reports(Reports::ErrorReport),
+                ],
+            },
+        ],
         required: false,
         without: "resets received not seen",
     },
@@ -355,14 +429,17 @@ pub static TABLE: &[StageSpec] = &[
         name: "ICMP error sent (__icmp_send)",
         hooks: &[
             Hook {
+                loses: None,
                 programs: &[fentry("fentry_icmp_send", "__icmp_send", OLD)],
             },
             Hook {
+                loses: None,
                 programs: &[kprobe("kprobe_icmp_send", "__icmp_send", OLD)],
             },
             // net-next-6.10 adds include/trace/events/icmp.h ("net/ipv4: add tracepoint for
             // icmp_send"); DepSurf: absent up to 6.8. Stable kernels got it later (6.6.81).
             Hook {
+                loses: None,
                 programs: &[tp_btf("icmp_send", 3, kernel(6, 10))],
             },
         ],
@@ -373,6 +450,7 @@ pub static TABLE: &[StageSpec] = &[
         stage: StageId::QueueFull,
         name: "socket queue full",
         hooks: &[Hook {
+            loses: None,
             programs: &[
                 tp_btf("sock_rcvqueue_full", 2, OLD)
                     .reports(Reports::QueueFull(QueueFullHook::SockRcvqueueFull)),
@@ -391,6 +469,7 @@ pub static TABLE: &[StageSpec] = &[
         name: "socket destroyed (tcp_destroy_sock)",
         // DepSurf: in 4.15.
         hooks: &[Hook {
+            loses: None,
             programs: &[tp_btf("tcp_destroy_sock", 1, kernel(4, 15))],
         }],
         required: false,
@@ -400,6 +479,7 @@ pub static TABLE: &[StageSpec] = &[
         stage: StageId::Syscalls,
         name: "socket system calls",
         hooks: &[Hook {
+            loses: None,
             programs: &[
                 syscalls("sys_enter", false, OLD),
                 syscalls("sys_exit", true, OLD),

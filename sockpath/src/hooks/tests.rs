@@ -88,7 +88,9 @@ fn oldest_kernels_follow_what_each_program_needs() {
     assert_eq!(since("kprobe_ip_rcv"), "5.8");
     // The tracepoint's third argument, a helper, trampolines of many arguments.
     assert_eq!(since("kfree_skb"), "5.17");
-    assert_eq!(since("fexit_inet_recvmsg"), "5.15");
+    assert_eq!(since("fexit_inet_recvmsg"), "5.17");
+    assert_eq!(since("fexit_inet_recvmsg_stack"), "5.8");
+    assert_eq!(since("kfree_skb_no_reason"), "5.8");
     assert_eq!(since("fexit_inet_lookup_established"), "6.6");
     assert_eq!(since("sock_recv_length"), "6.3");
     // A hook is as old as its required programs; an optional one may need a later kernel.

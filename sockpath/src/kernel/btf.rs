@@ -217,12 +217,17 @@ impl KernelBtf {
             sk_type: self.sized("sock", "sk_type", 2)?,
             sk_socket: self.sized("sock", "sk_socket", 8)?,
             sk_err: self.sized("sock", "sk_err", 4)?,
+            // A field of struct sock up to 6.x, then sock_common's skc_flags (a union member).
+            sk_flags: self
+                .sized("sock", "sk_flags", 8)
+                .or_else(|_| skc("skc_flags", 8))?,
             sk_reuseport_cb: self.sized("sock", "sk_reuseport_cb", 8)?,
             inet_sport: self.sized("inet_sock", "inet_sport", 2)?,
             tcp_copied_seq: self.sized("tcp_sock", "copied_seq", 4)?,
             socket_sk: self.sized("socket", "sk", 8)?,
             socket_ino: inode_in_alloc - socket_in_alloc + self.sized("inode", "i_ino", 8)?,
             task_files: self.sized("task_struct", "files", 8)?,
+            task_stack: self.sized("task_struct", "stack", 8)?,
             files_fdt: self.sized("files_struct", "fdt", 8)?,
             fdt_max_fds: self.sized("fdtable", "max_fds", 4)?,
             fdt_fd: self.sized("fdtable", "fd", 8)?,

@@ -4,6 +4,9 @@
 use std::{collections::HashMap, sync::Arc};
 
 /// Names of the drop and reset reasons (from BTF) and of kernel text symbols (from kallsyms).
+/// A drop's reason on kernels whose kfree_skb tracepoint passes none (before 5.17).
+pub const DROP_REASON_NOT_GIVEN: &str = "reason not given by this kernel";
+
 #[derive(Clone, Debug, Default)]
 pub struct KernelNames {
     pub drop_reasons: HashMap<u64, String>,
@@ -45,7 +48,13 @@ impl KernelNames {
         }
     }
 
+    /// The name of drop reason `v`. A drop from a kernel whose kfree_skb passes no reason
+    /// (before 5.17: the event says so with a negative value, the statistics count it in slot 0,
+    /// and the kernel has no enum skb_drop_reason) is "reason not given by this kernel".
     pub fn drop_reason(&self, v: i32) -> String {
+        if v < 0 || (v == 0 && self.drop_reasons.is_empty()) {
+            return DROP_REASON_NOT_GIVEN.to_string();
+        }
         self.drop_reasons
             .get(&(v as u64))
             .cloned()
@@ -86,6 +95,13 @@ mod tests {
     fn names() {
         assert_eq!(KernelNames::for_tests().drop_reason(3), "NO_SOCKET");
         assert_eq!(KernelNames::default().drop_reason(7), "reason 7");
+        // Before 5.17: no reason in the event (-1), none in the statistics' slot 0 where the
+        // kernel has no enum skb_drop_reason.
+        let not_given = "reason not given by this kernel";
+        assert_eq!(KernelNames::for_tests().drop_reason(-1), not_given);
+        assert_eq!(KernelNames::default().drop_reason(-1), not_given);
+        assert_eq!(KernelNames::default().drop_reason(0), not_given);
+        assert_eq!(KernelNames::for_tests().drop_reason(0), "reason 0");
         let n = KernelNames {
             symbols: Arc::new(vec![
                 (0x1000, "tcp_v4_rcv".into()),

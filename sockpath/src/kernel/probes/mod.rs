@@ -26,6 +26,8 @@ pub struct StageStatus {
     pub partial: Vec<(String, String)>,
     /// Hooks tried and refused, with the reason.
     pub refused: Vec<(String, String)>,
+    /// What the chosen hook loses against the stage's preferred one (a fallback's loss).
+    pub loses: Option<&'static str>,
     pub without: &'static str,
     /// The table's hook serving it, for the journeys' stage labels.
     #[serde(skip)]
@@ -61,6 +63,7 @@ pub fn attach_all(
             kind: HookKind::Inferred,
             partial: Vec::new(),
             refused: Vec::new(),
+            loses: None,
             without: spec.without,
             hook: None,
         };
@@ -71,6 +74,7 @@ pub fn attach_all(
                     st.kind = hook.kind();
                     st.partial = partial;
                     st.hook = Some(hook);
+                    st.loses = hook.loses;
                     break;
                 }
                 Err(why) => st.refused.push((hook.describe(), why.to_string())),

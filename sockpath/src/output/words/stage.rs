@@ -8,6 +8,7 @@ use sockpath_ebpf::event::Hop;
 use super::{addr, caller, failed_read, lookup, process, sock, syscall_result, R};
 use crate::{
     journey::model::{ConsumedWhy, Queue, RouteResult, StageData},
+    kernel::names::DROP_REASON_NOT_GIVEN,
     text::{int, uint},
 };
 
@@ -133,6 +134,9 @@ pub fn write<W: Write + ?Sized>(w: &mut W, d: &StageData) -> R {
         StageData::IcmpSent { icmp } => {
             w.write_str(icmp)?;
             w.write_str(" sent")
+        }
+        StageData::Dropped { reason, location } if reason == DROP_REASON_NOT_GIVEN => {
+            write!(w, "dropped at {location}, {reason}")
         }
         StageData::Dropped { reason, location } => {
             write!(w, "dropped: {reason} at {location}")

@@ -294,6 +294,13 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
             "dropped: TCP_CSUM at tcp_v4_rcv+0x1a0",
         ),
         (
+            StageData::Dropped {
+                reason: "reason not given by this kernel".into(),
+                location: "tcp_v4_rcv+0x99".into(),
+            },
+            "dropped at tcp_v4_rcv+0x99, reason not given by this kernel",
+        ),
+        (
             StageData::QueueFull { rc: -12 },
             "socket could not queue it (rc -12)",
         ),
