@@ -216,6 +216,10 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
 #[inline(always)]
 fn pending(tid: u32) -> Result<&'static mut SyscallEvent, i32> {
     let zero = SYSCALL_ZERO.get_ptr(0).ok_or(-1)?;
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value the event would be copied onto the 512-byte BPF stack"
+    )]
     // SAFETY: SYSCALL_ZERO is never written: it stays all zeros.
     PENDING_SYSCALLS.insert(tid, unsafe { &*zero }, 0)?;
     let ev = PENDING_SYSCALLS.get_ptr_mut(tid).ok_or(-1)?;
