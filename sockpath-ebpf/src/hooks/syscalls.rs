@@ -210,9 +210,10 @@ fn try_sys_enter(ctx: &TracePointContext, kind: SyscallKind) -> Result<(), i32> 
 }
 
 /// This thread's event in flight, zeroed. It is built in place, in the entry of the thread's
-/// own key, never in a per-CPU buffer: syscall tracepoints are preemptible on kernels with
-/// faultable syscall tracepoints and full or lazy preemption (Debian's 7.x), and another
-/// thread's call on the same CPU would overwrite a shared buffer halfway through.
+/// own key, never in a per-CPU buffer: a per-CPU buffer is shared by every thread that runs on
+/// the CPU, and where a thread can be preempted between the program's start and its end
+/// (Debian's 7.2, lazily preemptive, lost a second thread's calls that way) another thread's
+/// call overwrites it halfway.
 #[inline(always)]
 fn pending(tid: u32) -> Result<&'static mut SyscallEvent, i32> {
     let zero = SYSCALL_ZERO.get_ptr(0).ok_or(-1)?;
