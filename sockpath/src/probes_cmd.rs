@@ -13,7 +13,7 @@ use crate::{
     client,
     filter::{KernelSet, WatchFilter, DEFAULT_SNAPLEN},
     hooks,
-    kernel::{self, facts::KernelFacts, Kernel, Mode},
+    kernel::{self, Kernel, Mode},
 };
 
 #[derive(Args, Debug, Clone)]
@@ -42,10 +42,7 @@ pub fn run(args: ProbesArgs, started: Instant) -> anyhow::Result<()> {
     let report = match client::connect(&args.via)? {
         Some(daemon) => rt.block_on(from_daemon(daemon))?,
         None => {
-            kernel::check_privileges()?;
-            kernel::raise_memlock();
-            let facts = KernelFacts::read()?;
-            kernel::ensure_tracefs()?;
+            let facts = kernel::prepare()?;
             // Every stage, the statistics' own included: what a daemon attaches.
             let k = Kernel::load_mode(
                 &facts,

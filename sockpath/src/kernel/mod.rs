@@ -38,6 +38,16 @@ use crate::filter::KernelSet;
 pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockpath-ebpf"));
 
+/// What every attach does first: the privileges checked, the memlock limit lifted, the running
+/// kernel's facts read, tracefs mounted.
+pub fn prepare() -> anyhow::Result<facts::KernelFacts> {
+    check_privileges()?;
+    raise_memlock();
+    let facts = facts::KernelFacts::read()?;
+    ensure_tracefs()?;
+    Ok(facts)
+}
+
 /// Checks the privileges needed to load eBPF programs, before anything else fails less clearly.
 pub fn check_privileges() -> anyhow::Result<()> {
     // SAFETY: no preconditions.

@@ -13,7 +13,7 @@ use crate::{
     client::Daemon,
     counts::model::Totals,
     filter::{KernelSet, WatchFilter},
-    kernel::{self, facts::KernelFacts, probes, Kernel, Mode},
+    kernel::{self, probes, Kernel, Mode},
 };
 
 /// What the start line tells.
@@ -42,10 +42,7 @@ pub enum Source {
 impl Source {
     /// Loads and attaches programs that only count (as root).
     pub fn own(filter: &WatchFilter, started: Instant) -> anyhow::Result<(Self, Started)> {
-        kernel::check_privileges()?;
-        kernel::raise_memlock();
-        let facts = KernelFacts::read()?;
-        kernel::ensure_tracefs()?;
+        let facts = kernel::prepare()?;
         // The ring buffer carries nothing in this mode: the smallest the kernel takes.
         let kernel = Kernel::load_mode(
             &facts,

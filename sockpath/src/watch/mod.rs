@@ -96,10 +96,7 @@ pub fn attach(
     mode: Mode,
     started: Instant,
 ) -> anyhow::Result<Attached> {
-    kernel::check_privileges()?;
-    kernel::raise_memlock();
-    let facts = KernelFacts::read()?;
-    kernel::ensure_tracefs()?;
+    let facts = kernel::prepare()?;
     let kernel = Kernel::load_mode(
         &facts,
         &KernelSet::of([filter]),

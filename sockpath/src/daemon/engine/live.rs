@@ -13,7 +13,7 @@ use crate::{
     daemon::union,
     filter::WatchFilter,
     hooks::HookChoice,
-    kernel::{self, facts::KernelFacts, names::KernelNames, probes, Kernel, Mode},
+    kernel::{self, names::KernelNames, probes, Kernel, Mode},
     live::release_free_memory,
 };
 
@@ -65,10 +65,7 @@ impl Engine {
             return Ok(());
         }
         let t = Instant::now();
-        kernel::check_privileges()?;
-        kernel::raise_memlock();
-        let facts = KernelFacts::read()?;
-        kernel::ensure_tracefs()?;
+        let facts = kernel::prepare()?;
         let filters = self.filters();
         // Statistics are kept whoever attached the programs, so a `sockpath stats` client
         // (or the metrics) can join a watch already running without attaching again.
