@@ -6,3 +6,5 @@
 pub mod model;
 pub mod view;
 pub mod wire;
+
+pub use view::Counted;

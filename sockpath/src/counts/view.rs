@@ -78,12 +78,8 @@ pub fn ports(t: &Totals, drop_reason: &dyn Fn(usize) -> String) -> Vec<PortView>
 /// Every port's counts added up, as a sampled watch's summary gives them: each matched packet
 /// is counted under one port, so the sums count packets. `uncounted`: packets of ports the
 /// statistics had no room for.
-pub fn counted(
-    t: &Totals,
-    drop_reason: &dyn Fn(usize) -> String,
-    uncounted: u64,
-) -> crate::journey::model::Counted {
-    let mut c = crate::journey::model::Counted {
+pub fn counted(t: &Totals, drop_reason: &dyn Fn(usize) -> String, uncounted: u64) -> Counted {
+    let mut c = Counted {
         uncounted,
         ..Default::default()
     };
@@ -163,4 +159,25 @@ fn port_view(key: u32, p: &PortStats, drop_reason: &dyn Fn(usize) -> String) -> 
         accept_overflows,
         latency,
     }
+}
+
+/// Counts by outcome of every matched packet (`sockpath_ebpf::stats::outcome`); not exclusive
+/// (a datagram to a closed port is both an ICMP error sent and a drop).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Counted {
+    pub matched: u64,
+    pub queued: u64,
+    pub accept_queued: u64,
+    pub read: u64,
+    pub accepted: u64,
+    pub consumed: u64,
+    pub dropped: u64,
+    pub reset_sent: u64,
+    pub icmp_sent: u64,
+    pub queue_full: u64,
+    /// Drops by the kernel's reason, most first.
+    pub drops: Vec<(String, u64)>,
+    /// Packets of ports the statistics had no room for (not in the counts above).
+    pub uncounted: u64,
 }

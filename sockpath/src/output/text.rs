@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn a_sampled_summary_gives_the_kernels_counts() {
-        use crate::journey::model::{Counted, Sampled};
+        use crate::{counts::Counted, journey::model::Sampled};
         let mut s = Summary {
             packets_matched: 247,
             journeys: 30,

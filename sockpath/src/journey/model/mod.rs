@@ -24,7 +24,7 @@ pub use self::{
     outcome::{
         AfterReset, Connect, Outcome, OutcomeData, OutcomeKind, Retransmission, TimeWaitAnswer,
     },
-    records::{Counted, Note, Sampled, StartInfo, Summary, SyscallRecord},
+    records::{Note, Sampled, StartInfo, Summary, SyscallRecord},
     socket::{Hex, Owner, SocketView},
     stage::{Caller, ConsumedWhy, Queue, RouteResult, Stage, StageData, Transition},
 };

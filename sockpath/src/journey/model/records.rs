@@ -88,26 +88,5 @@ pub struct Sampled {
     pub told_at_end: u64,
     /// What the kernel's statistics counted of every matched packet, followed or not,
     /// summed over the watched ports: exact, nothing of it crossed the ring buffer.
-    pub counted: Counted,
-}
-
-/// Counts by outcome of every matched packet (`sockpath_ebpf::stats::outcome`); not exclusive
-/// (a datagram to a closed port is both an ICMP error sent and a drop).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Counted {
-    pub matched: u64,
-    pub queued: u64,
-    pub accept_queued: u64,
-    pub read: u64,
-    pub accepted: u64,
-    pub consumed: u64,
-    pub dropped: u64,
-    pub reset_sent: u64,
-    pub icmp_sent: u64,
-    pub queue_full: u64,
-    /// Drops by the kernel's reason, most first.
-    pub drops: Vec<(String, u64)>,
-    /// Packets of ports the statistics had no room for (not in the counts above).
-    pub uncounted: u64,
+    pub counted: crate::counts::Counted,
 }
