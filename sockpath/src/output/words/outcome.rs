@@ -237,10 +237,18 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
                     if let Some(syn) = syn {
                         write!(w, ", SYN queue {syn}")?;
                     }
-                    w.write_str(
-                        "): the SYN backlog's own check (net.ipv4.tcp_max_syn_backlog, without \
-                         SYN cookies) or another",
-                    )?
+                    match syn_sysctls {
+                        // Read, and the rule above did not hold.
+                        Some((backlog, cookies)) => write!(
+                            w,
+                            ") nor the SYN backlog's own check met (net.ipv4.tcp_max_syn_backlog \
+                             {backlog}, net.ipv4.tcp_syncookies={cookies}): another cause"
+                        )?,
+                        None => w.write_str(
+                            "): the SYN backlog's own check (net.ipv4.tcp_max_syn_backlog, \
+                             without SYN cookies) or another",
+                        )?,
+                    }
                 }
                 (None, _) => w.write_str(
                     ": its accept queue or SYN queue was full, or without SYN cookies its SYN \

@@ -447,9 +447,10 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                 |_| {},
             ),
             "SYN not answered by the listener: neither queue full as the lookup read them (accept \
-             queue 0 of 64, SYN queue 6): the SYN backlog's own check \
-             (net.ipv4.tcp_max_syn_backlog, without SYN cookies) or another: SYN dropped, the \
-             client sends it again when its retransmission timer fires (1 s, then longer)",
+             queue 0 of 64, SYN queue 6) nor the SYN backlog's own check met \
+             (net.ipv4.tcp_max_syn_backlog 8, net.ipv4.tcp_syncookies=0): another cause: SYN \
+             dropped, the client sends it again when its retransmission timer fires (1 s, then \
+             longer)",
         ),
         (
             outcome(
