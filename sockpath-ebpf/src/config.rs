@@ -78,6 +78,14 @@ pub struct KernelOffsets {
     /// struct inet_connection_sock's icsk_accept_queue.qlen: a listener's SYN queue, the
     /// request sockets of handshakes in progress (its limit is sk_max_ack_backlog too).
     pub icsk_syn_qlen: u32,
+    /// struct inet_timewait_sock's tw_timer.expires (jiffies): when the time-wait socket's
+    /// timer fires (end of FIN_WAIT2 or of TIME_WAIT). 0: not found in this kernel's BTF.
+    pub tw_timer_expires: u32,
+    /// struct net's ipv4.sysctl_max_syn_backlog and ipv4.sysctl_tcp_syncookies: the listener's
+    /// namespace's net.ipv4.tcp_max_syn_backlog and net.ipv4.tcp_syncookies, which
+    /// tcp_conn_request() reads for each SYN. 0: not found in this kernel's BTF.
+    pub net_max_syn_backlog: u32,
+    pub net_syncookies: u32,
     /// `FEATURE_*` bits: what this kernel's hooks pass. The verifier reads this read-only
     /// global as a constant and drops the branches for arguments a kernel does not have.
     pub features: u32,
@@ -158,7 +166,7 @@ mod pod {
     unsafe impl aya::Pod for super::FilterConfig {}
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 51 * 4);
 const _: () = assert!(core::mem::size_of::<FilterConfig>() == 8);
 
 /// Global variable names (EbpfLoader::override_global).

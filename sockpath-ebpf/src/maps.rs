@@ -64,6 +64,9 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     sk_ack_backlog: 0,
     sk_max_ack_backlog: 0,
     icsk_syn_qlen: 0,
+    tw_timer_expires: 0,
+    net_max_syn_backlog: 0,
+    net_syncookies: 0,
     features: 0,
 });
 

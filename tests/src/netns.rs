@@ -61,7 +61,8 @@ impl Drop for Netns {
 
 /// Two namespaces joined by a veth pair: `a` holds `a_if` with 10.X.0.1/24, `b` holds `b_if`
 /// with 10.X.0.2/24. IPv6 is off and the neighbours are static, so no ARP or router
-/// solicitations: every packet on the pair is the test's.
+/// solicitations: every TCP or UDP packet on the pair is the test's. (`new_v6`: the same over
+/// IPv6 only.)
 pub struct VethPair {
     pub a: Netns,
     pub b: Netns,
@@ -73,14 +74,43 @@ pub struct VethPair {
 
 impl VethPair {
     pub fn new() -> Self {
+        Self::with(false)
+    }
+
+    /// The same pair over IPv6 only: fd00:X::1/64 and fd00:X::2/64, without duplicate address
+    /// detection or router solicitations, neighbours static.
+    pub fn new_v6() -> Self {
+        Self::with(true)
+    }
+
+    fn with(v6: bool) -> Self {
         let a = Netns::new("a");
         let b = Netns::new("b");
         let n = unique() % 200 + 20;
         let (a_if, b_if) = (format!("spa{n}"), format!("spb{n}"));
-        let (a_addr, b_addr) = (format!("10.{n}.0.1"), format!("10.{n}.0.2"));
+        let (a_addr, b_addr, plen) = if v6 {
+            (format!("fd00:{n}::1"), format!("fd00:{n}::2"), 64)
+        } else {
+            (format!("10.{n}.0.1"), format!("10.{n}.0.2"), 24)
+        };
         for ns in [&a, &b] {
-            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+            if v6 {
+                for conf in ["all", "default"] {
+                    ns.exec(&[
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv6.conf.{conf}.accept_dad=0"),
+                    ]);
+                    ns.exec(&[
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv6.conf.{conf}.router_solicitations=0"),
+                    ]);
+                }
+            } else {
+                ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+                ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+            }
         }
         ip(&[
             "link", "add", &a_if, "netns", &a.name, "type", "veth", "peer", "name", &b_if, "netns",
@@ -91,8 +121,11 @@ impl VethPair {
             out.trim().to_string()
         };
         let (a_mac, b_mac) = (mac(&a, &a_if), mac(&b, &b_if));
-        a.exec(&["ip", "addr", "add", &format!("{a_addr}/24"), "dev", &a_if]);
-        b.exec(&["ip", "addr", "add", &format!("{b_addr}/24"), "dev", &b_if]);
+        let nodad: &[&str] = if v6 { &["nodad"] } else { &[] };
+        let a_net = format!("{a_addr}/{plen}");
+        let b_net = format!("{b_addr}/{plen}");
+        a.exec(&[&["ip", "addr", "add", &a_net, "dev", &a_if][..], nodad].concat());
+        b.exec(&[&["ip", "addr", "add", &b_net, "dev", &b_if][..], nodad].concat());
         a.exec(&[
             "ip",
             "neigh",

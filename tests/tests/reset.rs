@@ -196,14 +196,19 @@ fn check_rst(
 }
 
 fn on_loopback(when: Reader) {
+    on_loopback_at("127.0.0.1", when);
+}
+
+/// The same on loopback address `ip` (IPv4 or IPv6, as a socket address writes it).
+fn on_loopback_at(ip: &str, when: Reader) {
     let ns = Netns::new("reset");
     let port = free_port();
     let cport = free_port();
     let cap = Capture::start(&ns, "lo", &format!("tcp port {port}"));
     let watch = Watch::start(&["--port", &port.to_string()]);
 
-    let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let client: SocketAddr = format!("127.0.0.1:{cport}").parse().unwrap();
+    let server: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let client: SocketAddr = format!("{ip}:{cport}").parse().unwrap();
     let side = ns.run(move || {
         let listener = TcpListener::bind(server).unwrap();
         let c = connect_from(client, server).unwrap();
@@ -230,6 +235,11 @@ fn a_reset_names_the_later_read_that_failed() {
 #[test]
 fn a_reset_names_the_owner_that_closed_without_reading() {
     on_loopback(Reader::Never);
+}
+
+#[test]
+fn a_reset_over_ipv6_names_the_blocked_reader_whose_read_failed() {
+    on_loopback_at("[::1]", Reader::Blocked);
 }
 
 #[test]

@@ -12,7 +12,9 @@ mod tcp_state;
 
 pub use fib::FibEvent;
 pub use packet::{PacketEvent, PACKET_EVENT_FIXED, SNAP_MAX};
-pub use skb::{Hop, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT, DROP_REASON_NOT_GIVEN};
+pub use skb::{
+    Hop, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT, DROP_REASON_NOT_GIVEN, DROP_TW_LEFT,
+};
 pub use sock::{CallInfo, LookupTable, SockEvent, SockInfo, SockWhat, SOCK_REUSEPORT};
 pub use syscall::{SockAddrRaw, SyscallEvent, SyscallKind};
 pub use tcp_state::{reset_error, TcpState};

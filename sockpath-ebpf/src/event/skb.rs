@@ -29,6 +29,9 @@ pub enum SkbWhat {
 /// `SkbEvent::arg1` of a drop whose rx_sk was a time-wait socket: this bit, and the socket's
 /// tw_substate in the low byte.
 pub const DROP_AT_TIME_WAIT: i32 = 0x100;
+/// With [`DROP_AT_TIME_WAIT`]: `SkbEvent::arg2` holds the jiffies left before the time-wait
+/// socket's timer fires.
+pub const DROP_TW_LEFT: i32 = 0x200;
 
 /// `SkbEvent::arg0` of a drop on a kernel whose kfree_skb tracepoint passes no reason (before
 /// 5.17): enum skb_drop_reason has no negative values.
@@ -125,7 +128,8 @@ pub struct SkbEvent {
     pub _pad: u16,
     pub arg0: i32,
     pub arg1: i32,
-    pub _pad2: u32,
+    /// A drop at a time-wait socket: the jiffies left on its timer (see [`DROP_TW_LEFT`]).
+    pub arg2: u32,
     pub skb: u64,
     /// Kernel code address (kfree_skb's location).
     pub location: u64,

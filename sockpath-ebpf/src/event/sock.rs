@@ -74,9 +74,12 @@ pub enum SockWhat {
     /// tcp_destroy_sock / UDP release: the socket is gone.
     Destroy = 9,
     /// A socket lookup returned (fexit/kretprobe): `arg0` = [`LookupTable`], `sock` = the socket
-    /// found (sk 0: none); `arg1` = a time-wait socket's tw_substate, or a listener's accept
-    /// queue length (sk_ack_backlog) with `arg2` its limit (sk_max_ack_backlog) and `skb` (no
-    /// sk_buff is named) its SYN queue length (icsk_accept_queue.qlen).
+    /// found (sk 0: none); `arg1` = a time-wait socket's tw_substate, with `arg2` 1 when `skb`
+    /// (no sk_buff is named) holds the jiffies left before its timer fires; or a listener's
+    /// accept queue length (sk_ack_backlog) with `arg2` its limit (sk_max_ack_backlog), `skb`
+    /// its SYN queue length (icsk_accept_queue.qlen) and, when `call.enter_ns` is 1 (no call is
+    /// named), its namespace's net.ipv4.tcp_max_syn_backlog in `call.count` and
+    /// net.ipv4.tcp_syncookies in `call.fd`.
     Lookup = 10,
 }
 

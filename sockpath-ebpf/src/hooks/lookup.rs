@@ -46,12 +46,21 @@ fn looked_up(table: LookupTable, found: u64) {
     sock::info_into(&mut ev.other, 0, o);
     if ev.sock.state == sock::TCP_TIME_WAIT {
         ev.arg1 = read::<u8>(found, o.tw_substate).unwrap_or(0) as i32;
+        if let Some(left) = sock::tw_jiffies_left(found, o) {
+            ev.arg2 = 1;
+            ev.skb = left as u64;
+        }
     } else if ev.sock.state == sock::TCP_LISTEN {
         // The accept queue and the SYN queue as the SYN finds them: a SYN that finds either
         // full is dropped (or, for the SYN queue with SYN cookies on, answered with a cookie).
         ev.arg1 = read::<u32>(found, o.sk_ack_backlog).unwrap_or(0) as i32;
         ev.arg2 = read::<u32>(found, o.sk_max_ack_backlog).unwrap_or(0);
         ev.skb = read::<u32>(found, o.icsk_syn_qlen).unwrap_or(0) as u64;
+        if let Some((backlog, cookies)) = sock::syn_sysctls(found, o) {
+            ev.call.enter_ns = 1;
+            ev.call.count = backlog as u64;
+            ev.call.fd = cookies as i32;
+        }
     }
     entry.submit(emit::RB_FLAGS);
 }

@@ -9,6 +9,7 @@ use sockpath_ebpf::{
     config::{counter, FEATURE_CONSUME_LOCATION, FEATURE_KFREE_SKB_RX_SK, FEATURE_RESET_REASON},
     event::{
         EventKind, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT, DROP_REASON_NOT_GIVEN,
+        DROP_TW_LEFT,
     },
     stats::outcome,
 };
@@ -75,7 +76,7 @@ pub(crate) fn skb_event(what: SkbWhat, skb: u64, more: impl FnOnce(&mut SkbEvent
     ev._pad = 0;
     ev.arg0 = 0;
     ev.arg1 = 0;
-    ev._pad2 = 0;
+    ev.arg2 = 0;
     ev.skb = skb;
     ev.location = 0;
     ev.sk = 0;
@@ -117,6 +118,10 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
             let o = offsets();
             if read::<u8>(ev.sk, o.skc_state).unwrap_or(0) == sock::TCP_TIME_WAIT {
                 ev.arg1 = DROP_AT_TIME_WAIT | read::<u8>(ev.sk, o.tw_substate).unwrap_or(0) as i32;
+                if let Some(left) = sock::tw_jiffies_left(ev.sk, o) {
+                    ev.arg1 |= DROP_TW_LEFT;
+                    ev.arg2 = left;
+                }
             }
         }
     });

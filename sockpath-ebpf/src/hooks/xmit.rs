@@ -131,7 +131,7 @@ fn answer(skb: u64, sk: u64, needs: u8, flags: u16, journey: u64, o: &KernelOffs
     ev._pad = 0;
     ev.arg0 = tcp_flags as i32;
     ev.arg1 = 0;
-    ev._pad2 = 0;
+    ev.arg2 = 0;
     ev.skb = skb;
     ev.location = 0;
     ev.sk = sk;

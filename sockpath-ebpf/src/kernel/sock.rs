@@ -168,3 +168,31 @@ pub fn request_listener(req: u64, o: &KernelOffsets) -> u64 {
 pub fn sk_err(sk: u64, o: &KernelOffsets) -> i32 {
     read::<i32>(sk, o.sk_err).unwrap_or(0)
 }
+
+/// Jiffies left before a time-wait socket's timer fires (the end of its FIN_WAIT2 or
+/// TIME_WAIT), read with the current jiffies at the same moment; 0 once due. None where this
+/// kernel's BTF did not give the timer's place.
+#[inline(always)]
+pub fn tw_jiffies_left(tw: u64, o: &KernelOffsets) -> Option<u32> {
+    if o.tw_timer_expires == 0 {
+        return None;
+    }
+    let expires = read::<u64>(tw, o.tw_timer_expires).ok()?;
+    // SAFETY: no arguments; jiffies_64.
+    let now = unsafe { aya_ebpf::helpers::bpf_jiffies64() };
+    let left = expires.wrapping_sub(now) as i64;
+    Some(left.clamp(0, u32::MAX as i64) as u32)
+}
+
+/// A listener's namespace's net.ipv4.tcp_max_syn_backlog and net.ipv4.tcp_syncookies, as
+/// tcp_conn_request() reads them for a SYN. None where this kernel's BTF did not give them.
+#[inline(always)]
+pub fn syn_sysctls(sk: u64, o: &KernelOffsets) -> Option<(u32, u8)> {
+    if o.net_max_syn_backlog == 0 || o.net_syncookies == 0 {
+        return None;
+    }
+    let net = read_ptr(sk, o.skc_net).ok()?;
+    let backlog = read::<i32>(net, o.net_max_syn_backlog).ok()?;
+    let cookies = read::<u8>(net, o.net_syncookies).ok()?;
+    Some((backlog.max(0) as u32, cookies))
+}

@@ -1,6 +1,8 @@
 //! Packet (sk_buff) events: something happened to a packet a packet event announced.
 
-use sockpath_ebpf::event::{Hop, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT};
+use sockpath_ebpf::event::{
+    Hop, QueueFullHook, SkbEvent, SkbWhat, DROP_AT_TIME_WAIT, DROP_TW_LEFT,
+};
 
 use super::{
     header::{text, Meta},
@@ -24,12 +26,13 @@ pub enum SkbKind {
     /// kernels) at code address `location`; `sk` is the socket it was for (0: none, or a
     /// kernel that does not say).
     /// `tw_substate`: the socket was a time-wait socket in this substate (kernels that pass
-    /// rx_sk, 6.11 and later).
+    /// rx_sk, 6.11 and later), with `tw_left` jiffies left on its timer when read.
     Drop {
         reason: i32,
         location: u64,
         sk: u64,
         tw_substate: Option<u8>,
+        tw_left: Option<u32>,
     },
     /// tcp_send_reset: a RST was sent in answer to it, for `reason` (enum sk_rst_reason) by
     /// socket `sk` (0 when no socket wanted it).
@@ -57,6 +60,8 @@ pub fn decode(meta: Meta, e: &SkbEvent) -> Result<SkbEv, DecodeError> {
             location: e.location,
             sk: e.sk,
             tw_substate: (e.arg1 & DROP_AT_TIME_WAIT != 0).then_some(e.arg1 as u8),
+            tw_left: (e.arg1 & DROP_AT_TIME_WAIT != 0 && e.arg1 & DROP_TW_LEFT != 0)
+                .then_some(e.arg2),
         },
         SkbWhat::ResetSent => SkbKind::ResetSent {
             reason: e.arg0,
@@ -118,6 +123,7 @@ mod tests {
                 location: 0x1234,
                 sk: 0x55,
                 tw_substate: None,
+                tw_left: None,
             })
         );
         assert_eq!(
@@ -127,6 +133,7 @@ mod tests {
                 location: 0x1234,
                 sk: 0x55,
                 tw_substate: Some(5),
+                tw_left: None,
             })
         );
         assert_eq!(

@@ -52,12 +52,16 @@ pub enum SockKind {
     /// A socket lookup in `table` returned `found` (None: no socket); `tw_substate`: the
     /// substate of a time-wait socket found; `accept_queue`: a listener's accept queue
     /// (length, limit) when it was found, `syn_queue` its SYN queue's length (the same limit).
+    /// `tw_left`: jiffies left on the time-wait socket's timer; `syn_sysctls`: the listener's
+    /// namespace's net.ipv4.tcp_max_syn_backlog and net.ipv4.tcp_syncookies (where read).
     Lookup {
         table: LookupTable,
         found: Option<Socket>,
         tw_substate: Option<u8>,
+        tw_left: Option<u32>,
         accept_queue: Option<(u32, u32)>,
         syn_queue: Option<u32>,
+        syn_sysctls: Option<(u32, u8)>,
     },
 }
 
@@ -116,6 +120,10 @@ pub fn decode(meta: Meta, e: &SockEvent) -> Result<SockEv, DecodeError> {
             accept_queue: (sock.sk != 0 && sock.in_state(TcpState::Listen))
                 .then_some((e.arg1 as u32, e.arg2)),
             syn_queue: (sock.sk != 0 && sock.in_state(TcpState::Listen)).then_some(e.skb as u32),
+            tw_left: (sock.sk != 0 && sock.in_state(TcpState::TimeWait) && e.arg2 == 1)
+                .then_some(e.skb as u32),
+            syn_sysctls: (sock.sk != 0 && sock.in_state(TcpState::Listen) && e.call.enter_ns == 1)
+                .then_some((e.call.count as u32, e.call.fd as u8)),
             found: (sock.sk != 0).then_some(sock),
         },
     };
@@ -200,8 +208,10 @@ mod tests {
                 table: LookupTable::Listener,
                 found: None,
                 tw_substate: None,
+                tw_left: None,
                 accept_queue: None,
                 syn_queue: None,
+                syn_sysctls: None,
             })
         );
     }

@@ -201,8 +201,10 @@ impl Assembler {
                 table,
                 found,
                 tw_substate,
+                tw_left,
                 accept_queue,
                 syn_queue,
+                syn_sysctls,
             } => {
                 // A lookup ran in the softirq processing the CPU's current packet. A socket
                 // found must fit the packet (the kernel also looks sockets up for other
@@ -220,10 +222,12 @@ impl Assembler {
                 o.obs.push(Obs::Lookup { ts, table, found });
                 if tw_substate.is_some() {
                     o.tw_substate = tw_substate;
+                    o.tw_left = tw_left;
                 }
                 if accept_queue.is_some() {
                     o.accept_queue = accept_queue;
                     o.syn_queue = syn_queue;
+                    o.syn_sysctls = syn_sysctls;
                 }
             }
             SockKind::Destroy { sock } => {
@@ -296,11 +300,16 @@ impl Assembler {
         }
         if let SkbKind::Drop {
             tw_substate: Some(substate),
+            tw_left,
             ..
         } = k.kind
         {
-            // What the lookup saw, where a hook saw it, is the substate the segment found.
-            o.tw_substate.get_or_insert(substate);
+            // What the lookup saw, where a hook saw it, is the substate the segment found (and
+            // the time left then).
+            if o.tw_substate.is_none() {
+                o.tw_substate = Some(substate);
+                o.tw_left = tw_left;
+            }
         }
         o.obs.push(match k.kind {
             SkbKind::Drop {

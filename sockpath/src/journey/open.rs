@@ -31,11 +31,17 @@ pub(crate) struct Open {
     /// The packet reached a time-wait socket in this substate (FIN_WAIT2 or TIME_WAIT): seen by
     /// the lookup, or as the drop's rx_sk.
     pub tw_substate: Option<u8>,
+    /// Jiffies left then on the time-wait socket's timer (the end of that substate), where
+    /// the kernel gave its place.
+    pub tw_left: Option<u32>,
     /// The listener's accept queue (length, limit) when the lookup found it (kernels whose
     /// lookups are hooked).
     pub accept_queue: Option<(u32, u32)>,
     /// The listener's SYN queue length then (its limit is the accept queue's).
     pub syn_queue: Option<u32>,
+    /// The listener's namespace's net.ipv4.tcp_max_syn_backlog and net.ipv4.tcp_syncookies
+    /// then.
+    pub syn_sysctls: Option<(u32, u8)>,
 }
 
 impl Open {
@@ -62,8 +68,10 @@ impl Open {
             awaiting: false,
             evicted: false,
             tw_substate: None,
+            tw_left: None,
             accept_queue: None,
             syn_queue: None,
+            syn_sysctls: None,
             waits_on: Vec::new(),
         }
     }

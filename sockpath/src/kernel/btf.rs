@@ -239,6 +239,17 @@ impl KernelBtf {
             sk_ack_backlog: self.sized("sock", "sk_ack_backlog", 4)?,
             sk_max_ack_backlog: self.sized("sock", "sk_max_ack_backlog", 4)?,
             icsk_syn_qlen: self.sized("inet_connection_sock", "icsk_accept_queue.qlen", 4)?,
+            // Optional: without them a time-wait socket's time left and a listener's namespace
+            // sysctls are not told (0 tells the programs not to read them).
+            tw_timer_expires: self
+                .sized("inet_timewait_sock", "tw_timer.expires", 8)
+                .unwrap_or(0),
+            net_max_syn_backlog: self
+                .sized("net", "ipv4.sysctl_max_syn_backlog", 4)
+                .unwrap_or(0),
+            net_syncookies: self
+                .sized("net", "ipv4.sysctl_tcp_syncookies", 1)
+                .unwrap_or(0),
             features: 0,
         })
     }

@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod facts;
 mod filter;
+pub mod hz;
 mod mode;
 pub mod names;
 pub mod probes;
@@ -45,6 +46,7 @@ pub fn prepare() -> anyhow::Result<facts::KernelFacts> {
     raise_memlock();
     let facts = facts::KernelFacts::read()?;
     ensure_tracefs()?;
+    hz::prefetch();
     Ok(facts)
 }
 

@@ -52,6 +52,7 @@ pub fn observed(
             remote: remote(s),
             substate: o.tw_substate.map(names::tcp_state),
             after: false,
+            left_ms: tw_left_ms(o),
         },
         (LookupTable::Established, Some(s)) => Lookup::Established {
             socket: sockets.view_at(s, o.t0),
@@ -75,6 +76,7 @@ pub fn inferred(h: &Headers, o: &Open, f: &Facts, sockets: &SocketTable) -> Look
             remote: SocketAddr::new(h.src, h.sport.unwrap_or(0)),
             substate: Some(names::tcp_state(sub)),
             after: true,
+            left_ms: tw_left_ms(o),
         };
     }
     if let Some((l, _)) = f.synack {
@@ -126,6 +128,11 @@ pub fn inferred(h: &Headers, o: &Open, f: &Facts, sockets: &SocketTable) -> Look
         }
     }
     Lookup::NotObserved
+}
+
+/// The time left on the time-wait socket's timer when it was seen, in milliseconds (HZ known).
+pub fn tw_left_ms(o: &Open) -> Option<u64> {
+    o.tw_left.and_then(crate::kernel::hz::jiffies_to_ms)
 }
 
 /// Why the packet for `dst` went to `chosen`: the other listeners sockpath knows of on its port

@@ -100,6 +100,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
         );
         out.reason = drop.map(|d| d.0);
         out.reset_sent = reset.is_some();
+        out.time_wait_left_ms = super::lookup::tw_left_ms(o);
         return out;
     }
     if let Some(out) = reset_received(o, sockets, connect.clone(), error.clone()) {
@@ -222,6 +223,7 @@ pub fn outcome(o: &Open, f: &Facts, sockets: &SocketTable) -> Outcome {
                         .map(|s| sockets.view_at(&s, o.t0)),
                     queue: o.accept_queue,
                     syn_queue: o.syn_queue,
+                    syn_sysctls: o.syn_sysctls,
                     retransmission: None,
                 },
             );

@@ -30,6 +30,8 @@ pub enum Lookup {
         /// The substate was read once the socket had handled the segment (from the drop),
         /// not when the lookup found it.
         after: bool,
+        /// Milliseconds then left of the substate (its timer), where the kernel gave it.
+        left_ms: Option<u64>,
     },
     /// Observed: an established socket.
     Established { socket: SocketView },

@@ -54,6 +54,10 @@ pub struct Outcome {
     pub reset_sent: bool,
     /// An ICMP error was sent in answer ("port unreachable").
     pub icmp_sent: Option<String>,
+    /// A time-wait socket handled it: milliseconds then left of its substate (FIN_WAIT2 or
+    /// TIME_WAIT), where the kernel gave its timer. Absent from the JSON when None.
+    #[serde(default)]
+    pub time_wait_left_ms: Option<u64>,
     /// What the sentence tells beyond the fields above; read back, the sentence itself.
     #[serde(rename = "text")]
     pub data: OutcomeData,
@@ -71,6 +75,7 @@ impl Outcome {
             bytes: None,
             reset_sent: false,
             icmp_sent: None,
+            time_wait_left_ms: None,
             data,
         }
     }
@@ -173,6 +178,9 @@ pub enum OutcomeData {
         listener: Option<SocketView>,
         queue: Option<(u32, u32)>,
         syn_queue: Option<u32>,
+        /// The listener's namespace's net.ipv4.tcp_max_syn_backlog and net.ipv4.tcp_syncookies
+        /// as the lookup read them.
+        syn_sysctls: Option<(u32, u8)>,
         retransmission: Option<Retransmission>,
     },
     /// The listener answered the SYN with a SYN cookie: a SYN-ACK from no socket, no request

@@ -141,6 +141,7 @@ fn dropped(ts: u64, id: u64, reason: i32) -> Event {
         location: 0,
         sk: 0,
         tw_substate: None,
+        tw_left: None,
     };
     skb_ev(ts, id, kind)
 }
@@ -535,6 +536,7 @@ fn a_fin_to_a_time_wait_socket_names_it_and_its_ack() {
                     location: 0,
                     sk: 0x77,
                     tw_substate: Some(TimeWait as u8),
+                    tw_left: None,
                 },
             ),
         ],
@@ -600,8 +602,10 @@ fn a_syn_to_a_full_accept_queue_and_its_retransmission() {
                 table: sockpath_ebpf::event::LookupTable::Listener,
                 found: Some(listener.clone()),
                 tw_substate: None,
+                tw_left: None,
                 accept_queue: Some((2, 1)),
                 syn_queue: Some(0),
+                syn_sysctls: None,
             },
         )
     };
@@ -653,8 +657,10 @@ fn a_syn_answered_with_a_syn_cookie_names_the_full_syn_queue() {
                     table: sockpath_ebpf::event::LookupTable::Listener,
                     found: Some(listener),
                     tw_substate: None,
+                    tw_left: None,
                     accept_queue: Some((0, 2)),
                     syn_queue: Some(2),
+                    syn_sysctls: None,
                 },
             ),
             skb_ev(MS + 2_000, 18, SkbKind::Answer { flags: 0x12, sk: 0 }),

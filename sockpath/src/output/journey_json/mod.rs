@@ -197,6 +197,10 @@ fn outcome(w: &mut W, o: &Outcome) {
     w.bool(o.reset_sent);
     w.raw(b",\"icmp_sent\":");
     w.opt_str(o.icmp_sent.as_deref());
+    if let Some(ms) = o.time_wait_left_ms {
+        w.raw(b",\"time_wait_left_ms\":");
+        w.num(ms);
+    }
     w.raw(b"}");
 }
 

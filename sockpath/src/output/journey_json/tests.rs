@@ -102,6 +102,7 @@ fn unusual_journeys_are_written_as_serde_writes_them() {
             bytes: Some(0),
             reset_sent: true,
             icmp_sent: Some("port unreachable".into()),
+            time_wait_left_ms: Some(59_948),
             data: OutcomeData::Dropped {
                 no_socket: true,
                 dst: Some("[2001:db8::ff]:65535".parse().unwrap()),

@@ -37,13 +37,18 @@ pub fn write<W: Write + ?Sized>(w: &mut W, l: &Lookup) -> R {
             remote,
             substate,
             after,
+            left_ms,
         } => {
             w.write_str("time-wait socket ")?;
             ends(w, *local, *remote)?;
             match (substate, after) {
-                (Some(s), false) => write!(w, " ({s})"),
-                (Some(s), true) => write!(w, " ({s} once it handled the segment)"),
-                (None, _) => Ok(()),
+                (Some(s), false) => write!(w, " ({s})")?,
+                (Some(s), true) => write!(w, " ({s} once it handled the segment)")?,
+                (None, _) => {}
+            }
+            match (left_ms, substate) {
+                (Some(ms), Some(s)) => write!(w, ": {:.1} s left of {s}", *ms as f64 / 1000.0),
+                _ => Ok(()),
             }
         }
         Lookup::Established { socket } => {

@@ -189,6 +189,7 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
             listener,
             queue,
             syn_queue,
+            syn_sysctls,
             retransmission,
         } => {
             w.write_str("SYN not answered by ")?;
@@ -211,6 +212,23 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
                 (Some((len, max)), _) if len > max => {
                     write!(w, ": accept queue full ({len} of {max})")?
                 }
+                // Then, without SYN cookies, tcp_conn_request() keeps the last quarter of
+                // tcp_max_syn_backlog for peers it has seen alive before (tcp_peer_is_proven():
+                // TCP metrics with an RTT for the peer's address).
+                (Some(_), Some(syn))
+                    if syn_sysctls.is_some_and(|(backlog, cookies)| {
+                        cookies == 0 && (backlog as i64 - *syn as i64) < (backlog >> 2) as i64
+                    }) =>
+                {
+                    let (backlog, _) = syn_sysctls.unwrap_or_default();
+                    write!(
+                        w,
+                        ": its SYN queue ({syn} handshakes in progress) had reached 3/4 of \
+                         net.ipv4.tcp_max_syn_backlog ({backlog}; {backlog} - {syn} < {backlog} / 4) \
+                         with no SYN cookies (net.ipv4.tcp_syncookies=0): the last quarter is kept \
+                         for peers the kernel has seen alive before, and this client was not one"
+                    )?
+                }
                 (Some((len, max)), syn) => {
                     write!(
                         w,
@@ -219,14 +237,23 @@ pub fn write<W: Write + ?Sized>(w: &mut W, o: &Outcome) -> R {
                     if let Some(syn) = syn {
                         write!(w, ", SYN queue {syn}")?;
                     }
-                    w.write_str(
-                        "): the SYN backlog's own check (net.ipv4.tcp_max_syn_backlog, without \
-                         SYN cookies) or another",
-                    )?
+                    match syn_sysctls {
+                        // Read, and the rule above did not hold.
+                        Some((backlog, cookies)) => write!(
+                            w,
+                            ") nor the SYN backlog's own check met (net.ipv4.tcp_max_syn_backlog \
+                             {backlog}, net.ipv4.tcp_syncookies={cookies}): another cause"
+                        )?,
+                        None => w.write_str(
+                            "): the SYN backlog's own check (net.ipv4.tcp_max_syn_backlog, \
+                             without SYN cookies) or another",
+                        )?,
+                    }
                 }
                 (None, _) => w.write_str(
-                    ": its accept queue or SYN queue was full (no hook at the listener here to \
-                     read which)",
+                    ": its accept queue or SYN queue was full, or without SYN cookies its SYN \
+                     queue had reached 3/4 of net.ipv4.tcp_max_syn_backlog (no hook at the \
+                     listener here to read which)",
                 )?,
             }
             w.write_str(": SYN dropped, the client sends it again when its retransmission timer fires (1 s, then longer)")?;
@@ -321,6 +348,9 @@ impl Serialize for Outcome {
         o.serialize_field("bytes", &self.bytes)?;
         o.serialize_field("reset_sent", &self.reset_sent)?;
         o.serialize_field("icmp_sent", &self.icmp_sent)?;
+        if let Some(ms) = self.time_wait_left_ms {
+            o.serialize_field("time_wait_left_ms", &ms)?;
+        }
         o.end()
     }
 }

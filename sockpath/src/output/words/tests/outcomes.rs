@@ -375,6 +375,7 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                     listener: Some(listener()),
                     queue: Some((0, 2)),
                     syn_queue: Some(2),
+                    syn_sysctls: None,
                     retransmission: None,
                 },
                 |_| {},
@@ -390,6 +391,7 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                     listener: None,
                     queue: Some((3, 2)),
                     syn_queue: Some(1),
+                    syn_sysctls: None,
                     retransmission: None,
                 },
                 |_| {},
@@ -404,6 +406,7 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                     listener: None,
                     queue: Some((0, 128)),
                     syn_queue: Some(100),
+                    syn_sysctls: None,
                     retransmission: None,
                 },
                 |_| {},
@@ -418,8 +421,45 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                 K::Dropped,
                 OutcomeData::SynNotAnswered {
                     listener: None,
+                    queue: Some((0, 64)),
+                    syn_queue: Some(7),
+                    syn_sysctls: Some((8, 0)),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: its SYN queue (7 handshakes in progress) had \
+             reached 3/4 of net.ipv4.tcp_max_syn_backlog (8; 8 - 7 < 8 / 4) with no SYN cookies \
+             (net.ipv4.tcp_syncookies=0): the last quarter is kept for peers the kernel has seen \
+             alive before, and this client was not one: SYN dropped, the client sends it again \
+             when its retransmission timer fires (1 s, then longer)",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
+                    queue: Some((0, 64)),
+                    syn_queue: Some(6),
+                    syn_sysctls: Some((8, 0)),
+                    retransmission: None,
+                },
+                |_| {},
+            ),
+            "SYN not answered by the listener: neither queue full as the lookup read them (accept \
+             queue 0 of 64, SYN queue 6) nor the SYN backlog's own check met \
+             (net.ipv4.tcp_max_syn_backlog 8, net.ipv4.tcp_syncookies=0): another cause: SYN \
+             dropped, the client sends it again when its retransmission timer fires (1 s, then \
+             longer)",
+        ),
+        (
+            outcome(
+                K::Dropped,
+                OutcomeData::SynNotAnswered {
+                    listener: None,
                     queue: None,
                     syn_queue: None,
+                    syn_sysctls: None,
                     retransmission: Some(Retransmission {
                         n: 2,
                         first: 7,
@@ -428,7 +468,8 @@ pub fn every_outcome() -> Vec<(Outcome, &'static str)> {
                 },
                 |_| {},
             ),
-            "SYN not answered by the listener: its accept queue or SYN queue was full (no hook at \
+            "SYN not answered by the listener: its accept queue or SYN queue was full, or without \
+             SYN cookies its SYN queue had reached 3/4 of net.ipv4.tcp_max_syn_backlog (no hook at \
              the listener here to read which): SYN dropped, the client sends it again when its \
              retransmission timer fires (1 s, then longer); retransmission 2 of the SYN of journey \
              7, 3.0 s after it",

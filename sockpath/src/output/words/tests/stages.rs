@@ -96,6 +96,7 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
                 remote: addr("127.0.0.1:4444"),
                 substate: None,
                 after: false,
+                left_ms: None,
             }),
             "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444",
         ),
@@ -105,6 +106,7 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
                 remote: addr("127.0.0.1:4444"),
                 substate: Some("FIN_WAIT2"),
                 after: false,
+                left_ms: None,
             }),
             "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (FIN_WAIT2)",
         ),
@@ -112,10 +114,23 @@ pub fn every_stage() -> Vec<(StageData, &'static str)> {
             StageData::Lookup(Lookup::TimeWait {
                 local: addr("127.0.0.1:4000"),
                 remote: addr("127.0.0.1:4444"),
+                substate: Some("FIN_WAIT2"),
+                after: false,
+                left_ms: Some(59_948),
+            }),
+            "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (FIN_WAIT2): 59.9 s left of \
+             FIN_WAIT2",
+        ),
+        (
+            StageData::Lookup(Lookup::TimeWait {
+                local: addr("127.0.0.1:4000"),
+                remote: addr("127.0.0.1:4444"),
                 substate: Some("TIME_WAIT"),
                 after: true,
+                left_ms: Some(60_000),
             }),
-            "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (TIME_WAIT once it handled the segment)",
+            "time-wait socket 127.0.0.1:4000 <- 127.0.0.1:4444 (TIME_WAIT once it handled the \
+             segment): 60.0 s left of TIME_WAIT",
         ),
         (
             StageData::Answered {
