@@ -53,8 +53,8 @@ impl KernelBtf {
 
     /// Reads BTF from `path` without parsing all of it: the file is mapped and types are read
     /// when asked for. (Parsing every type of a kernel's BTF up front took some 35 MiB, most of
-    /// the memory a `stats` run peaked at.) Kernels whose sysfs BTF cannot be mapped (before
-    /// 6.16) have it copied into an anonymous memory file that can.
+    /// the memory a `stats` run peaked at.) Kernels whose sysfs BTF cannot be mapped (older
+    /// ones) have it copied into an anonymous memory file that can.
     pub fn from_file(path: &str) -> Result<Self, BtfError> {
         let read = |source| BtfError::Read {
             path: path.to_string(),
