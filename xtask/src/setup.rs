@@ -25,7 +25,14 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "tests and benchmark: captures to compare with"),
     ("tshark", "tests: reading pcapng files and their comments"),
     ("iperf3", "benchmark load"),
-    ("bpftool", "tests: checking no program stays attached"),
+    (
+        "bpftool",
+        "tests: checking no program stays attached; benchmark: the maps' memory",
+    ),
+    (
+        "bpftrace",
+        "benchmark: one-liners on sockpath's per-packet hooks, a peer to compare with",
+    ),
     (
         "prometheus",
         "tests: a real Prometheus server scrapes the daemon's metrics",

@@ -77,7 +77,6 @@ impl StageId {
 }
 
 /// Every program of the table, with its stage.
-#[cfg(test)]
 pub fn programs() -> impl Iterator<Item = (StageId, &'static Program)> {
     TABLE.iter().flat_map(|s| {
         s.hooks

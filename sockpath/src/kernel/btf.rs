@@ -3,9 +3,11 @@
 //!
 //! Rust eBPF gets no CO-RE relocations, so this is the one place that knows where fields are.
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, io::Write as _, path::Path};
 
-use btf_rs::{Btf, Type};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+
+use btf_rs::{Backend, Btf, Type};
 use sockpath_ebpf::config::KernelOffsets;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -49,12 +51,97 @@ impl KernelBtf {
         Self::from_file(VMLINUX_BTF)
     }
 
+    /// Reads BTF from `path` without parsing all of it: the file is mapped and types are read
+    /// when asked for. (Parsing every type of a kernel's BTF up front took some 35 MiB, most of
+    /// the memory a `stats` run peaked at.) Kernels whose sysfs BTF cannot be mapped (older
+    /// ones) have it copied into an anonymous memory file that can.
     pub fn from_file(path: &str) -> Result<Self, BtfError> {
-        let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
+        let read = |source| BtfError::Read {
             path: path.to_string(),
             source,
-        })?;
+        };
+        let btf = match Btf::from_file_with_backend(path, Backend::Mmap) {
+            Ok(btf) => btf,
+            Err(_) => match memfd_copy(path) {
+                Ok(copy) => {
+                    let fd = format!("/proc/self/fd/{}", copy.as_raw_fd());
+                    Btf::from_file_with_backend(&fd, Backend::Mmap).map_err(read)?
+                }
+                Err(_) => Btf::from_file(path).map_err(read)?,
+            },
+        };
         Ok(Self { btf })
+    }
+
+    /// The first type id (the lowest, as aya looks it up) of a type named `name` that is a
+    /// typedef (`func` false) or a function (`func` true).
+    fn first_id(&self, name: &str, func: bool) -> Option<u32> {
+        let ids = self.btf.resolve_ids_by_name(name).ok()?;
+        ids.into_iter()
+            .filter(|&id| {
+                matches!(
+                    (self.btf.resolve_type_by_id(id), func),
+                    (Ok(Type::Typedef(_)), false) | (Ok(Type::Func(_)), true)
+                )
+            })
+            .min()
+    }
+
+    /// The BTF aya loads and attaches with: the kernel's type ids of the names sockpath's
+    /// programs attach to (`btf_trace_*` typedefs for tp_btf, functions for fentry/fexit), and
+    /// nothing else, every other id a placeholder pointer. aya only looks these names up (the
+    /// programs have no CO-RE relocations), so this finds the same ids as the kernel's full BTF
+    /// in a fraction of the memory (aya's parse of the full BTF took some 20 MiB).
+    pub fn for_aya(&self, names: &[(String, bool)]) -> Result<aya::Btf, aya::BtfError> {
+        let mut wanted: Vec<(u32, &str, bool)> = names
+            .iter()
+            .filter_map(|(n, func)| Some((self.first_id(n, *func)?, n.as_str(), *func)))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let count = wanted.last().map_or(0, |w| w.0);
+        // Type 0 is void, implied; types 1..=count follow, 12 bytes each.
+        let mut strings = vec![0u8];
+        let mut types = Vec::with_capacity(count as usize * 12);
+        let mut next = wanted.iter().peekable();
+        for id in 1..=count {
+            let (name_off, kind, target) = match next.peek() {
+                Some(&&(wid, name, func)) if wid == id => {
+                    next.next();
+                    let off = strings.len() as u32;
+                    strings.extend_from_slice(name.as_bytes());
+                    strings.push(0);
+                    // BTF_KIND_FUNC (12, global linkage) to a placeholder, or BTF_KIND_TYPEDEF
+                    // (8) of void.
+                    if func {
+                        (off, (12u32 << 24) | 1, 1u32)
+                    } else {
+                        (off, 8u32 << 24, 0)
+                    }
+                }
+                // BTF_KIND_PTR (2) to void.
+                _ => (0, 2u32 << 24, 0),
+            };
+            for v in [name_off, kind, target] {
+                types.extend_from_slice(&v.to_ne_bytes());
+            }
+        }
+        let mut bytes = Vec::with_capacity(24 + types.len() + strings.len());
+        bytes.extend_from_slice(&0xeb9fu16.to_ne_bytes());
+        bytes.push(1); // version
+        bytes.push(0); // flags
+        for v in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            bytes.extend_from_slice(&v.to_ne_bytes());
+        }
+        bytes.extend_from_slice(&types);
+        bytes.extend_from_slice(&strings);
+        aya::Btf::parse(&bytes, aya::Endianness::default())
     }
 
     fn find_struct(&self, name: &str) -> Result<btf_rs::Struct, BtfError> {
@@ -318,6 +405,21 @@ impl KernelBtf {
     }
 }
 
+/// A copy of `path` in an anonymous memory file (which can be mapped where sysfs cannot).
+fn memfd_copy(path: &str) -> std::io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name and valid flags.
+    let fd = unsafe { libc::memfd_create(c"sockpath-btf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just created and owned by nothing else.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    std::io::copy(&mut std::fs::File::open(path)?, &mut file)?;
+    file.flush()?;
+    Ok(OwnedFd::from(file))
+}
+
 fn strip_prefix(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_string()
 }
@@ -325,6 +427,74 @@ fn strip_prefix(name: &str, prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The running kernel's BTF read three ways (mapped from sysfs, mapped from a memory copy,
+    /// parsed in full as before) gives the same offsets, features and names.
+    #[test]
+    fn mapped_copied_and_parsed_btf_agree() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            return;
+        }
+        let mapped = KernelBtf::load().unwrap();
+        let copy = memfd_copy(VMLINUX_BTF).unwrap();
+        let copied = KernelBtf {
+            btf: Btf::from_file_with_backend(
+                format!("/proc/self/fd/{}", copy.as_raw_fd()),
+                Backend::Mmap,
+            )
+            .unwrap(),
+        };
+        let parsed = KernelBtf {
+            btf: Btf::from_file(VMLINUX_BTF).unwrap(),
+        };
+        let facts = |b: &KernelBtf| {
+            format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                b.offsets().unwrap(),
+                b.tracepoint_arity("kfree_skb"),
+                b.function_arity("tcp_v4_send_reset"),
+                {
+                    let mut v: Vec<_> = b
+                        .enum_names("skb_drop_reason", "SKB_DROP_REASON_")
+                        .into_iter()
+                        .collect();
+                    v.sort();
+                    v
+                },
+                b.has_function("tcp_v4_rcv"),
+            )
+        };
+        assert_eq!(facts(&mapped), facts(&parsed));
+        assert_eq!(facts(&copied), facts(&parsed));
+    }
+
+    /// aya finds the names sockpath attaches to at the same ids in the reduced BTF as in its
+    /// own parse of the kernel's full BTF, and the names the kernel lacks in neither.
+    #[test]
+    fn reduced_btf_has_the_kernels_ids() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            return;
+        }
+        let names = crate::kernel::attach_names();
+        let reduced = KernelBtf::load().unwrap().for_aya(&names).unwrap();
+        let full = aya::Btf::from_sys_fs().unwrap();
+        let mut found = 0;
+        for (name, func) in &names {
+            let kind = if *func {
+                aya_obj::btf::BtfKind::Func
+            } else {
+                aya_obj::btf::BtfKind::Typedef
+            };
+            let want = full.id_by_type_name_kind(name, kind).ok();
+            assert_eq!(
+                reduced.id_by_type_name_kind(name, kind).ok(),
+                want,
+                "{name}"
+            );
+            found += usize::from(want.is_some());
+        }
+        assert!(found > 5, "only {found} of {} names found", names.len());
+    }
 
     #[test]
     fn prefix_is_removed_only_when_present() {

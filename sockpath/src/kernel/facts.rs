@@ -32,11 +32,18 @@ impl KernelFacts {
             reset_reasons: btf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
             ..KernelNames::default()
         };
-        names.load_symbols();
-        let kallsyms = names.symbols.iter().map(|(_, n)| n.clone()).collect();
         let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
             || Path::new("/sys/kernel/tracing/kprobe_events").exists()
             || Path::new("/sys/kernel/debug/tracing/kprobe_events").exists();
+        // The function names are what a kprobe attaches to: read before attaching only where
+        // kprobes exist. The symbols that name drop locations are read after attaching
+        // (`load_symbols`, by watch and the daemon), so they are not held while attaching.
+        let kallsyms = if kprobes {
+            names.load_symbols();
+            names.symbols.iter().map(|(_, n)| n.clone()).collect()
+        } else {
+            HashSet::new()
+        };
         Ok(Self {
             btf,
             kallsyms,
@@ -44,6 +51,13 @@ impl KernelFacts {
             trampolines_refused: Cell::new(false),
             names,
         })
+    }
+
+    /// Reads the kernel's text symbols, which name drop locations in journeys, if not read yet.
+    pub fn load_symbols(&mut self) {
+        if self.names.symbols.is_empty() {
+            self.names.load_symbols();
+        }
     }
 
     /// The `FEATURE_*` bits: arguments that only some kernels' hooks pass.

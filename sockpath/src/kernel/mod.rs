@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    Btf, Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader,
 };
 use sockpath_ebpf::{
     config::{
@@ -162,7 +162,12 @@ impl Kernel {
         offsets.features = facts.features();
         tracing::debug!("kernel offsets from BTF: {offsets:?}");
         let snaplen = snaplen.min(SNAP_MAX as u32);
-        let btf = Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+        let btf = facts
+            .btf
+            .for_aya(&attach_names())
+            .context("the kernel's BTF for attaching")?;
+        // Looking the names up allocated and freed megabytes; jemalloc would keep them.
+        crate::live::release_free_memory();
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(GLOBAL_OFFSETS, &offsets, true)
@@ -257,6 +262,21 @@ impl Kernel {
     pub fn learn_ports(&mut self, ports: impl IntoIterator<Item = u16>) -> anyhow::Result<()> {
         self.filter.learn_ports(ports)
     }
+}
+
+/// What aya looks up in the kernel's BTF to attach the table's programs: `btf_trace_NAME` for
+/// tp_btf (a typedef), the function for fentry/fexit.
+pub(crate) fn attach_names() -> Vec<(String, bool)> {
+    crate::hooks::programs()
+        .filter_map(|(_, p)| match p.attach {
+            crate::hooks::Attach::TpBtf { tracepoint, .. } => {
+                Some((format!("btf_trace_{tracepoint}"), false))
+            }
+            crate::hooks::Attach::Fentry { function }
+            | crate::hooks::Attach::Fexit { function } => Some((function.to_string(), true)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn spawn_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {

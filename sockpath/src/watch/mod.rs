@@ -96,7 +96,7 @@ pub fn attach(
     mode: Mode,
     started: Instant,
 ) -> anyhow::Result<Attached> {
-    let facts = kernel::prepare()?;
+    let mut facts = kernel::prepare()?;
     let kernel = Kernel::load_mode(
         &facts,
         &KernelSet::of([filter]),
@@ -104,6 +104,7 @@ pub fn attach(
         ring_kib << 10,
         mode,
     )?;
+    facts.load_symbols();
     let info = StartInfo {
         filter: filter.describe(),
         kernel: kernel::kernel_release(),

@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: what watching costs, side by side with tcpdump, in one run.
 //!
 //! Each load runs under each condition (nothing attached, sockpath watching another port,
-//! sockpath watching the loaded port, the same with `--sample 100`, tcpdump capturing it), the conditions in a rotated order
+//! bpftrace on netif_receive_skb and on the six per-packet hooks sockpath uses, each rejecting
+//! everything, sockpath watching the loaded port, the same with `--sample 100`, `sockpath
+//! stats` on it, tcpdump capturing it), the conditions in a rotated order
 //! each round so that drift over the run does not favour one; medians are reported with the
 //! ratio to "nothing attached". Then: the in-kernel cost per program run
 //! (kernel.bpf_stats_enabled), the time from start to every probe attached, and a long run

@@ -94,8 +94,8 @@ pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
     s.push_str(&format!(
         "Machine: {machine}. Loopback; each load ran {secs} s per trial, {rounds} rounds, conditions in rotated order; medians.\n\n"
     ));
-    s.push_str("| load | condition | rate | vs nothing | lost (all rounds) | watcher CPU (% of a core) | watcher peak RSS |\n");
-    s.push_str("|---|---|---|---|---|---|---|\n");
+    s.push_str("| load | condition | rate | vs nothing | lost (all rounds) | watcher CPU (% of a core) | watcher peak RSS | BPF maps (bpftool) |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|\n");
     for load in Load::ALL {
         let of = |c: Condition| -> Vec<&Trial> {
             trials
@@ -130,8 +130,19 @@ pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
                         .filter_map(|t| t.cost.tcpdump_dropped)
                         .sum::<u64>()
                 )),
-                Condition::Nothing => None,
+                // The totals' line: events lost and packets not counted (the table full).
+                Condition::SockpathStats => Some(
+                    ts.iter()
+                        .filter_map(|t| {
+                            let v = t.cost.summary.as_ref()?;
+                            Some(v["events_lost"].as_u64()? + v["stats_full"].as_u64()?)
+                        })
+                        .sum::<u64>()
+                        .to_string(),
+                ),
+                Condition::Nothing | Condition::BpftraceOne | Condition::BpftraceSix => None,
             };
+            let maps = ts.iter().filter_map(|t| t.cost.map_bytes).max();
             let cpu = median(
                 ts.iter()
                     .filter_map(|t| t.cost.cpu_s.map(|c| 100.0 * c / t.secs as f64))
@@ -139,7 +150,7 @@ pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
             );
             let rss = ts.iter().filter_map(|t| t.cost.peak_rss_kib).max();
             s.push_str(&format!(
-                "| {} | {} | {} {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} {} | {} | {} | {} | {} | {} |\n",
                 load.name(),
                 cond.name(),
                 fmt_rate(load, rate),
@@ -149,6 +160,8 @@ pub fn render_trials(machine: &str, trials: &[Trial]) -> String {
                 cpu.map(|c| format!("{c:.0}%"))
                     .unwrap_or_else(|| "-".into()),
                 rss.map(|r| format!("{:.1} MiB", r as f64 / 1024.0))
+                    .unwrap_or_else(|| "-".into()),
+                maps.map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
                     .unwrap_or_else(|| "-".into()),
             ));
         }

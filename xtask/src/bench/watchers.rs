@@ -24,15 +24,41 @@ pub enum Condition {
     /// `sockpath watch --sample 100` on the loaded port.
     #[value(name = "sampled")]
     SockpathSampled,
+    /// `sockpath stats` on the loaded port (counts kept in the kernel).
+    #[value(name = "stats")]
+    SockpathStats,
+    /// One bpftrace program on netif_receive_skb, rejecting everything.
+    #[value(name = "bpftrace-one")]
+    BpftraceOne,
+    /// bpftrace programs on each of sockpath's per-packet hooks, rejecting everything.
+    #[value(name = "bpftrace-six")]
+    BpftraceSix,
     Tcpdump,
 }
 
+/// The bpftrace one-liner a reader might run instead: a filter no packet passes.
+const BPFTRACE_ONE: &str =
+    "tracepoint:net:netif_receive_skb /args->len == 1234567/ { @c = count(); }";
+
+/// The same on every per-packet hook sockpath attaches on this kind of kernel (device receive,
+/// the NET_RX softirq marks, transmit, the socket queue, the read), each rejecting everything.
+const BPFTRACE_SIX: &str =
+    "tracepoint:net:netif_receive_skb /args->len == 1234567/ { @a = count(); } \
+     tracepoint:irq:softirq_entry /args->vec == 1234567/ { @b = count(); } \
+     tracepoint:irq:softirq_exit /args->vec == 1234567/ { @c = count(); } \
+     tracepoint:net:net_dev_queue /args->len == 1234567/ { @d = count(); } \
+     tracepoint:sock:sk_data_ready /args->family == 12345/ { @e = count(); } \
+     tracepoint:sock:sock_recv_length /args->ret == 1234567/ { @f = count(); }";
+
 impl Condition {
-    pub const ALL: [Condition; 5] = [
+    pub const ALL: [Condition; 8] = [
         Condition::Nothing,
         Condition::SockpathOtherPort,
+        Condition::BpftraceOne,
+        Condition::BpftraceSix,
         Condition::SockpathLoadedPort,
         Condition::SockpathSampled,
+        Condition::SockpathStats,
         Condition::Tcpdump,
     ];
 
@@ -42,6 +68,9 @@ impl Condition {
             Condition::SockpathOtherPort => "sockpath, other port",
             Condition::SockpathLoadedPort => "sockpath, loaded port",
             Condition::SockpathSampled => "sockpath --sample 100, loaded port",
+            Condition::SockpathStats => "sockpath stats, loaded port",
+            Condition::BpftraceOne => "bpftrace, netif_receive_skb rejecting all",
+            Condition::BpftraceSix => "bpftrace, sockpath's 6 per-packet hooks rejecting all",
             Condition::Tcpdump => "tcpdump, loaded port",
         }
     }
@@ -60,6 +89,39 @@ pub struct Cost {
     pub start: Option<Value>,
     /// Packets tcpdump said the kernel dropped for it.
     pub tcpdump_dropped: Option<u64>,
+    /// Memory of the BPF maps the process held (bpftool's bytes_memlock), bytes.
+    pub map_bytes: Option<u64>,
+}
+
+/// Sum of bytes_memlock, as `bpftool map show` lists them, of the maps `pid` holds (found by
+/// the map_id lines of its descriptors' fdinfo: this bpftool lists no map's processes).
+pub fn map_bytes(pid: u32) -> Option<u64> {
+    let mut ids = std::collections::HashSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .ok()?
+        .flatten()
+    {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        if let Some(id) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            ids.insert(id);
+        }
+    }
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "show"])
+        .output()
+        .ok()?;
+    let maps: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let sum = maps
+        .as_array()?
+        .iter()
+        .filter(|m| m["id"].as_u64().is_some_and(|id| ids.contains(&id)))
+        .filter_map(|m| m["bytes_memlock"].as_u64())
+        .sum();
+    Some(sum)
 }
 
 pub struct Running {
@@ -69,6 +131,15 @@ pub struct Running {
     reader: Option<thread::JoinHandle<()>>,
     start: Option<Value>,
     capture: Option<PathBuf>,
+    /// What to read at stop: sockpath's summary line, tcpdump's drops, or nothing (bpftrace).
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sockpath,
+    Tcpdump,
+    Bpftrace,
 }
 
 fn ticks_per_second() -> f64 {
@@ -137,8 +208,56 @@ impl Running {
                 sockpath,
                 &["--port", &loaded.to_string(), "--sample", "100"],
             )?)),
+            Condition::SockpathStats => Ok(Some(Self::sockpath_cmd(
+                sockpath,
+                "stats",
+                &["--port", &loaded.to_string()],
+                None,
+            )?)),
+            Condition::BpftraceOne => Ok(Some(Self::bpftrace(BPFTRACE_ONE, 1)?)),
+            Condition::BpftraceSix => Ok(Some(Self::bpftrace(BPFTRACE_SIX, 6)?)),
             Condition::Tcpdump => Ok(Some(Self::tcpdump(loaded, dir)?)),
         }
+    }
+
+    /// bpftrace running `program`, returned once it said "Attaching N probes..." and that
+    /// many programs of its are loaded (bpftool).
+    fn bpftrace(program: &str, probes: usize) -> anyhow::Result<Self> {
+        let mut child = Command::new("bpftrace")
+            .args(["-e", program])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting bpftrace (apt-get install bpftrace)")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let want = format!("Attaching {probes} probe");
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains(&want) => break,
+                Some(Ok(_)) => continue,
+                _ => return Err(anyhow!("bpftrace did not attach {probes} probes")),
+            }
+        }
+        let pid = child.id();
+        // The line comes before the attach calls: wait until every probe is attached.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bpf_links_of(pid) < probes {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(anyhow!("bpftrace attached fewer than {probes} probes"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let reader = thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        Ok(Self {
+            cpu_at_start: cpu_seconds(pid).unwrap_or(0.0),
+            child,
+            last_line: Arc::new(Mutex::new(None)),
+            reader: Some(reader),
+            start: None,
+            capture: None,
+            kind: Kind::Bpftrace,
+        })
     }
 
     pub fn sockpath(bin: &Path, args: &[&str]) -> anyhow::Result<Self> {
@@ -151,6 +270,16 @@ impl Running {
         args: &[&str],
         programs: Option<&str>,
     ) -> anyhow::Result<Self> {
+        Self::sockpath_cmd(bin, "watch", args, programs)
+    }
+
+    /// `sockpath COMMAND --json ARGS` (watch or stats).
+    fn sockpath_cmd(
+        bin: &Path,
+        command: &str,
+        args: &[&str],
+        programs: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         if let Some(p) = programs {
             // Its warning that journeys are incomplete is expected here.
@@ -159,7 +288,7 @@ impl Running {
             cmd.stderr(Stdio::inherit());
         }
         let mut child = cmd
-            .args(["watch", "--json"])
+            .args([command, "--json"])
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -189,11 +318,9 @@ impl Running {
                 }
             }
             let text = String::from_utf8_lossy(&tail);
-            if let Some(l) = text
-                .lines()
-                .rev()
-                .find(|l| l.starts_with("{\"type\":\"summary\""))
-            {
+            if let Some(l) = text.lines().rev().find(|l| {
+                l.starts_with("{\"type\":\"summary\"") || l.starts_with("{\"type\":\"total\"")
+            }) {
                 *l2.lock().unwrap() = Some(l.to_string());
             }
         });
@@ -205,6 +332,7 @@ impl Running {
             reader: Some(reader),
             start: Some(start),
             capture: None,
+            kind: Kind::Sockpath,
         })
     }
 
@@ -244,6 +372,7 @@ impl Running {
             reader: Some(reader),
             start: None,
             capture: Some(file),
+            kind: Kind::Tcpdump,
         })
     }
 
@@ -256,6 +385,11 @@ impl Running {
         let pid = self.child.id();
         let cpu = cpu_seconds(pid).map(|c| c - self.cpu_at_start);
         let peak = peak_rss_kib(pid);
+        let maps = if self.kind == Kind::Tcpdump {
+            None
+        } else {
+            map_bytes(pid)
+        };
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid as i32, libc::SIGINT) };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -273,6 +407,16 @@ impl Running {
             let _ = std::fs::remove_file(f);
         }
         let last = self.last_line.lock().unwrap().clone();
+        if self.kind == Kind::Bpftrace {
+            // Gone before the next trial: no program of its left loaded.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while bpf_links_of(pid) > 0 || bpftrace_programs_loaded() {
+                if Instant::now() > deadline {
+                    return Err(anyhow!("bpftrace's programs stayed loaded"));
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
         let (summary, dropped) = if self.capture.is_some() {
             let n = last
                 .as_deref()
@@ -290,8 +434,51 @@ impl Running {
             summary,
             start: self.start.take(),
             tcpdump_dropped: dropped,
+            map_bytes: maps,
         })
     }
+}
+
+/// Tracepoints `pid` has a BPF program attached to (bpftrace attaches through perf events,
+/// which `bpftool perf show` lists with their process).
+fn bpf_links_of(pid: u32) -> usize {
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "perf", "show"])
+        .output()
+    else {
+        return 0;
+    };
+    let Ok(links) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return 0;
+    };
+    links.as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|l| l["pid"].as_u64() == Some(pid.into()))
+            .count()
+    })
+}
+
+/// Whether any program bpftrace loaded is still loaded (its programs are named after the
+/// probe, e.g. `tracepoint_net_netif_receive_skb_1`, and are held by a process named bpftrace).
+fn bpftrace_programs_loaded() -> bool {
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+    else {
+        return false;
+    };
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| {
+            v.as_array().map(|a| {
+                a.iter().any(|p| {
+                    p["pids"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|x| x["comm"].as_str() == Some("bpftrace")))
+                })
+            })
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for Running {

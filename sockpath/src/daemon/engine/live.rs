@@ -65,7 +65,7 @@ impl Engine {
             return Ok(());
         }
         let t = Instant::now();
-        let facts = kernel::prepare()?;
+        let mut facts = kernel::prepare()?;
         let filters = self.filters();
         // Statistics are kept whoever attached the programs, so a `sockpath stats` client
         // (or the metrics) can join a watch already running without attaching again.
@@ -78,6 +78,7 @@ impl Engine {
             mode,
         )?;
         let ring = kernel.ring()?;
+        facts.load_symbols();
         let names = facts.names.clone();
         drop(facts);
         // The BTF and the symbol set parsed at attach (tens of MiB) go back to the system.
