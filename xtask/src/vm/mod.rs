@@ -8,7 +8,7 @@
 //! Layout under target/vm/: apt/<suite>/ (the runner's own apt configuration, sources and
 //! package lists per Debian suite), debs/ (downloaded packages), kernels/<package>_<version>/
 //! (their unpacked contents), and per kernel <label>/ with initramfs.cpio.gz, console.log,
-//! probes.txt and summary.txt.
+//! probes.json (`sockpath probes --json`) and summary.txt.
 
 mod apt;
 mod artifacts;
