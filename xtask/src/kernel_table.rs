@@ -67,9 +67,7 @@ pub fn render(reports: &[(&Column, Value)]) -> anyhow::Result<String> {
     out.push_str("\n|---|");
     out.push_str(&"---|".repeat(reports.len()));
     out.push('\n');
-    let first = reports
-        .first()
-        .ok_or_else(|| anyhow!("no probes report"))?;
+    let first = reports.first().ok_or_else(|| anyhow!("no probes report"))?;
     let names: Vec<&str> = stages(&first.1)?
         .iter()
         .map(|s| s["name"].as_str().unwrap_or("?"))
@@ -161,7 +159,8 @@ fn load(dir: &Path) -> anyhow::Result<Vec<(&'static Column, Value)>> {
         .iter()
         .map(|c| {
             let p = dir.join(c.file);
-            let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
             Ok((c, serde_json::from_str(&text)?))
         })
         .collect()
@@ -197,10 +196,7 @@ pub fn run() -> anyhow::Result<()> {
             }
         };
         let v = json_in(&text).with_context(|| format!("the probes report for {}", c.title))?;
-        fs::write(
-            docs.join(c.file),
-            serde_json::to_string_pretty(&v)? + "\n",
-        )?;
+        fs::write(docs.join(c.file), serde_json::to_string_pretty(&v)? + "\n")?;
     }
     let table = render(&load(&docs)?)?;
     let readme_path = root().join("README.md");
@@ -235,7 +231,10 @@ mod tests {
         };
         let c = &COLUMNS[..2];
         let t = render(&[
-            (&c[0], report("fexit/inet_recvmsg + fexit/x".into(), "the call".into())),
+            (
+                &c[0],
+                report("fexit/inet_recvmsg + fexit/x".into(), "the call".into()),
+            ),
             (&c[1], report(Value::Null, Value::Null)),
         ])
         .unwrap();

@@ -54,9 +54,8 @@ fn attach_one(ebpf: &mut Ebpf, btf: &Btf, program: &Program) -> Result<(), Attac
             let p: &mut TracePoint = prog.try_into().map_err(e)?;
             p.load().map_err(e)?;
             // Reads are told by the read hooks (see sockpath-ebpf's hooks/syscalls.rs).
-            let accepts = |k: &SyscallKind| {
-                matches!(k, SyscallKind::Accept | SyscallKind::Accept4) == accept
-            };
+            let accepts =
+                |k: &SyscallKind| matches!(k, SyscallKind::Accept | SyscallKind::Accept4) == accept;
             for k in SyscallKind::ALL
                 .into_iter()
                 .filter(|k| !k.is_read() && accepts(k))
