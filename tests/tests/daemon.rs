@@ -15,8 +15,8 @@ use std::{
 
 use serde_json::Value;
 use sockpath_tests::{
-    bin, expect_hooks, free_port, sockpath_programs_loaded, Daemon, Netns, Peer, Report, User,
-    Watch, NOBODY, TEST_GID,
+    bin, drop_reason, expect_hooks, free_port, sockpath_programs_loaded, Daemon, Netns, Peer,
+    Report, User, Watch, NOBODY, TEST_GID,
 };
 
 fn peer_bin() -> PathBuf {
@@ -541,7 +541,7 @@ fn stats_through_the_daemon_count_what_a_standalone_run_counts_without_root() {
         }
         assert_eq!(
             c["drops"],
-            serde_json::json!([["NO_SOCKET", CLOSED]]),
+            serde_json::json!([[drop_reason("NO_SOCKET"), CLOSED]]),
             "{c}"
         );
     }
