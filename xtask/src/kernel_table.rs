@@ -154,9 +154,11 @@ pub fn with_table(readme: &str, table: &str) -> anyhow::Result<String> {
     Ok(format!("{}{table}{}", &readme[..start], &readme[end..]))
 }
 
+/// The reports under `dir`, in [`COLUMNS`]' order; a kernel without one has no column.
 fn load(dir: &Path) -> anyhow::Result<Vec<(&'static Column, Value)>> {
     COLUMNS
         .iter()
+        .filter(|c| dir.join(c.file).is_file())
         .map(|c| {
             let p = dir.join(c.file);
             let text =
