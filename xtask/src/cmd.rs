@@ -37,6 +37,18 @@ pub fn build_sockpath() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// Builds sockpath optimized (what users install) and returns its path: the emulated VMs start
+/// it at every test, and a debug build spends most of each start parsing the kernel's symbols
+/// and BTF.
+pub fn build_sockpath_release() -> anyhow::Result<PathBuf> {
+    run(cargo().args(["build", "--release", "-p", "sockpath"]))?;
+    let bin = root().join("target/release/sockpath");
+    if !bin.is_file() {
+        return Err(anyhow!("{} was not built", bin.display()));
+    }
+    Ok(bin)
+}
+
 /// Runs a command, printing it first; fails with its exit status.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("+ {}", show(cmd));

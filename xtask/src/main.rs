@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod kernel_table;
 mod setup;
 mod test;
 mod vm;
@@ -39,6 +40,10 @@ enum Task {
     /// Set up, build sockpath in release mode, and measure what watching costs on loopback,
     /// side by side with tcpdump (as root). Prints a table, also in target/bench/results.md.
     Bench(bench::BenchArgs),
+    /// Copy each kernel's `sockpath probes --json` (target/vm/<kernel>/probes.json after
+    /// `cargo xtask vm`, and this machine's, as root) into docs/kernels/ and rewrite the
+    /// README's table of the hooks on each kernel from them.
+    KernelTable,
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Task::Test => setup::all().and_then(|_| test::all()),
         Task::Vm(args) => setup::all().and_then(|_| vm::run(args)),
         Task::Bench(args) => setup::all().and_then(|_| bench::run_bench(args)),
+        Task::KernelTable => kernel_table::run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

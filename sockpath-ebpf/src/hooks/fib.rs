@@ -27,6 +27,20 @@ fn at<T: Copy>(ctx: &TracePointContext, off: usize) -> Result<T, i32> {
     unsafe { ctx.read_at::<T>(off) }
 }
 
+/// The result's device name: `char name[16]` at 60 (6.1 and later); 5.10's is a `__data_loc`
+/// string whose u32 at 60 holds its offset (64, the end of the fixed fields) and its length
+/// (bits 16-31), which read as a name is "@" (5.10 told routes "dev @" that way).
+#[inline(always)]
+fn dev_name(ctx: &TracePointContext) -> Result<[u8; 16], i32> {
+    let loc: u32 = at(ctx, 60)?;
+    let (off, len) = (loc & 0xffff, loc >> 16);
+    if off == 64 && (1..=16).contains(&len) {
+        // The string and its NUL; what follows it in the record is cut at the NUL.
+        return at(ctx, 64);
+    }
+    at(ctx, 60)
+}
+
 fn try_fib_table_lookup(ctx: &TracePointContext, flags: u16, journey: u64) -> Result<(), i32> {
     let sport: u16 = at(ctx, 56)?;
     let dport: u16 = at(ctx, 58)?;
@@ -57,7 +71,7 @@ fn try_fib_table_lookup(ctx: &TracePointContext, flags: u16, journey: u64) -> Re
         sport,
         dport,
         _pad: 0,
-        dev: at(ctx, 60)?,
+        dev: dev_name(ctx)?,
     };
     emit::send(&ev);
     Ok(())

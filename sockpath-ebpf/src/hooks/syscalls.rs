@@ -106,11 +106,22 @@ fn wanted_at_all(
     }
 }
 
-/// Entry to any followed socket call.
+/// Entry to any followed socket call but accept's.
 #[tracepoint(category = "syscalls", name = "sys_enter")]
 pub fn sys_enter(ctx: TracePointContext) -> i32 {
-    if let Some(kind) = kind_of(&ctx) {
-        let _ = try_sys_enter(&ctx, kind);
+    on_enter(&ctx)
+}
+
+/// Entry to accept and accept4: a program of their own (see [`sys_exit_accept`]).
+#[tracepoint(category = "syscalls", name = "sys_enter_accept")]
+pub fn sys_enter_accept(ctx: TracePointContext) -> i32 {
+    on_enter(&ctx)
+}
+
+#[inline(always)]
+fn on_enter(ctx: &TracePointContext) -> i32 {
+    if let Some(kind) = kind_of(ctx) {
+        let _ = try_sys_enter(ctx, kind);
     }
     0
 }
@@ -235,11 +246,27 @@ fn discard(tid: u32) -> Result<(), i32> {
     Ok(())
 }
 
-/// Return from any followed socket call.
+/// Return from any followed socket call but accept's.
 #[tracepoint(category = "syscalls", name = "sys_exit")]
 pub fn sys_exit(ctx: TracePointContext) -> i32 {
-    if let Some(kind) = kind_of(&ctx) {
-        let _ = try_sys_exit(&ctx, kind);
+    on_exit(&ctx)
+}
+
+/// Return from accept and accept4, in a program of their own. Where the kernel runs syscall
+/// programs preemptibly (7.2), it skips a program on a CPU while another thread is preempted
+/// inside that same program there. A thread blocked in accept() is woken, often onto the
+/// waker's CPU, by a connection another thread of the process made; that thread, still in the
+/// exit program of its connect(), was preempted for it, and the accept's return went
+/// unreported while both shared one program.
+#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
+pub fn sys_exit_accept(ctx: TracePointContext) -> i32 {
+    on_exit(&ctx)
+}
+
+#[inline(always)]
+fn on_exit(ctx: &TracePointContext) -> i32 {
+    if let Some(kind) = kind_of(ctx) {
+        let _ = try_sys_exit(ctx, kind);
     }
     0
 }

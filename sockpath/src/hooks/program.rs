@@ -87,9 +87,11 @@ pub enum Attach {
     Tracepoint {
         path: &'static str,
     },
-    /// The syscalls/sys_enter_* (or sys_exit_*) tracepoints of every followed call.
+    /// The syscalls/sys_enter_* (or sys_exit_*) tracepoints of the followed calls: accept's and
+    /// accept4's, or every other's.
     Syscalls {
         exit: bool,
+        accept: bool,
     },
     Fentry {
         function: &'static str,
@@ -123,8 +125,22 @@ impl Attach {
         match self {
             Attach::TpBtf { tracepoint, .. } => tracepoint,
             Attach::Tracepoint { path } => path,
-            Attach::Syscalls { exit: false } => "syscalls/sys_enter_*",
-            Attach::Syscalls { exit: true } => "syscalls/sys_exit_*",
+            Attach::Syscalls {
+                exit: false,
+                accept: false,
+            } => "syscalls/sys_enter_*",
+            Attach::Syscalls {
+                exit: true,
+                accept: false,
+            } => "syscalls/sys_exit_*",
+            Attach::Syscalls {
+                exit: false,
+                accept: true,
+            } => "syscalls/sys_enter_accept*",
+            Attach::Syscalls {
+                exit: true,
+                accept: true,
+            } => "syscalls/sys_exit_accept*",
             Attach::Fentry { function }
             | Attach::Fexit { function }
             | Attach::Kprobe { function }
@@ -235,8 +251,9 @@ pub const fn tp_btf_named(
 pub const fn tracepoint(name: &'static str, path: &'static str, point: Kernel) -> Program {
     program(name, Attach::Tracepoint { path }, point)
 }
-pub const fn syscalls(name: &'static str, exit: bool, point: Kernel) -> Program {
-    program(name, Attach::Syscalls { exit }, point).reports(Reports::Syscalls)
+/// `accept`: the program for accept and accept4 only; else for every other followed call.
+pub const fn syscalls(name: &'static str, exit: bool, accept: bool, point: Kernel) -> Program {
+    program(name, Attach::Syscalls { exit, accept }, point).reports(Reports::Syscalls)
 }
 pub const fn fentry(name: &'static str, function: &'static str, point: Kernel) -> Program {
     program(name, Attach::Fentry { function }, point)

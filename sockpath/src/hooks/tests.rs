@@ -188,3 +188,20 @@ fn syscall_tracepoints_are_named_after_the_call() {
         "syscalls/sys_exit_setsockopt"
     );
 }
+
+#[test]
+fn accept_has_syscall_programs_of_its_own() {
+    let syscall_programs: Vec<Attach> = spec(StageId::Syscalls)
+        .hooks
+        .iter()
+        .flat_map(|h| h.programs.iter().map(|p| p.attach))
+        .collect();
+    for exit in [false, true] {
+        for accept in [false, true] {
+            assert!(
+                syscall_programs.contains(&Attach::Syscalls { exit, accept }),
+                "exit {exit}, accept {accept}"
+            );
+        }
+    }
+}

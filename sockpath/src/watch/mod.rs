@@ -170,7 +170,8 @@ pub async fn run(
         let f = facts;
         f.names
     };
-    let drop_names = session.sample.map(|_| names.drop_reasons.clone());
+    // Named as `sockpath stats` names them (a kernel that gives no reasons says so).
+    let drop_names = session.sample.map(|_| names.drop_reason_slots());
     release_free_memory();
 
     let cfg = journey::Config {
@@ -246,7 +247,7 @@ pub async fn run(
         let drop_names = drop_names.unwrap_or_default();
         let reason = |r: usize| {
             drop_names
-                .get(&(r as u64))
+                .get(r)
                 .cloned()
                 .unwrap_or_else(|| format!("reason {r}"))
         };

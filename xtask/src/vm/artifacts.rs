@@ -25,7 +25,7 @@ pub struct Artifacts {
 }
 
 pub fn build() -> anyhow::Result<Artifacts> {
-    let sockpath = crate::cmd::build_sockpath()?;
+    let sockpath = crate::cmd::build_sockpath_release()?;
     let tests = build_tests()?;
     if tests.is_empty() {
         bail!("cargo built no integration-test executable for sockpath-tests");

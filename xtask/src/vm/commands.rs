@@ -93,10 +93,11 @@ pub fn guest_commands(a: &Artifacts, test_args: &[String]) -> Vec<GuestCommand> 
     let mut cmds = vec![GuestCommand {
         kind: Kind::Run,
         name: "probes".into(),
-        argv: vec![GUEST_SOCKPATH.into(), "probes".into()],
+        // JSON: the README's per-kernel hook table is made from it (docs/kernels/).
+        argv: vec![GUEST_SOCKPATH.into(), "probes".into(), "--json".into()],
         env: vec![],
         timeout_s: 300,
-        save_as: Some("probes.txt"),
+        save_as: Some("probes.json"),
         show_output: false,
     }];
     for t in a

@@ -65,11 +65,13 @@ echo "{SENTINEL} kernel $(uname -r)"
             s,
             r#"
 echo "{SENTINEL} begin {kind} {name}"
+read t0 _ </proc/uptime
 timeout {timeout} env {env} {argv} </dev/null
 rc=$?
+read t1 _ </proc/uptime
 # A blank line first: the command's last line may have had no newline.
 echo
-echo "{SENTINEL} {kind} {name} exit=$rc"
+echo "{SENTINEL} {kind} {name} exit=$rc uptime=$t0-$t1"
 "#,
             timeout = c.timeout_s,
             env = env.join(" "),
@@ -116,7 +118,7 @@ mod tests {
         assert!(s.contains(
             "timeout 60 env SOCKPATH_BIN=/usr/local/bin/sockpath /opt/t --test-threads=1"
         ));
-        assert!(s.contains("SOCKPATH-VM: test tcp_loopback exit=$rc"));
+        assert!(s.contains("SOCKPATH-VM: test tcp_loopback exit=$rc uptime=$t0-$t1"));
         assert!(s.trim_end().ends_with("poweroff -f"));
     }
 }

@@ -8,7 +8,7 @@
 //! Layout under target/vm/: apt/<suite>/ (the runner's own apt configuration, sources and
 //! package lists per Debian suite), debs/ (downloaded packages), kernels/<package>_<version>/
 //! (their unpacked contents), and per kernel <label>/ with initramfs.cpio.gz, console.log,
-//! probes.txt and summary.txt.
+//! probes.json (`sockpath probes --json`) and summary.txt.
 
 mod apt;
 mod artifacts;
@@ -370,7 +370,16 @@ fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
                 None => ("FAIL", " (did not end)".to_string()),
             },
         };
-        let _ = writeln!(s, "  {mark:<5} {:<5} {}{detail}", c.kind.as_str(), c.name);
+        let took = res
+            .and_then(|x| x.secs())
+            .map(|t| format!(" [{t:.0} s]"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {mark:<5} {:<5} {}{took}{detail}",
+            c.kind.as_str(),
+            c.name
+        );
         let Some(x) = res else { continue };
         for (name, outcome) in &x.tests {
             let m = match outcome {
@@ -395,9 +404,33 @@ fn table(r: &KernelRun, cmds: &[GuestCommand], vm_root: &Path) -> String {
             }
         }
     }
+    if let Some(line) = time_line(r.elapsed, &r.report) {
+        let _ = writeln!(s, "  {line}");
+    }
     let dir = vm_root.join(label);
     let _ = writeln!(s, "  console: {}", dir.join("console.log").display());
     s
+}
+
+/// Where a VM's time went: from qemu's start to the first command (boot, /init's set-up), the
+/// commands, and after the last (power-off), by the guest's clock for the commands.
+fn time_line(elapsed: Option<Duration>, report: &GuestReport) -> Option<String> {
+    let first = report.commands.first()?.uptime?.0;
+    let last = report.commands.iter().rev().find_map(|c| c.uptime)?.1;
+    let tests: f64 = report
+        .commands
+        .iter()
+        .filter(|c| c.kind == Kind::Test)
+        .filter_map(|c| c.secs())
+        .sum();
+    let mut s = format!(
+        "time: {first:.0} s to the first command, {:.0} s in commands ({tests:.0} s in tests)",
+        last - first
+    );
+    if let Some(e) = elapsed {
+        let _ = write!(s, ", {:.0} s in qemu", e.as_secs_f64());
+    }
+    Some(s)
 }
 
 /// Debian 14's split layout: the packages unpacked with the image package.
@@ -425,5 +458,27 @@ fn clip(line: &str) -> String {
     match line.char_indices().nth(MAX) {
         Some((at, _)) => format!("{} ...", &line[..at]),
         None => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_line_splits_boot_commands_and_tests() {
+        let r = report::parse(
+            "SOCKPATH-VM: begin run probes\n\
+             SOCKPATH-VM: run probes exit=0 uptime=4.00-30.00\n\
+             SOCKPATH-VM: begin test a\n\
+             SOCKPATH-VM: test a exit=0 uptime=30.10-90.10\n\
+             SOCKPATH-VM: begin test b\n\
+             SOCKPATH-VM: test b exit=101 uptime=90.20-100.70\n",
+        );
+        assert_eq!(
+            time_line(Some(Duration::from_secs(105)), &r).as_deref(),
+            Some("time: 4 s to the first command, 97 s in commands (70 s in tests), 105 s in qemu")
+        );
+        assert_eq!(time_line(None, &report::parse("")), None);
     }
 }

@@ -27,6 +27,8 @@ pub struct CommandResult {
     pub tests: Vec<(String, Outcome)>,
     /// For failed tests: the panic message (first lines).
     pub failures: BTreeMap<String, String>,
+    /// The guest's uptime in seconds when it began and when it ended (`/proc/uptime`).
+    pub uptime: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,11 @@ pub enum Outcome {
 impl CommandResult {
     pub fn passed(&self) -> bool {
         self.exit == Some(0)
+    }
+
+    /// How long it ran, by the guest's clock.
+    pub fn secs(&self) -> Option<f64> {
+        self.uptime.map(|(a, b)| b - a)
     }
 }
 
@@ -84,15 +91,20 @@ pub fn parse(console: &str) -> GuestReport {
                         output: Vec::new(),
                         tests: Vec::new(),
                         failures: BTreeMap::new(),
+                        uptime: None,
                     });
                 }
             }
-            [_, name, exit] => {
+            [_, name, exit, rest @ ..] => {
                 let Some(code) = exit.strip_prefix("exit=") else {
                     continue;
                 };
                 if let Some(mut c) = current.take_if(|c| c.name == *name) {
                     c.exit = code.parse().ok();
+                    c.uptime = rest
+                        .iter()
+                        .find_map(|w| w.strip_prefix("uptime="))
+                        .and_then(uptime_span);
                     // The blank line /init printed before the sentinel.
                     if c.output.last().is_some_and(|l| l.trim().is_empty()) {
                         c.output.pop();
@@ -107,6 +119,13 @@ pub fn parse(console: &str) -> GuestReport {
         r.commands.push(finish(c));
     }
     r
+}
+
+/// `12.34-56.78`: the guest's uptime before and after a command.
+pub fn uptime_span(s: &str) -> Option<(f64, f64)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (f64, f64) = (a.parse().ok()?, b.parse().ok()?);
+    (b >= a).then_some((a, b))
 }
 
 fn finish(mut c: CommandResult) -> CommandResult {
@@ -194,7 +213,7 @@ kernel 6.1.0: all hooks attached in 12 ms
 [   3.100000] random kernel message
 stage  kind hook
 
-SOCKPATH-VM: run probes exit=0
+SOCKPATH-VM: run probes exit=0 uptime=2.50-40.25
 SOCKPATH-VM: begin test tcp_loopback
 
 running 2 tests
@@ -227,6 +246,8 @@ running 1 test
         assert_eq!(r.commands.len(), 3);
         let probes = &r.commands[0];
         assert_eq!(probes.exit, Some(0));
+        assert_eq!(probes.uptime, Some((2.5, 40.25)));
+        assert_eq!(probes.secs(), Some(37.75));
         assert_eq!(
             probes.output,
             [
@@ -236,6 +257,8 @@ running 1 test
         );
         let t = &r.commands[1];
         assert_eq!(t.exit, Some(101));
+        // An end sentinel without times (an older /init) still ends the command.
+        assert_eq!(t.secs(), None);
         assert_eq!(
             t.tests,
             [
@@ -250,6 +273,14 @@ running 1 test
         // Started, never ended: the VM stopped under it.
         assert_eq!(r.commands[2].name, "udp");
         assert_eq!(r.commands[2].exit, None);
+    }
+
+    #[test]
+    fn uptime_spans() {
+        assert_eq!(uptime_span("10.00-70.50"), Some((10.0, 70.5)));
+        assert_eq!(uptime_span("70.00-10.00"), None);
+        assert_eq!(uptime_span("10.00-"), None);
+        assert_eq!(uptime_span("x-1"), None);
     }
 
     #[test]

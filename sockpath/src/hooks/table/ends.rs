@@ -176,8 +176,11 @@ pub const SYSCALLS: StageSpec = StageSpec {
     hooks: &[Hook {
         loses: None,
         programs: &[
-            syscalls("sys_enter", false, OLD),
-            syscalls("sys_exit", true, OLD),
+            syscalls("sys_enter", false, false, OLD),
+            syscalls("sys_exit", true, false, OLD),
+            // accept's own programs: see sockpath-ebpf's hooks/syscalls.rs.
+            syscalls("sys_enter_accept", false, true, OLD),
+            syscalls("sys_exit_accept", true, true, OLD),
         ],
     }],
     required: false,

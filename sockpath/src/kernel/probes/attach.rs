@@ -50,11 +50,16 @@ fn attach_one(ebpf: &mut Ebpf, btf: &Btf, program: &Program) -> Result<(), Attac
             p.attach(group, name)
                 .map_err(|err| AttachError::tracepoint(path, &err))?;
         }
-        Attach::Syscalls { exit } => {
+        Attach::Syscalls { exit, accept } => {
             let p: &mut TracePoint = prog.try_into().map_err(e)?;
             p.load().map_err(e)?;
             // Reads are told by the read hooks (see sockpath-ebpf's hooks/syscalls.rs).
-            for k in SyscallKind::ALL.into_iter().filter(|k| !k.is_read()) {
+            let accepts =
+                |k: &SyscallKind| matches!(k, SyscallKind::Accept | SyscallKind::Accept4) == accept;
+            for k in SyscallKind::ALL
+                .into_iter()
+                .filter(|k| !k.is_read() && accepts(k))
+            {
                 let path = syscall_tracepoint(k, exit);
                 let (group, name) = split(path);
                 p.attach(group, name)
