@@ -14,6 +14,7 @@ mod bpf_stats;
 mod fixed;
 mod hook_groups;
 mod loads;
+mod procstat;
 mod table;
 mod watchers;
 
