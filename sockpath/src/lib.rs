@@ -28,6 +28,7 @@ mod hooks;
 mod journey;
 mod kernel;
 mod live;
+mod memory;
 mod metrics;
 mod output;
 mod packet;

@@ -167,7 +167,7 @@ impl Kernel {
             .for_aya(&attach_names())
             .context("the kernel's BTF for attaching")?;
         // Looking the names up allocated and freed megabytes; jemalloc would keep them.
-        crate::live::release_free_memory();
+        crate::memory::release_free_memory();
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(GLOBAL_OFFSETS, &offsets, true)

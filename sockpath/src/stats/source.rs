@@ -53,7 +53,7 @@ impl Source {
         )?;
         let names = facts.names.clone();
         drop(facts);
-        crate::live::release_free_memory();
+        crate::memory::release_free_memory();
         let s = Started {
             release: kernel::kernel_release(),
             attach_ms: started.elapsed().as_secs_f64() * 1e3,

@@ -14,7 +14,7 @@ use crate::{
     filter::WatchFilter,
     hooks::HookChoice,
     kernel::{self, names::KernelNames, probes, Kernel, Mode},
-    live::release_free_memory,
+    memory::release_free_memory,
 };
 
 /// The kernel's counters the summaries and the metrics show.
